@@ -1,0 +1,42 @@
+"""MobileNet V1 building blocks for Keras 3 on TensorFlow.
+
+```python
+from mobilenet import MobileNetV1, DepthwiseSeparableConv2D
+```
+
+Public names are imported on first use, so that ``import mobilenet`` (and the
+``mobilenet`` command's ``--help``) does not load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it.
+_EXPORTS = {
+    "DepthwiseSeparableConv2D": "mobilenet.layers",
+    "PointwiseConv2D": "mobilenet.layers",
+    "MobileNetV1": "mobilenet.model",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
+    from mobilenet.model import MobileNetV1
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mobilenet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
