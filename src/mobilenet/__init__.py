@@ -20,9 +20,9 @@ _EXPORTS = {
     "DepthwiseSeparableConv2D": "mobilenet.layers",
     "PointwiseConv2D": "mobilenet.layers",
     "MobileNetV1": "mobilenet.model",
-    "profile": "mobilenet.profile",
-    "ModelProfile": "mobilenet.profile",
-    "LayerCost": "mobilenet.profile",
+    "profile": "mobilenet.profiler",
+    "ModelProfile": "mobilenet.profiler",
+    "LayerCost": "mobilenet.profiler",
     "reproduce_paper_tables": "mobilenet.paper",
 }
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
     from mobilenet.model import MobileNetV1
     from mobilenet.paper import reproduce_paper_tables
-    from mobilenet.profile import LayerCost, ModelProfile, profile
+    from mobilenet.profiler import LayerCost, ModelProfile, profile
 
 
 def __getattr__(name: str) -> Any:

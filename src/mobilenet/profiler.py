@@ -22,6 +22,10 @@ other layers without a kernel cost no mult-adds, as in the paper; BatchNorm
 parameters are totalled apart, and any other layer that holds weights the
 profiler cannot cost is listed as uncosted rather than dropped.
 
+The module is ``profiler`` rather than ``profile`` so that importing it never
+replaces the package's ``mobilenet.profile`` function with a module of the
+same name.
+
 ```python
 from mobilenet import MobileNetV1, profile
 
