@@ -24,6 +24,7 @@ print(tables.to_markdown())
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -290,13 +291,15 @@ def _percent(part: int, whole: int, printed: str) -> str:
     return _round_like(Decimal(100 * part) / Decimal(whole), printed)
 
 
+@functools.cache
 def reproduce_paper_tables() -> PaperTables:
     """Builds every model of paper Tables 2, 4, 6, 7 and 8 and compares its costs.
 
     Each model is built with `MobileNetV1` (``separable=False`` for Table 4's
     Conv MobileNet, ``shallow=True`` for Table 6's Shallow MobileNet) and
-    counted with `mobilenet.profile`. Takes a few seconds (nine models, one of
-    them 29 M parameters).
+    counted with `mobilenet.profile`. Takes some seconds (nine models, one of
+    them 29 M parameters); the result is immutable and cached, so later calls
+    in the same process return it at once.
 
     Returns:
         `PaperTables`: per table its rows of `PaperCell` (printed, computed,
