@@ -38,7 +38,7 @@ def test_profile_prints_the_table_and_the_papers_totals(capsys):
 
 def test_profile_json(capsys):
     # rho = 4/7: the 128x128 input of Table 7's 1.0 MobileNet-128 (186 M mult-adds).
-    assert main(["profile", "--rho", str(4 / 7), "--num-classes", "10", "--json"]) == 0
+    assert main(["profile", "--rho", "4/7", "--num-classes", "10", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["rows"][0]["output_shape"] == [64, 64, 32]
     fc = data["rows"][-1]
@@ -56,7 +56,7 @@ def test_profile_input_size_and_variants(capsys):
     # The Shallow MobileNet leaves out the five 14x14x512 blocks, 7 to 11.
     assert blocks == {f"block_{n}" for n in (1, 2, 3, 4, 5, 6, 12, 13)}
     assert data["rows"][0]["output_shape"] == [32, 32, 8]
-    assert main(["profile", "--alpha", "0.25", "--input-size", "64", "--conv", "--json"]) == 0
+    assert main(["profile", "--alpha", "0.25", "--rho", str(64 / 224), "--conv", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {row["kind"] for row in data["rows"]} == {"standard conv", "fully connected"}
     assert "block_1_conv" in [row["name"] for row in data["rows"]]
@@ -85,6 +85,7 @@ def test_profile_rejects_bad_values_in_one_line(capsys, argv, flag):
     "argv, flag",
     [
         (["profile", "--alpha", "wide"], "--alpha"),
+        (["profile", "--rho", "5/0"], "--rho"),
         (["profile", "--input-size", "1.5"], "--input-size"),
         (["paper", "--alpha", "1"], "--alpha"),
         (["profile", "--bogus"], "--bogus"),

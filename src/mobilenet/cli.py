@@ -38,6 +38,18 @@ def _error(command: str, message: str) -> int:
     return 2
 
 
+def _number(text: str) -> float:
+    """An argparse type: a decimal number or a fraction such as ``5/7``."""
+    from fractions import Fraction
+
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError) as error:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or a fraction such as 5/7, received {text!r}"
+        ) from error
+
+
 def _add_profile_command(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
         "profile",
@@ -49,9 +61,9 @@ def _add_profile_command(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--alpha", type=float, default=1.0,
                         help="width multiplier alpha > 0 (default 1.0)")
-    parser.add_argument("--rho", type=float, default=None,
-                        help="resolution multiplier rho > 0: input side round(224 * rho) "
-                             "(default: 1.0, or --input-size)")
+    parser.add_argument("--rho", type=_number, default=None,
+                        help="resolution multiplier rho > 0, a number or a fraction such "
+                             "as 5/7: input side round(224 * rho) (default: 1, or --input-size)")
     parser.add_argument("--input-size", type=int, default=None, metavar="N",
                         help="square input side N >= 32, instead of --rho")
     parser.add_argument("--num-classes", type=int, default=1000, metavar="K",
