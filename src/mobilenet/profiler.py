@@ -287,11 +287,11 @@ class ModelProfile:
         parts.append(_table(header, body, markdown, numeric_columns=(4, 5)))
 
         summary = [
-            f"mult-adds: {self.mult_adds:,} ({self.mult_adds / 1e6:,.1f} M)",
+            f"mult-adds: {self.mult_adds:,}{_in_millions(self.mult_adds, 1)}",
             f"params (conv and dense weights and biases, no BatchNorm): "
-            f"{self.params:,} ({self.params / 1e6:,.2f} M), of which {self.biases:,} biases",
-            f"BatchNorm params (counted apart): {self.bn_params:,} in "
-            f"{len(self.batch_norm)} layers",
+            f"{self.params:,}{_in_millions(self.params, 2)}, of which {self.biases:,} biases",
+            f"BatchNorm params (counted apart): {self.bn_params:,} "
+            f"(BatchNorm layers: {len(self.batch_norm)})",
         ]
         if self.uncosted:
             summary.append(
@@ -322,6 +322,11 @@ class ModelProfile:
             )
         )
         return "\n\n".join(parts)
+
+
+def _in_millions(count: int, decimals: int) -> str:
+    """`` (12.3 M)`` for counts of a million or more, else nothing."""
+    return f" ({count / 1e6:,.{decimals}f} M)" if count >= 10**6 else ""
 
 
 def _weighted_to_dict(layer: WeightedLayer) -> dict[str, Any]:
