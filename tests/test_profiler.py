@@ -268,6 +268,17 @@ def test_layers_with_uncostable_weights_are_listed():
     assert "embed" in str(costs) and "uncosted" in str(costs)
 
 
+def test_weights_beside_the_kernel_are_listed():
+    dense = keras.layers.Dense(6, name="d")
+    model = keras.Sequential([keras.Input((10,)), dense])
+    dense.enable_lora(2)  # two extra factors: 10 x 2 and 2 x 6
+    costs = profile(model)
+    (row,) = costs.rows
+    assert row.mult_adds == 10 * 6 and row.params == 10 * 6 + 6
+    assert [(layer.name, layer.params) for layer in costs.uncosted] == [("d", 10 * 2 + 2 * 6)]
+    assert costs.params + costs.uncosted_params == model.count_params()
+
+
 def test_bad_models_are_rejected():
     with pytest.raises(TypeError, match="argument `model`"):
         profile("mobilenet")

@@ -391,7 +391,13 @@ class _Walker:
         elif isinstance(layer, _COSTABLE) and not layer.built:
             self.uncosted.append(WeightedLayer(path, layer_type, 0, "not built, so its shapes are unknown"))
         elif isinstance(layer, _COSTABLE):
-            self.rows.extend(_cost(layer, path))
+            rows = _cost(layer, path)
+            self.rows.extend(rows)
+            extra = _size(layer.weights) - sum(row.params for row in rows)
+            if extra > 0:  # e.g. LoRA factors next to the kernel
+                self.uncosted.append(
+                    WeightedLayer(path, layer_type, extra, "weights besides its kernel and bias")
+                )
         else:
             self.walk_children(layer, path)
 
