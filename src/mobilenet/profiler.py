@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -139,7 +139,7 @@ class ModelProfile:
     model_name: str
     rows: tuple[LayerCost, ...]
     batch_norm: tuple[WeightedLayer, ...] = ()
-    uncosted: tuple[WeightedLayer, ...] = field(default=())
+    uncosted: tuple[WeightedLayer, ...] = ()
 
     @property
     def mult_adds(self) -> int:
