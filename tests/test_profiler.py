@@ -322,3 +322,6 @@ def test_public_name_stays_the_function():
     import mobilenet.profiler  # noqa: F401  (importing the module must not shadow it)
 
     assert callable(mobilenet.profile) and mobilenet.profile is mobilenet.profiler.profile
+    assert mobilenet.ModelProfile is mobilenet.profiler.ModelProfile
+    assert mobilenet.LayerCost is mobilenet.profiler.LayerCost
+    assert {"profile", "ModelProfile", "LayerCost", "reproduce_paper_tables"} <= set(mobilenet.__all__)
