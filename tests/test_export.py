@@ -380,3 +380,13 @@ def test_bad_quantization_and_io_type(tmp_path):
 def test_verify_rejects_images_of_the_wrong_shape(exported, trained):
     with pytest.raises(ValueError, match=r"`images`.*\(N, 32, 32, 3\).*\(5, 64, 64, 3\)"):
         verify_tflite(exported[None], trained, np.zeros((5, 64, 64, 3), np.float32))
+
+
+def test_run_and_verify_reject_a_missing_file_and_a_bad_batch_size(trained, tmp_path):
+    images = np.zeros((2, 32, 32, 3), np.float32)
+    with pytest.raises(ValueError, match=r"`path`.*Received: path="):
+        verify_tflite(tmp_path / "absent.tflite", trained, images)
+    with pytest.raises(ValueError, match=r"`batch_size`.*Received: batch_size=0"):
+        run_tflite(tmp_path / "absent.tflite", images, batch_size=0)
+    with pytest.raises(ValueError, match=r"`model`"):
+        to_tflite("not a model", tmp_path / "m.tflite")

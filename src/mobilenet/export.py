@@ -32,7 +32,9 @@ import numpy as np
 
 from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
 
-__all__ = ["QUANTIZATIONS", "TFLiteReport", "fold_batchnorm", "to_tflite", "verify_tflite"]
+__all__ = [
+    "QUANTIZATIONS", "TFLiteReport", "fold_batchnorm", "run_tflite", "to_tflite", "verify_tflite",
+]
 
 #: The values `to_tflite` accepts for ``quantization``.
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
@@ -224,6 +226,11 @@ def to_tflite(
     to_tflite(model, "mobilenet_int8.tflite", "int8", representative_data=images)
     ```
     """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "Invalid value for argument `model`: expected a keras.Model. "
+            f"Received: model={model!r}"
+        )
     if quantization not in QUANTIZATIONS:
         raise ValueError(
             f"Invalid value for argument `quantization`: expected one of {QUANTIZATIONS}. "
@@ -306,6 +313,19 @@ def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def _check_run_arguments(path: str | os.PathLike, batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            "Invalid value for argument `batch_size`: expected a positive integer. "
+            f"Received: batch_size={batch_size!r}"
+        )
+    if not Path(path).is_file():
+        raise ValueError(
+            f"Invalid value for argument `path`: expected an existing .tflite file. "
+            f"Received: path={str(path)!r}"
+        )
+
+
 def run_tflite(
     path: str | os.PathLike,
     images: Any,
@@ -333,18 +353,12 @@ def run_tflite(
     probabilities = run_tflite("mobilenet_int8.tflite", images)
     ```
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            "Invalid value for argument `batch_size`: expected a positive integer. "
-            f"Received: batch_size={batch_size!r}"
-        )
-    if not Path(path).is_file():
-        raise ValueError(
-            f"Invalid value for argument `path`: expected an existing .tflite file. "
-            f"Received: path={str(path)!r}"
-        )
-    images = np.asarray(images, np.float32)
-    interpreter = _interpreter(path, num_threads)
+    _check_run_arguments(path, batch_size)
+    return _run(_interpreter(path, num_threads), np.asarray(images, np.float32), batch_size)
+
+
+def _run(interpreter, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Feeds ``images`` through a single-input, single-output interpreter in batches."""
     (input_detail,) = interpreter.get_input_details()
     (output_detail,) = interpreter.get_output_details()
     outputs, current = [], None
@@ -394,14 +408,15 @@ def verify_tflite(
     ```
     """
     images = _check_images(images, model, "images")
+    _check_run_arguments(path, batch_size)
     expected = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
-    actual = run_tflite(path, images, batch_size=batch_size, num_threads=num_threads)
+    interpreter = _interpreter(path, num_threads)
+    actual = _run(interpreter, images, batch_size)
     if actual.shape != expected.shape:
         raise ValueError(
             f"The file {str(path)!r} gives outputs of shape {actual.shape}, the model "
             f"{expected.shape}: was it converted from this model?"
         )
-    interpreter = _interpreter(path, num_threads)
     flat_expected = expected.reshape(len(images), -1)
     flat_actual = actual.reshape(len(images), -1)
     return TFLiteReport(
