@@ -202,9 +202,10 @@ def to_tflite(
             ``"uint8"`` (the default), ``"int8"`` or ``"float32"`` (quantize
             and dequantize inside the file). Ignored otherwise.
         pointwise_as_conv: bool, whether to convert `PointwiseConv2D` layers
-            as plain 1x1 convolutions (one ``CONV_2D`` op each, which LiteRT
-            runs faster than the ``RESHAPE``/``FULLY_CONNECTED``/``RESHAPE``
-            of the matmul form). Same weights and outputs either way.
+            as plain 1x1 convolutions: one ``CONV_2D`` op each, the form phone
+            delegates expect, instead of ``RESHAPE``/``FULLY_CONNECTED``/
+            ``RESHAPE`` (31 ops instead of 57 for MobileNetV1; the same speed
+            on XNNPACK's CPU kernels). Same weights and outputs either way.
             Defaults to True.
 
     Returns:

@@ -63,9 +63,9 @@ class PointwiseConv2D(keras.layers.Conv2D):
     the fast one in TensorFlow, for training and for Keras inference alike.
     ``"conv"`` writes a plain 1x1 convolution, which the LiteRT converter turns
     into one ``CONV_2D`` op instead of ``FULLY_CONNECTED`` between two
-    ``RESHAPE`` ops; XNNPACK runs the ``CONV_2D`` form faster (see
-    ``benchmarks/RESULTS.md``), so ``mobilenet.export.to_tflite`` switches to it
-    while it converts.
+    ``RESHAPE`` ops: the graph phone delegates expect, at the same CPU speed
+    (see ``benchmarks/RESULTS.md``), so ``mobilenet.export.to_tflite`` switches
+    to it while it converts.
 
     Args:
         filters: int, the number of output channels.
