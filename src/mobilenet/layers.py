@@ -16,6 +16,7 @@ from keras import ops
 __all__ = ["DepthwiseSeparableConv2D", "PointwiseConv2D"]
 
 _PADDINGS = ("same", "valid")
+_POINTWISE_IMPLEMENTATIONS = ("matmul", "conv")
 
 
 def _positive_int_pair(value: Any, argument: str) -> tuple[int, int]:
@@ -57,8 +58,19 @@ class PointwiseConv2D(keras.layers.Conv2D):
     TensorFlow's CPU kernel for the backward pass of a 1x1 ``Conv2D`` is many
     times slower than the same product as a matmul at small spatial sizes.
 
+    ``implementation`` picks how the product is written into the graph; both
+    give the same outputs from the same weights. ``"matmul"`` (the default) is
+    the fast one in TensorFlow, for training and for Keras inference alike.
+    ``"conv"`` writes a plain 1x1 convolution, which the LiteRT converter turns
+    into one ``CONV_2D`` op instead of ``FULLY_CONNECTED`` between two
+    ``RESHAPE`` ops: the graph phone delegates expect, at the same CPU speed
+    (see ``benchmarks/RESULTS.md``), so ``mobilenet.export.to_tflite`` switches
+    to it while it converts.
+
     Args:
         filters: int, the number of output channels.
+        implementation: ``"matmul"`` or ``"conv"``, as above. Defaults to
+            ``"matmul"``.
         **kwargs: any other ``keras.layers.Conv2D`` argument except
             ``kernel_size``, ``strides``, ``dilation_rate`` and ``groups``
             (all fixed to 1) and ``data_format`` (channels-last only).
@@ -71,7 +83,12 @@ class PointwiseConv2D(keras.layers.Conv2D):
     ```
     """
 
-    def __init__(self, filters: int, **kwargs: Any) -> None:
+    def __init__(self, filters: int, implementation: str = "matmul", **kwargs: Any) -> None:
+        if implementation not in _POINTWISE_IMPLEMENTATIONS:
+            raise ValueError(
+                "Invalid value for argument `implementation`: expected one of "
+                f"{_POINTWISE_IMPLEMENTATIONS}. Received: implementation={implementation!r}"
+            )
         for fixed in ("kernel_size", "strides", "dilation_rate", "groups"):
             value = kwargs.pop(fixed, 1)
             if value not in (1, (1, 1), [1, 1]):
@@ -90,8 +107,11 @@ class PointwiseConv2D(keras.layers.Conv2D):
         super().__init__(
             filters, 1, padding="valid", data_format="channels_last", **kwargs
         )
+        self.implementation = implementation
 
     def convolution_op(self, inputs, kernel):
+        if self.implementation == "conv":
+            return super().convolution_op(inputs, kernel)
         channels = ops.shape(kernel)[-2]
         matrix = ops.reshape(kernel, (channels, self.filters))
         if len(inputs.shape) == 4 and None not in inputs.shape[1:3]:
@@ -108,6 +128,7 @@ class PointwiseConv2D(keras.layers.Conv2D):
         config = super().get_config()
         for fixed in ("kernel_size", "strides", "dilation_rate", "groups", "padding", "data_format"):
             config.pop(fixed, None)
+        config["implementation"] = self.implementation
         return config
 
 

@@ -1,0 +1,99 @@
+"""Tests for the ``mobilenet export`` command: run the entry point, check files and output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mobilenet import MobileNetV1
+from mobilenet.cli import main
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A tiny model saved as .keras and 24 images saved as .npy (uint8 pixels)."""
+    folder = tmp_path_factory.mktemp("cli")
+    model = MobileNetV1(alpha=0.25, input_shape=(32, 32, 3), num_classes=10)
+    model.save(folder / "model.keras")
+    images = np.random.default_rng(0).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
+    np.save(folder / "images.npy", images)
+    return folder
+
+
+def _file_types(path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+    return (
+        np.dtype(interpreter.get_input_details()[0]["dtype"]).name,
+        {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()},
+    )
+
+
+def test_help_lists_export_without_loading_tensorflow():
+    code = (
+        "import sys\nfrom mobilenet.cli import main\n"
+        "try:\n    main(['export', '--help'])\nexcept SystemExit as e:\n    pass\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.returncode == 0, result.stderr
+    for flag in ("--quantization", "--int8", "--calibration-data", "--fold-bn", "--verify"):
+        assert flag in result.stdout
+
+
+def test_float32_export_with_verify(saved, tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    code = main(["export", str(saved / "model.keras"), str(out), "--verify",
+                 "--verify-data", str(saved / "images.npy"), "--rescale", str(1 / 255)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert f"{out.stat().st_size:,} bytes" in printed
+    assert "top-1 agreement 100.00%" in printed
+    assert _file_types(out)[0] == "float32"
+
+
+def test_int8_fold_bn_export_with_verify(saved, tmp_path, capsys):
+    out = tmp_path / "m8.tflite"
+    code = main(["export", str(saved / "model.keras"), str(out), "--int8", "--fold-bn",
+                 "--calibration-data", str(saved / "images.npy"), "--rescale", str(1 / 255),
+                 "--verify"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "int8, BatchNorm folded" in printed
+    assert "verified on 24 images" in printed and "(input uint8, output uint8)" in printed
+    input_type, types = _file_types(out)
+    assert input_type == "uint8" and "float32" not in types
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--int8"], "`representative_data`"),
+        (["--verify"], "`--verify`"),
+        (["--calibration-data", "missing.npy", "--int8"], "`--calibration-data`"),
+        (["--quantization", "float16", "--calibration-data", "x.npy"], "only int8 export is calibrated"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_clear_message_and_no_file(saved, tmp_path, capsys, extra, message):
+    out = tmp_path / "m.tflite"
+    code = main(["export", str(saved / "model.keras"), str(out), *extra])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_unwritable_output_and_missing_model(saved, tmp_path, capsys):
+    assert main(["export", str(saved / "model.keras"), str(tmp_path / "no" / "m.tflite")]) == 2
+    assert "`path`" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "absent.keras"), str(tmp_path / "m.tflite")]) == 2
+    assert "`model`" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
