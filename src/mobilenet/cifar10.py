@@ -564,9 +564,10 @@ class TimeBudget(keras.callbacks.Callback):
     """Ends training in time: fewer epochs when the planned ones would not fit.
 
     After every epoch it estimates how many epochs fit in what is left of
-    ``seconds`` (from the median epoch time so far) and, when that is fewer
-    than planned, shortens the run, moving the end of a `WarmupCosineDecay`
-    schedule with it, so the learning rate still decays to 0.
+    ``seconds`` (from the median epoch time, the first epoch left out once
+    there are others, as it also builds the graph) and plans the run for
+    ``min(epochs, what fits)``, moving the end of a `WarmupCosineDecay`
+    schedule with it, so the learning rate still decays to 0 at the end.
 
     Args:
         seconds: the wall-clock budget of this ``fit`` call.
@@ -596,12 +597,14 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = time.monotonic()
         self.durations.append(now - self.epoch_start)
+        # The first epoch also builds the graph: leave it out once others are timed.
+        typical = float(np.median(self.durations[1:] or self.durations))
         left = self.start + self.seconds - now
-        fits = epoch + 1 + int(left // float(np.median(self.durations)))
-        if fits < self.epochs:
-            self.epochs = fits
-            if self.schedule is not None:
-                self.schedule.total_steps.assign(float(fits * self.steps_per_epoch))
+        fits = epoch + 1 + int(left // typical)
+        epochs = max(epoch + 1, min(self.planned_epochs, fits))
+        if epochs != self.epochs and self.schedule is not None:
+            self.schedule.total_steps.assign(float(epochs * self.steps_per_epoch))
+        self.epochs = epochs
         if epoch + 1 >= self.epochs:
             self.model.stop_training = True
 
