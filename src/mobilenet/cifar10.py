@@ -643,7 +643,7 @@ def train(
     dropout: float = 0.2,
     epochs: int = 30,
     batch_size: int = 64,
-    learning_rate: float = 0.1,
+    learning_rate: float = 0.2,
     warmup_epochs: int = 2,
     weight_decay: float = 5e-4,
     label_smoothing: float = 0.1,

@@ -74,7 +74,7 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
         help="combined stride of the stem and block 2: 4 is the paper's net (1x1 "
         "final map at 32x32), 2 and 1 keep 2x2 and 4x4 maps at 4x and 16x the cost",
     )
-    parser.add_argument("--learning-rate", type=float, default=0.1, help="peak learning rate (SGD, cosine)")
+    parser.add_argument("--learning-rate", type=float, default=0.2, help="peak learning rate (SGD, cosine)")
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="decoupled weight decay")
     parser.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing")
     parser.add_argument("--validation-fraction", type=float, default=0.1,
