@@ -47,7 +47,7 @@ def test_evaluate_help(capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["train", "--strategy", "gpus"], ["train", "--early-downsampling", "3"], ["train", "--epochs", "x"],
+    [["train", "--strategy", "gpus"], ["train", "--early-downsampling", "3"], ["train", "--epochs", "x"], ["train", "--limit", "0"],
      ["evaluate"]],
 )
 def test_bad_options_exit_with_usage(argv, capsys):

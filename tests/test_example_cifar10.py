@@ -23,6 +23,3 @@ def test_example_runs_and_prints_test_accuracy(cifar10_subset_dir, tmp_path):
     assert "test accuracy:" in completed.stdout
     assert (tmp_path / "run" / "best.keras").is_file()
 
-    # Run again with --resume on the finished run: nothing left to resume, it trains anew.
-    completed = subprocess.run(command + ["--resume"], capture_output=True, text=True, env=env, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-3000:]

@@ -30,6 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `evaluate`: where the data is and how much to use."""
     parser.add_argument(
@@ -39,11 +50,11 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "download cache (downloads 170 MB on first use)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, metavar="N",
+        "--batch-size", type=_positive_int, default=None, metavar="N",
         help="images per step (train default 64, evaluate default 256)",
     )
     parser.add_argument(
-        "--limit", type=int, default=None, metavar="N",
+        "--limit", type=_positive_int, default=None, metavar="N",
         help="use only the first N training and N test images (for a quick check)",
     )
 
@@ -60,41 +71,56 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
             "run the same command with --resume to continue from the last "
             "finished epoch."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  mobilenet train --data-dir ../shared/data/cifar10-subset --epochs 15\n"
+            "  mobilenet train --data-dir ~/data --epochs 60 --output-dir runs/full\n"
+            "  mobilenet train --data-dir ~/data --output-dir runs/full --resume   # after a kill\n"
+            "  mobilenet train --strategy mirrored --mixed-precision --batch-size 256"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_data_options(parser)
     parser.add_argument("--output-dir", default="runs/cifar10", metavar="DIR",
-                        help="folder for checkpoints, history and plots")
+                        help="folder for checkpoints, history and plots (default: runs/cifar10)")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the interrupted run in --output-dir")
-    parser.add_argument("--epochs", type=int, default=30, help="total epochs")
-    parser.add_argument("--alpha", type=float, default=0.5, help="width multiplier")
+                        help="continue the interrupted run in --output-dir from its last finished epoch")
+    parser.add_argument("--epochs", type=_positive_int, default=30, metavar="N", help="total epochs (default: 30)")
+    parser.add_argument("--alpha", type=float, default=0.5, metavar="A",
+                        help="width multiplier alpha: channels x alpha (default: 0.5)")
     parser.add_argument(
         "--early-downsampling", type=int, choices=(4, 2, 1), default=2,
         help="combined stride of the stem and block 2: 4 is the paper's net (1x1 "
-        "final map at 32x32), 2 and 1 keep 2x2 and 4x4 maps at 4x and 16x the cost",
+        "final map at 32x32), 2 and 1 keep 2x2 and 4x4 maps at 4x and 16x the cost "
+        "(default: 2)",
     )
-    parser.add_argument("--learning-rate", type=float, default=0.2, help="peak learning rate (SGD, cosine)")
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="decoupled weight decay")
-    parser.add_argument("--label-smoothing", type=float, default=0.1, help="label smoothing")
+    parser.add_argument("--learning-rate", type=float, default=0.2, metavar="LR",
+                        help="peak learning rate of SGD's warm-up + cosine schedule (default: 0.2)")
+    parser.add_argument("--weight-decay", type=float, default=5e-4, metavar="WD",
+                        help="decoupled weight decay on kernels (default: 5e-4)")
+    parser.add_argument("--label-smoothing", type=float, default=0.1, metavar="S",
+                        help="label smoothing (default: 0.1)")
     parser.add_argument("--validation-fraction", type=float, default=0.1,
-                        help="share of the training images held out for validation (0: none)")
+                        metavar="F",
+                        help="share of the training images held out for validation and for "
+                        "picking best.keras; 0 trains on all (default: 0.1)")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
-                        help="turn off random crops and flips")
+                        help="turn off the random crops and flips of training images")
     parser.add_argument(
         "--strategy", choices=("default", "mirrored", "multi-worker", "tpu"), default="default",
         help="tf.distribute strategy: mirrored (all local GPUs), multi-worker "
-        "(machines listed in TF_CONFIG), tpu",
+        "(machines listed in TF_CONFIG), tpu (default: one device)",
     )
     parser.add_argument(
         "--mixed-precision", nargs="?", const="auto", default=None,
         choices=("auto", "mixed_float16", "mixed_bfloat16"),
         help="mixed precision policy; alone means auto: mixed_float16 on GPU, "
-        "mixed_bfloat16 on CPU/TPU",
+        "mixed_bfloat16 on CPU/TPU (default: float32)",
     )
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                        help="stop before an epoch that would end past this many seconds")
-    parser.add_argument("--seed", type=int, default=0, help="random seed")
+                        help="fit the run into this many seconds: fewer epochs if needed, with the "
+                        "learning-rate schedule shortened to match")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
     parser.set_defaults(handler=_run_train)
 
 
@@ -107,7 +133,6 @@ def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
             "CIFAR-10 test images: overall accuracy, accuracy per class and the "
             "confusion matrix."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("model", metavar="MODEL.keras", help="the model file to evaluate")
     _add_data_options(parser)
