@@ -295,6 +295,18 @@ def test_early_downsampling_at_224_matches_a_larger_input():
         assert small.get_layer(name).output.shape == large.get_layer(name).output.shape
 
 
+def test_early_downsampling_cost_is_that_of_a_larger_input():
+    from mobilenet import profile
+
+    # Paper Table 7: 1.0 MobileNet-128 costs 186 M mult-adds. Removing two strides at 32x32
+    # gives the same feature maps, so the same cost (docs/cifar10.md's table).
+    four_by_four = profile(MobileNetV1(1.0, input_shape=(32, 32, 3), early_downsampling=1)).mult_adds
+    assert round(four_by_four / 1e6) == 186
+    assert four_by_four == profile(MobileNetV1(1.0, input_shape=(128, 128, 3))).mult_adds
+    two_by_two = profile(MobileNetV1(0.5, num_classes=10, input_shape=(32, 32, 3), early_downsampling=2))
+    assert round(two_by_two.mult_adds / 1e5) / 10 == 12.2  # the docs' 12.2 M
+
+
 def test_early_downsampling_works_with_output_stride():
     model = MobileNetV1(0.25, input_shape=(64, 64, 3), include_top=False, early_downsampling=2,
                         output_stride=8)

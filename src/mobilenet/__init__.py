@@ -20,6 +20,10 @@ _EXPORTS = {
     "DepthwiseSeparableConv2D": "mobilenet.layers",
     "PointwiseConv2D": "mobilenet.layers",
     "MobileNetV1": "mobilenet.model",
+    "profile": "mobilenet.profiler",
+    "ModelProfile": "mobilenet.profiler",
+    "LayerCost": "mobilenet.profiler",
+    "reproduce_paper_tables": "mobilenet.paper",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -27,6 +31,8 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
     from mobilenet.model import MobileNetV1
+    from mobilenet.paper import reproduce_paper_tables
+    from mobilenet.profiler import LayerCost, ModelProfile, profile
 
 
 def __getattr__(name: str) -> Any:
