@@ -295,16 +295,39 @@ def test_early_downsampling_at_224_matches_a_larger_input():
         assert small.get_layer(name).output.shape == large.get_layer(name).output.shape
 
 
-def test_early_downsampling_cost_is_that_of_a_larger_input():
+def _paper_mult_adds(alpha: float, side: int, strides: list[int], classes: int) -> int:
+    """Paper section 3 by hand: stem conv, then depthwise + pointwise per block, then the FC."""
+    widths = [64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024]
+    side = -(-side // strides[0])
+    channels = int(32 * alpha)
+    total = 3 * 3 * 3 * channels * side * side
+    for width, stride in zip(widths, strides[1:]):
+        side = -(-side // stride)
+        out = int(width * alpha)
+        total += 3 * 3 * channels * side * side + channels * out * side * side
+        channels = out
+    return total + channels * classes
+
+
+PAPER_STRIDES = [2, 1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
+
+
+def test_early_downsampling_cost_by_hand():
     from mobilenet import profile
 
-    # Paper Table 7: 1.0 MobileNet-128 costs 186 M mult-adds. Removing two strides at 32x32
-    # gives the same feature maps, so the same cost (docs/cifar10.md's table).
-    four_by_four = profile(MobileNetV1(1.0, input_shape=(32, 32, 3), early_downsampling=1)).mult_adds
-    assert round(four_by_four / 1e6) == 186
-    assert four_by_four == profile(MobileNetV1(1.0, input_shape=(128, 128, 3))).mult_adds
-    two_by_two = profile(MobileNetV1(0.5, num_classes=10, input_shape=(32, 32, 3), early_downsampling=2))
-    assert round(two_by_two.mult_adds / 1e5) / 10 == 12.2  # the docs' 12.2 M
+    standard_224 = _paper_mult_adds(1.0, 224, PAPER_STRIDES, 1000)
+    assert standard_224 == 568_740_352  # paper.md's exact recount of Table 8
+    no_stem_stride = [1] + PAPER_STRIDES[1:]
+    no_early_strides = [1, 1, 1] + PAPER_STRIDES[3:]
+    for alpha, early_downsampling, strides in [(1.0, 2, no_stem_stride), (1.0, 1, no_early_strides),
+                                               (0.5, 2, no_stem_stride), (0.5, 1, no_early_strides)]:
+        model = MobileNetV1(alpha, num_classes=10, input_shape=(32, 32, 3), early_downsampling=early_downsampling)
+        assert profile(model).mult_adds == _paper_mult_adds(alpha, 32, strides, 10)
+    # Dropping the stem's stride at side s costs exactly the standard net at side 2s.
+    assert _paper_mult_adds(0.5, 32, no_stem_stride, 10) == _paper_mult_adds(0.5, 64, PAPER_STRIDES, 10)
+    # The docs' table, in millions.
+    assert round(_paper_mult_adds(0.5, 32, no_stem_stride, 10) / 1e5) == 122
+    assert round(_paper_mult_adds(1.0, 32, no_early_strides, 10) / 1e5) == 1756
 
 
 def test_early_downsampling_works_with_output_stride():

@@ -197,7 +197,7 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--early-downsampling", type=int, choices=(4, 2, 1), default=2,
         help="combined stride of the stem and block 2: 4 is the paper's net (1x1 "
-        "final map at 32x32), 2 and 1 keep 2x2 and 4x4 maps at 4x and 16x the cost "
+        "final map at 32x32), 2 and 1 keep 2x2 and 4x4 maps at about 4x and 15x the cost "
         "(default: 2)",
     )
     parser.add_argument("--learning-rate", type=float, default=0.2, metavar="LR",

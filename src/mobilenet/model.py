@@ -238,8 +238,8 @@ def MobileNetV1(
             and block 2, for small images. 4 is the paper's network (overall
             stride 32, so a 32x32 CIFAR image ends at 1x1); 2 drops the stem's
             stride (overall 16, 2x2 at 32x32); 1 also drops block 2's (overall
-            8, 4x4 at 32x32). The weights are unchanged; the mult-adds grow 4x
-            or 16x, those of the standard net at twice or four times the side.
+            8, 4x4 at 32x32). The weights are unchanged; the mult-adds grow
+            about 4x (exactly the standard net's at twice the side) or 15x.
             Defaults to 4.
         input_tensor: optional symbolic tensor (e.g. from ``keras.Input``) to
             use as the model's input.
