@@ -63,6 +63,7 @@ BLOCKS: tuple[BlockSpec, ...] = (
 
 _POOLINGS = (None, "avg", "max")
 _OUTPUT_STRIDES = (8, 16, 32)
+_EARLY_DOWNSAMPLINGS = (4, 2, 1)
 
 
 def block_filters(filters: int, alpha: float, min_depth: int = 8) -> int:
@@ -178,6 +179,7 @@ def MobileNetV1(
     output_stride: int | None = None,
     separable: bool = True,
     shallow: bool = False,
+    early_downsampling: int = 4,
     input_tensor: Any = None,
     name: str | None = None,
 ) -> keras.Model:
@@ -232,6 +234,13 @@ def MobileNetV1(
             BatchNorm and activation). Defaults to True.
         shallow: bool. True builds the "Shallow MobileNet" of paper Table 6:
             the five 14x14x512 blocks (7-11) removed. Defaults to False.
+        early_downsampling: 4, 2 or 1: the combined stride of the stem conv
+            and block 2, for small images. 4 is the paper's network (overall
+            stride 32, so a 32x32 CIFAR image ends at 1x1); 2 drops the stem's
+            stride (overall 16, 2x2 at 32x32); 1 also drops block 2's (overall
+            8, 4x4 at 32x32). The weights are unchanged; the mult-adds grow
+            about 4x (exactly the standard net's at twice the side) or 15x.
+            Defaults to 4.
         input_tensor: optional symbolic tensor (e.g. from ``keras.Input``) to
             use as the model's input.
         name: the model's name. Defaults to ``mobilenet_v1_{alpha}_{rows}``.
@@ -267,6 +276,16 @@ def MobileNetV1(
         raise ValueError(
             "Invalid value for argument `dropout`: expected a number in [0, 1). "
             f"Received: dropout={dropout!r}"
+        )
+    if (
+        isinstance(early_downsampling, bool)
+        or not isinstance(early_downsampling, numbers.Integral)
+        or early_downsampling not in _EARLY_DOWNSAMPLINGS
+    ):
+        raise ValueError(
+            "Invalid value for argument `early_downsampling`: expected one of "
+            f"{_EARLY_DOWNSAMPLINGS} (the combined stride of the stem and block 2). "
+            f"Received: early_downsampling={early_downsampling!r}"
         )
     if output_stride is not None and output_stride not in _OUTPUT_STRIDES:
         raise ValueError(
@@ -307,7 +326,11 @@ def MobileNetV1(
         current_stride *= strides
         return strides, 1
 
-    stride, _ = next_stride_and_rate(STEM.strides)
+    # early_downsampling < 4 removes the stride of the stem, then of block 2.
+    stem_strides = STEM.strides if early_downsampling == 4 else 1
+    block_2_strides = 1 if early_downsampling == 1 else BLOCKS[1].strides
+
+    stride, _ = next_stride_and_rate(stem_strides)
     x = keras.layers.Conv2D(
         block_filters(STEM.filters, alpha, min_depth), 3, strides=stride,
         padding="same", use_bias=False, name="conv1",
@@ -318,7 +341,7 @@ def MobileNetV1(
     for number, spec in enumerate(BLOCKS, start=1):
         if shallow and number in SHALLOW_REMOVED_BLOCKS:
             continue
-        stride, dilation = next_stride_and_rate(spec.strides)
+        stride, dilation = next_stride_and_rate(block_2_strides if number == 2 else spec.strides)
         filters = block_filters(spec.filters, alpha, min_depth)
         if separable:
             x = DepthwiseSeparableConv2D(

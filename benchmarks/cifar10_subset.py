@@ -1,0 +1,130 @@
+"""CIFAR-10 subset accuracy: the library's recipe against a naive baseline, same wall-clock budget.
+
+Both train on the shared subset's 2,500 training images and are scored on its
+1,000 test images (test_batch, used for nothing else):
+
+- ours: `mobilenet.cifar10.train` with its defaults (MobileNetV1 alpha 0.5,
+  early_downsampling=2, SGD + warm-up/cosine fitted to the budget, weight decay,
+  label smoothing, crop + flip augmentation), trained on all 2,500 images;
+- naive: keras.applications.MobileNet at 32x32, alpha 1.0, weights=None,
+  Adam 1e-3, batch 64, no augmentation, epochs until the budget runs out.
+
+Run it through the lock so that no other benchmark overlaps:
+
+    flock /work/bench.lock python benchmarks/cifar10_subset.py --data-dir ../shared/data/cifar10-subset
+
+It prints a table (recipe, epochs done, wall time, test accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mobilenet import cifar10  # noqa: E402
+
+DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-subset")
+
+
+class _StopAtBudget(keras.callbacks.Callback):
+    """The baseline's rule: no epoch that would end past the budget (as `TimeBudget`)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.durations: list[float] = []
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.monotonic()
+        self.durations.append(now - self.epoch_start)
+        typical = float(np.median(self.durations[1:] or self.durations))
+        if now + typical > self.start + self.seconds:
+            self.model.stop_training = True
+
+
+def run_ours(x_train, y_train, x_test, y_test, args) -> dict:
+    with tempfile.TemporaryDirectory() as output_dir:
+        start = time.monotonic()
+        result = cifar10.train(
+            x_train, y_train, output_dir=output_dir, epochs=args.max_epochs,
+            alpha=args.alpha, early_downsampling=args.early_downsampling,
+            validation_fraction=0, time_budget=args.budget_minutes * 60, seed=args.seed,
+            verbose=2,
+        )
+        wall = time.monotonic() - start
+        report = cifar10.evaluate(result.model, x_test, y_test)
+    return {
+        "recipe": f"ours: MobileNetV1 alpha {args.alpha:g}, early_downsampling "
+                  f"{args.early_downsampling}, SGD cosine, aug",
+        "epochs": len(result.history), "wall": wall, "accuracy": report.accuracy,
+    }
+
+
+def run_naive(x_train, y_train, x_test, y_test, args) -> dict:
+    keras.utils.set_random_seed(args.seed)
+    model = keras.applications.MobileNet(
+        input_shape=(32, 32, 3), alpha=1.0, weights=None, classes=10,
+    )
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    preprocess = keras.applications.mobilenet.preprocess_input
+    start = time.monotonic()
+    history = model.fit(
+        preprocess(x_train.astype("float32")), y_train, batch_size=64, epochs=10_000,
+        callbacks=[_StopAtBudget(args.budget_minutes * 60)], verbose=2,
+    )
+    wall = time.monotonic() - start
+    predicted = np.argmax(model.predict(preprocess(x_test.astype("float32")), verbose=0), axis=1)
+    return {
+        "recipe": "naive: keras.applications.MobileNet 1.0, Adam 1e-3, batch 64, no aug",
+        "epochs": len(history.history["loss"]), "wall": wall,
+        "accuracy": float(np.mean(predicted == y_test)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=DEFAULT_DATA, help="folder holding cifar-10-batches-py/")
+    parser.add_argument("--budget-minutes", type=float, default=20.0, help="wall-clock budget of each recipe")
+    parser.add_argument("--alpha", type=float, default=0.5)
+    parser.add_argument("--early-downsampling", type=int, default=2, choices=(4, 2, 1))
+    parser.add_argument("--max-epochs", type=int, default=300, help="cap on our epochs (the budget decides)")
+    parser.add_argument("--only", choices=("ours", "naive"), help="run one recipe only")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
+    print(f"{len(x_train)} training images, {len(x_test)} test images; budget "
+          f"{args.budget_minutes:g} min each; {os.cpu_count()} CPUs; {platform.processor() or platform.machine()}")
+    rows = []
+    if args.only in (None, "ours"):
+        rows.append(run_ours(x_train, y_train, x_test, y_test, args))
+    if args.only in (None, "naive"):
+        rows.append(run_naive(x_train, y_train, x_test, y_test, args))
+
+    print(f"\nCIFAR-10 subset, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+          f"budget {args.budget_minutes:g} min per recipe")
+    print("| recipe | epochs done | wall time (s) | test accuracy |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['recipe']} | {row['epochs']} | {row['wall']:.0f} | {row['accuracy']:.1%} |")
+    if len(rows) == 2:
+        print(f"\nours - naive: {100 * (rows[0]['accuracy'] - rows[1]['accuracy']):+.1f} points")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Train a MobileNet V1 on CIFAR-10 and print its test accuracy.
+
+    python examples/cifar10.py --data-dir ../shared/data/cifar10-subset
+
+Without --data-dir the dataset comes from $MOBILENET_CIFAR10_DIR or Keras's
+download cache. Killed mid-run? Run the same command with --resume.
+"""
+
+import argparse
+
+from mobilenet import cifar10
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
+parser.add_argument("--epochs", type=int, default=15)
+parser.add_argument("--alpha", type=float, default=0.5, help="width multiplier")
+parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--output-dir", default="runs/cifar10-example")
+parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --output-dir")
+parser.add_argument("--limit", type=int, help="use only the first N training and test images")
+args = parser.parse_args()
+
+(x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
+if args.limit:
+    x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+    x_test, y_test = x_test[: args.limit], y_test[: args.limit]
+print(f"{len(x_train)} training images, {len(x_test)} test images")
+
+result = cifar10.train(
+    x_train, y_train,
+    output_dir=args.output_dir, resume=args.resume,
+    epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size,
+)
+report = cifar10.evaluate(result.model, x_test, y_test)
+for name, accuracy in report.per_class_accuracy.items():
+    print(f"  {name:<11}{accuracy:6.1%}")
+print(f"test accuracy: {report.accuracy:.2%}")
+cifar10.save_plots(result.history, report, args.output_dir)  # PNGs when matplotlib is installed

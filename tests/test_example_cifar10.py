@@ -1,0 +1,25 @@
+"""Runs examples/cifar10.py as a user would, on a tiny slice of the shared subset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_example_runs_and_prints_test_accuracy(cifar10_subset_dir, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    command = [
+        sys.executable, str(REPO_ROOT / "examples" / "cifar10.py"),
+        "--data-dir", str(cifar10_subset_dir), "--epochs", "1", "--limit", "40",
+        "--alpha", "0.25", "--batch-size", "20", "--output-dir", str(tmp_path / "run"),
+    ]
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "40 training images, 40 test images" in completed.stdout
+    assert "test accuracy:" in completed.stdout
+    assert (tmp_path / "run" / "best.keras").is_file()
+
