@@ -68,6 +68,8 @@ def run_ours(x_train, y_train, x_test, y_test, args) -> dict:
         )
         wall = time.monotonic() - start
         report = cifar10.evaluate(result.model, x_test, y_test)
+        if args.save_model:
+            result.model.save(args.save_model)
     return {
         "recipe": f"ours: MobileNetV1 alpha {args.alpha:g}, early_downsampling "
                   f"{args.early_downsampling}, SGD cosine, aug",
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=300, help="cap on our epochs (the budget decides)")
     parser.add_argument("--only", choices=("ours", "naive"), help="run one recipe only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-model", metavar="PATH.keras",
+                        help="also save our trained model here (e.g. to measure int8 agreement)")
     args = parser.parse_args()
 
     (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)

@@ -74,6 +74,27 @@ def test_int8_fold_bn_export_with_verify(saved, tmp_path, capsys):
     assert input_type == "uint8" and "float32" not in types
 
 
+def test_int8_export_calibrated_on_a_cifar10_folder(saved, tmp_path, capsys, cifar10_subset_dir):
+    out = tmp_path / "c8.tflite"
+    code = main(["export", str(saved / "model.keras"), str(out), "--int8",
+                 "--calibration-dir", str(cifar10_subset_dir), "--verify"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "verified on 1000 images" in printed  # the subset's test_batch
+    assert _file_types(out)[0] == "uint8"
+
+
+def test_calibration_dir_errors(saved, tmp_path, capsys):
+    out = tmp_path / "bad.tflite"
+    assert main(["export", str(saved / "model.keras"), str(out), "--int8",
+                 "--calibration-dir", str(tmp_path / "nowhere")]) == 2
+    assert "`--calibration-dir`" in capsys.readouterr().err
+    assert main(["export", str(saved / "model.keras"), str(out),
+                 "--calibration-dir", str(tmp_path)]) == 2
+    assert "only int8 export is calibrated" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -320,6 +320,11 @@ def _add_export_command(subcommands) -> None:
     parser.add_argument("--int8", action="store_true", help="same as --quantization int8")
     parser.add_argument("--calibration-data", metavar="IMAGES.npy",
                         help="images to calibrate int8 activation ranges on (a few hundred)")
+    parser.add_argument("--calibration-dir", metavar="DIR",
+                        help="a CIFAR-10 folder (as for `mobilenet train --data-dir`) for a model "
+                             "trained by `mobilenet train`: calibrates on its first 500 training "
+                             "images and --verify uses its test images, both normalised as "
+                             "training normalised them")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of an int8 file. Default: uint8")
     parser.add_argument("--rescale", type=float, default=1.0, metavar="FACTOR",
@@ -347,28 +352,70 @@ def _load_images(path: str, rescale: float, argument: str):
     return images.astype("float32") * rescale
 
 
+#: Training images that `--calibration-dir` calibrates int8 activation ranges on.
+_CALIBRATION_IMAGES = 500
+
+
+def _cifar10_images(data_dir: str) -> tuple:
+    """(calibration, test) images of a CIFAR-10 folder, normalised as `mobilenet train` does."""
+    import numpy as np
+
+    from mobilenet import cifar10
+
+    try:
+        (x_train, _), (x_test, _) = cifar10.load_cifar10(data_dir)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise ValueError(
+            "Invalid value for argument `--calibration-dir`: expected a folder holding "
+            f"CIFAR-10. Received: --calibration-dir={data_dir!r} ({error})"
+        ) from error
+    calibration = np.asarray(cifar10.normalize(x_train[:_CALIBRATION_IMAGES]))
+    return calibration, np.asarray(cifar10.normalize(x_test))
+
+
 def _run_export(args: argparse.Namespace) -> int:
     quantization = "int8" if args.int8 else args.quantization
     try:
+        if args.calibration_dir and args.calibration_data:
+            raise ValueError(
+                "Invalid value for argument `--calibration-dir`: give it or "
+                "--calibration-data, not both. Received: "
+                f"--calibration-dir={args.calibration_dir!r}, "
+                f"--calibration-data={args.calibration_data!r}"
+            )
+        if args.calibration_dir:
+            if quantization != "int8":
+                raise ValueError(
+                    "Invalid value for argument `--calibration-dir`: only int8 export is "
+                    f"calibrated. Received: --calibration-dir={args.calibration_dir!r} with "
+                    f"--quantization={quantization}"
+                )
+            calibration, test_images = _cifar10_images(args.calibration_dir)
+            args.verify_images = test_images
+        else:
+            args.verify_images = None
         if quantization != "int8" and args.calibration_data:
             raise ValueError(
                 "Invalid value for argument `--calibration-data`: only int8 export is "
                 f"calibrated. Received: --calibration-data={args.calibration_data!r} with "
                 f"--quantization={quantization}"
             )
-        if args.verify and not (args.verify_data or args.calibration_data):
+        if args.verify and not (args.verify_data or args.calibration_data or args.calibration_dir):
             raise ValueError(
-                "Invalid value for argument `--verify`: it needs images, from "
-                "--verify-data or --calibration-data. Received: neither"
+                "Invalid value for argument `--verify`: it needs images, from --verify-data, "
+                "--calibration-data or --calibration-dir. Received: none of them"
             )
-        calibration = (
-            _load_images(args.calibration_data, args.rescale, "--calibration-data")
-            if args.calibration_data else None
-        )
-        verify_images = (
-            _load_images(args.verify_data, args.rescale, "--verify-data")
-            if args.verify_data else calibration
-        )
+        if not args.calibration_dir:
+            calibration = (
+                _load_images(args.calibration_data, args.rescale, "--calibration-data")
+                if args.calibration_data else None
+            )
+        if args.verify_data:
+            verify_images = _load_images(args.verify_data, args.rescale, "--verify-data")
+        elif args.verify_images is not None:
+            verify_images = args.verify_images
+        else:
+            verify_images = calibration
         import keras
 
         from mobilenet import export
