@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
 from mobilenet import MobileNetV1
@@ -118,3 +119,24 @@ def test_unwritable_output_and_missing_model(saved, tmp_path, capsys):
     assert main(["export", str(tmp_path / "absent.keras"), str(tmp_path / "m.tflite")]) == 2
     assert "`model`" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+def test_export_a_model_saved_with_the_training_optimizer(tmp_path):
+    """A model saved by `mobilenet train` carries its LR schedule; export must not need it.
+
+    Runs in a fresh process, where `mobilenet.cifar10` (which registers the
+    schedule) has not been imported.
+    """
+    from mobilenet import cifar10
+
+    model = MobileNetV1(alpha=0.25, input_shape=(32, 32, 3), num_classes=10)
+    schedule = cifar10.WarmupCosineDecay(peak=0.1, warmup_steps=2, total_steps=10)
+    model.compile(keras.optimizers.SGD(schedule), "sparse_categorical_crossentropy")
+    model.save(tmp_path / "trained.keras")
+    out = tmp_path / "trained.tflite"
+    result = subprocess.run(
+        [sys.executable, "-m", "mobilenet.cli", "export", str(tmp_path / "trained.keras"), str(out)],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.stat().st_size > 0

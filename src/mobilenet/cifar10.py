@@ -921,7 +921,7 @@ def evaluate(
     import tensorflow as tf
 
     if isinstance(model, (str, os.PathLike)):
-        model = keras.saving.load_model(model)
+        model = keras.saving.load_model(model, compile=False)
     dataset = make_dataset(x_test, y_test, batch_size=batch_size)
     probabilities = model.predict(dataset, verbose=0)
     predicted = np.argmax(probabilities, axis=-1)

@@ -421,7 +421,7 @@ def _run_export(args: argparse.Namespace) -> int:
         from mobilenet import export
 
         try:
-            model = keras.saving.load_model(args.model)
+            model = keras.saving.load_model(args.model, compile=False)
         except (OSError, ValueError) as error:
             raise ValueError(
                 "Invalid value for argument `model`: expected a saved .keras model. "
