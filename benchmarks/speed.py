@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import pickle
 import platform
 import statistics
 import sys
@@ -62,30 +61,6 @@ def interleaved_rates(steps: dict, repeats: int, min_seconds: float = 0.0) -> di
             times[name].append(time.perf_counter() - begin)
         rounds += 1
     return {name: steps[name][1] / statistics.median(times[name]) for name in steps}
-
-
-class _CifarUnpickler(pickle.Unpickler):
-    """Loads the CIFAR-10 python batches, refusing every global but numpy arrays."""
-
-    _ALLOWED = {
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR-10 batch")
-        return super().find_class(module, name)
-
-
-def read_cifar10_batch(path: Path):
-    """Images ``(N, 32, 32, 3)`` uint8 and labels ``(N,)`` of one python batch."""
-    import numpy as np
-
-    with open(path, "rb") as file:
-        batch = _CifarUnpickler(file, encoding="bytes").load()
-    images = np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, np.asarray(batch[b"labels"], np.int64)
 
 
 def keras_inference(args, keras, tf, np, MobileNetV1, fold_batchnorm):
@@ -219,10 +194,10 @@ def int8_agreement(args, keras, tf, np, MobileNetV1, export, folder: Path):
     batches = Path(args.cifar10_dir) / "cifar-10-batches-py"
     if not batches.is_dir():
         return f"(skipped: no CIFAR-10 subset at {batches})"
-    train = [read_cifar10_batch(batches / f"data_batch_{i}") for i in range(1, 6)]
-    x_train = np.concatenate([x for x, _ in train]).astype(np.float32) / 255.0
-    y_train = np.concatenate([y for _, y in train])
-    x_test, y_test = read_cifar10_batch(batches / "test_batch")
+    from mobilenet.cifar10 import load_cifar10
+
+    (x_train, y_train), (x_test, y_test) = load_cifar10(args.cifar10_dir)
+    x_train = x_train.astype(np.float32) / 255.0
     x_test = x_test.astype(np.float32) / 255.0
     if args.quick:
         x_test, y_test = x_test[:200], y_test[:200]

@@ -7,7 +7,6 @@ TensorFlow's LiteRT interpreter read directly here, and the bytes on disk.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 
 import keras
@@ -16,24 +15,15 @@ import pytest
 import tensorflow as tf
 
 from mobilenet import MobileNetV1
+from mobilenet.cifar10 import load_cifar10
 from mobilenet.export import fold_batchnorm, run_tflite, to_tflite, verify_tflite
 from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """Reads a CIFAR-10 python batch, allowing numpy arrays and nothing else."""
-
-    def find_class(self, module, name):
-        if name in ("ndarray", "dtype", "_reconstruct") and module.startswith("numpy"):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not allowed")
-
-
-def _cifar_batch(folder, name, count):
-    with open(folder / "cifar-10-batches-py" / name, "rb") as file:
-        batch = _ArraysOnly(file, encoding="bytes").load()
-    images = np.asarray(batch[b"data"][:count], np.uint8).reshape(-1, 3, 32, 32)
-    return images.transpose(0, 2, 3, 1).astype(np.float32) / 255.0, np.asarray(batch[b"labels"][:count])
+def _cifar_subset(folder, count_train, count_test):
+    """The first images of the shared subset, through the library's loader, scaled to [0, 1]."""
+    (x_train, y_train), (x_test, _) = load_cifar10(folder)
+    return x_train[:count_train] / np.float32(255), y_train[:count_train], x_test[:count_test] / np.float32(255)
 
 
 def _interpreter(path):
@@ -83,9 +73,7 @@ def _randomize_batchnorm(model, seed=0):
 @pytest.fixture(scope="module")
 def cifar(cifar10_subset_dir):
     """200 training images (calibration) and 200 test images of the real subset."""
-    train_images, train_labels = _cifar_batch(cifar10_subset_dir, "data_batch_1", 500)
-    test_images, _ = _cifar_batch(cifar10_subset_dir, "test_batch", 200)
-    return train_images, train_labels, test_images
+    return _cifar_subset(cifar10_subset_dir, 500, 200)
 
 
 @pytest.fixture(scope="module")
