@@ -26,7 +26,6 @@ import math
 import os
 import pickle
 import tarfile
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,8 @@ from typing import Any
 
 import keras
 import numpy as np
+
+from mobilenet._files import atomic_target
 
 __all__ = [
     "CLASS_NAMES",
@@ -435,27 +436,14 @@ def build_model(
 
 def _atomic_write(path: Path, text: str) -> None:
     """Writes ``text`` to ``path`` through a temp file in the same folder."""
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
+    with atomic_target(path, suffix=".tmp") as temporary:
+        with open(temporary, "w", newline="") as stream:
             stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
 
 
 def _atomic_save_model(model: Any, path: Path) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".keras")
-    os.close(handle)
-    try:
-        model.save(temp)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
+    with atomic_target(path, suffix=".keras") as temporary:
+        model.save(temporary)
 
 
 def _history_rows(path: Path) -> list[dict[str, float]]:
@@ -1053,14 +1041,10 @@ def save_plots(
 
 def _save_figure(plt: Any, figure: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(handle)
     try:
         figure.tight_layout()
-        figure.savefig(temp, format="png", dpi=100)
-        os.replace(temp, path)
+        with atomic_target(path, suffix=".png") as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
     finally:
         plt.close(figure)
-        if os.path.exists(temp):
-            os.remove(temp)
     return path

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from mobilenet._files import atomic_target
 from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
 
 __all__ = [
@@ -245,19 +245,10 @@ def to_tflite(
     target = _writable_target(path, ".tflite")
     settings = _converter_settings(quantization, representative_data, io_type, model)
 
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=".tflite", dir=target.parent
-    )
-    os.close(handle)
-    try:
+    with atomic_target(target, suffix=".tflite") as temporary:
         switch = _pointwise_as_conv(model) if pointwise_as_conv else contextlib.nullcontext()
         with switch:
             model.export(temporary, format="litert", verbose=False, **settings)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
     return target
 
 
