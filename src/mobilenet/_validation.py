@@ -1,0 +1,122 @@
+"""Argument checks shared by every module, with one message format.
+
+Each check returns the normalised value or raises ``ValueError`` worded as
+Keras words its own: the argument in backticks, what is allowed, and what was
+received, e.g. ``Invalid value for argument `epochs`: expected an integer >= 1.
+Received: epochs=0``. The command line rewrites the backticked argument name
+into its flag (``--epochs``), so keep the name in backticks.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "check_activation",
+    "check_choice",
+    "check_int",
+    "check_number",
+    "check_positive_int",
+    "invalid",
+    "is_real",
+]
+
+
+def invalid(argument: str, expected: str, value: Any, *, shown: str | None = None) -> ValueError:
+    """The ``ValueError`` for ``argument=value`` where ``expected`` was allowed.
+
+    Args:
+        argument: the argument's name, as the caller spells it.
+        expected: what is allowed, as a phrase ("an integer >= 1").
+        value: the received value; shown with ``repr`` unless ``shown`` is given.
+        shown: optional text to show for the received value (e.g. a shape).
+    """
+    received = shown if shown is not None else f"{argument}={value!r}"
+    return ValueError(
+        f"Invalid value for argument `{argument}`: expected {expected}. Received: {received}"
+    )
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number (bools excluded)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(value: Any, argument: str, *, minimum: int | None = None) -> int:
+    """``value`` as an int, rejecting bools, floats and values under ``minimum``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or (minimum is not None and value < minimum)
+    ):
+        expected = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise invalid(argument, expected, value)
+    return int(value)
+
+
+def check_positive_int(value: Any, argument: str) -> int:
+    """``value`` as an int >= 1."""
+    return check_int(value, argument, minimum=1)
+
+
+def check_number(
+    value: Any,
+    argument: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = True,
+) -> float:
+    """``value`` as a finite float inside an interval.
+
+    The interval is ``[low, high)`` by default; ``low_open`` excludes ``low``
+    and ``high_open=False`` includes ``high``. A bound left None is unbounded.
+    """
+    inside = is_real(value) and math.isfinite(value)
+    if inside and low is not None:
+        inside = value > low if low_open else value >= low
+    if inside and high is not None:
+        inside = value < high if high_open else value <= high
+    if not inside:
+        raise invalid(argument, _interval(low, high, low_open, high_open), value)
+    return float(value)
+
+
+def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is None and high is None:
+        return "a finite number"
+    if high is None:
+        return f"a finite number {'>' if low_open else '>='} {low:g}"
+    if low is None:
+        return f"a finite number {'<' if high_open else '<='} {high:g}"
+    return f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def check_choice(value: Any, argument: str, choices: Iterable[Any]) -> Any:
+    """``value`` if it is one of ``choices`` (compared with ``==``, bools kept apart)."""
+    choices = tuple(choices)
+    for choice in choices:
+        if type(value) is bool and type(choice) is not bool:
+            continue
+        if value == choice:
+            return value
+    raise invalid(argument, f"one of {choices}", value)
+
+
+def check_activation(value: Any, argument: str = "activation") -> Any:
+    """The Keras activation function for ``value`` (a name, a callable or None)."""
+    import keras
+
+    try:
+        return keras.activations.get(value)
+    except (ValueError, TypeError) as error:
+        raise invalid(
+            argument,
+            "the name of a Keras activation (such as 'relu6', 'relu' or 'softmax'), "
+            "a callable or None",
+            value,
+        ) from error
