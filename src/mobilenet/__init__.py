@@ -5,13 +5,18 @@ from mobilenet import MobileNetV1, DepthwiseSeparableConv2D
 ```
 
 Public names are imported on first use, so that ``import mobilenet`` (and the
-``mobilenet`` command's ``--help``) does not load TensorFlow.
+``mobilenet`` command's ``--help``) does not load TensorFlow. ``import
+mobilenet`` is still enough for ``keras.saving.load_model`` to load any file
+this library writes: the library's Keras classes register themselves as soon
+as Keras is imported (see ``mobilenet._registration``).
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from mobilenet import _registration
 
 __version__ = "0.1.0"
 
@@ -24,6 +29,7 @@ _EXPORTS = {
     "ModelProfile": "mobilenet.profiler",
     "LayerCost": "mobilenet.profiler",
     "reproduce_paper_tables": "mobilenet.paper",
+    "load_model": "mobilenet.saving",
 }
 
 __all__ = ["__version__", *_EXPORTS]
@@ -33,6 +39,9 @@ if TYPE_CHECKING:
     from mobilenet.model import MobileNetV1
     from mobilenet.paper import reproduce_paper_tables
     from mobilenet.profiler import LayerCost, ModelProfile, profile
+    from mobilenet.saving import load_model
+
+_registration.install()
 
 
 def __getattr__(name: str) -> Any:

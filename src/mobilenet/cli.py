@@ -1,17 +1,29 @@
-"""The ``mobilenet`` command line: argument parsing only.
+"""The ``mobilenet`` command line: argument parsing and printing only.
 
 Each command's handler imports the module that does the work, so that
-``mobilenet --help`` answers without loading TensorFlow.
+``mobilenet --help`` answers without loading TensorFlow, and calls the
+library: what a command does, a Python user can do with the same call.
+
+Every error a user can cause (a missing or corrupt file, a bad data folder, a
+bad value, an unwritable output) ends in `main` as one line on stderr that
+names the flag as the command line spells it, and exit status 2; Ctrl-C exits
+with 130 (saying how to resume a training run). ``--verbose`` shows
+TensorFlow's start-up log and the full traceback of an error.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 __all__ = ["build_parser", "main"]
+
+#: Exit status for a user error (as argparse uses) and for Ctrl-C (128 + SIGINT).
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="MobileNet V1 for Keras 3: profile, train, evaluate and export.",
     )
     parser.add_argument("--version", action="version", version=f"mobilenet {__version__}")
+    parser.set_defaults(verbose=False)
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     subcommands.required = True
     # Each task adds its sub-command here, one function per command.
@@ -34,11 +47,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error(command: str, message: str) -> int:
-    """Prints a one-line error for ``mobilenet <command>`` and returns exit code 2."""
-    first_line = str(message).strip().splitlines()[0] if str(message).strip() else "error"
-    print(f"mobilenet {command}: error: {first_line}", file=sys.stderr)
-    return 2
+class UsageError(ValueError):
+    """A bad combination of flags, found by a handler; its message names the flags."""
+
+
+def _verbose_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="show TensorFlow's start-up log, and a traceback with any error",
+    )
+
+
+def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Maps each option's Python name (``data_dir``) to its flag (``--data-dir``)."""
+    names = {}
+    for action in parser._actions:  # argparse has no public list of a parser's actions
+        if action.dest in (argparse.SUPPRESS, "help"):
+            continue
+        if action.option_strings:
+            names[action.dest] = max(action.option_strings, key=len)
+        else:
+            names[action.dest] = str(action.metavar or action.dest).upper()
+    return names
+
+
+def _as_flags(message: str, names: dict[str, str]) -> str:
+    """Rewrites the library's `argument` names in ``message`` as this command's flags."""
+    def flag(match: re.Match[str]) -> str:
+        return names.get(match.group(1), match.group(1))
+
+    message = re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: f"`{flag(m)}`", message)
+    return re.sub(
+        r"(?<![\w-])([a-z_][a-z0-9_]*)=",
+        lambda m: f"{names[m.group(1)]}=" if m.group(1) in names else m.group(0),
+        message,
+    )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        text = f"{error.strerror}: {error.filename}"
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _command(
+    subcommands: argparse._SubParsersAction,
+    name: str,
+    handler: object,
+    aliases: dict[str, str] | None = None,
+    **kwargs: object,
+) -> argparse.ArgumentParser:
+    """Adds sub-command ``name``; ``aliases`` maps library argument names to its flags."""
+    parser = subcommands.add_parser(name, **kwargs)
+    _verbose_option(parser)
+    parser.set_defaults(handler=handler, subparser=parser, aliases=aliases or {})
+    return parser
 
 
 def _number(text: str) -> float:
@@ -53,9 +117,24 @@ def _number(text: str) -> float:
         ) from error
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- profile, paper
+
+
 def _add_profile_command(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser(
-        "profile",
+    parser = _command(
+        subcommands, "profile", _run_profile,
+        aliases={"input_shape": "--input-size"},
         help="per-layer mult-adds and parameters of a MobileNet V1",
         description=(
             "Builds MobileNetV1(alpha, rho) and prints its mult-adds and parameters "
@@ -72,52 +151,34 @@ def _add_profile_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-classes", type=int, default=1000, metavar="K",
                         help="classifier outputs (default 1000)")
     parser.add_argument("--conv", action="store_true",
-                         help="the Conv MobileNet of paper Table 4 (full 3x3 convs)")
+                        help="the Conv MobileNet of paper Table 4 (full 3x3 convs)")
     parser.add_argument("--shallow", action="store_true",
-                         help="the Shallow MobileNet of paper Table 6 (blocks 7-11 removed)")
+                        help="the Shallow MobileNet of paper Table 6 (blocks 7-11 removed)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.set_defaults(handler=_run_profile)
-
-
-#: MobileNetV1 keyword -> the `mobilenet profile` option that sets it, for error messages.
-_PROFILE_FLAGS = {
-    "alpha": "--alpha",
-    "rho": "--rho",
-    "num_classes": "--num-classes",
-    "input_shape": "--input-size",
-}
 
 
 def _run_profile(args: argparse.Namespace) -> int:
-    input_shape = None if args.input_size is None else (args.input_size, args.input_size, 3)
     if args.input_size is not None and args.rho is not None:
-        return _error(
-            "profile",
+        raise UsageError(
             "Arguments `--rho` and `--input-size` both set the input size; give one of "
-            f"them. Received: --rho={args.rho}, --input-size={args.input_size}",
+            f"them. Received: --rho={args.rho}, --input-size={args.input_size}"
         )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from mobilenet.model import MobileNetV1
     from mobilenet.profiler import profile
 
-    try:
-        model = MobileNetV1(
-            args.alpha, args.rho, args.num_classes, input_shape=input_shape,
-            separable=not args.conv, shallow=args.shallow,
-        )
-    except ValueError as error:
-        message = str(error)
-        for keyword, flag in _PROFILE_FLAGS.items():
-            message = message.replace(f"`{keyword}`", f"`{flag}`")
-        return _error("profile", message)
+    input_shape = None if args.input_size is None else (args.input_size, args.input_size, 3)
+    model = MobileNetV1(
+        args.alpha, args.rho, args.num_classes, input_shape=input_shape,
+        separable=not args.conv, shallow=args.shallow,
+    )
     costs = profile(model)
     print(costs.to_json() if args.json else costs)
     return 0
 
 
 def _add_paper_command(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser(
-        "paper",
+    parser = _command(
+        subcommands, "paper", _run_paper,
         help="the paper's Tables 2, 4, 6, 7 and 8, printed vs computed",
         description=(
             "Builds every model of the paper's cost tables (Tables 2, 4, 6, 7 and 8), "
@@ -126,26 +187,17 @@ def _add_paper_command(subcommands: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
-    parser.set_defaults(handler=_run_paper)
 
 
 def _run_paper(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from mobilenet.paper import reproduce_paper_tables
 
     tables = reproduce_paper_tables()
-    print(tables.to_json() if args.json else tables.to_markdown(), end="" if not args.json else "\n")
+    print(tables.to_json() if args.json else tables.to_markdown(), end="\n" if args.json else "")
+    return 0
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+# --------------------------------------------------------------------------- train, evaluate
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -167,22 +219,23 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser(
-        "train",
+    parser = _command(
+        subcommands, "train", _run_train,
+        aliases={"x_train": "--data-dir", "y_train": "--data-dir", "fraction": "--validation-fraction"},
         help="train a MobileNet V1 on CIFAR-10 and report its test accuracy",
         description=(
             "Train a MobileNet V1 on CIFAR-10 (32x32 images, 10 classes) with the "
             "library's measured recipe, then print its test accuracy. Writes "
             "best.keras, final.keras, history.csv/json, test.json (and PNG plots "
-            "when matplotlib is installed) to --output-dir. If the run is killed, "
-            "run the same command with --resume to continue from the last "
-            "finished epoch."
+            "when matplotlib is installed) to --output-dir. The models take pixels "
+            "(0-255) as they are. If the run is killed, run the same command with "
+            "--resume to continue from the last finished epoch."
         ),
         epilog=(
             "examples:\n"
             "  mobilenet train --data-dir ../shared/data/cifar10-subset --epochs 15\n"
             "  mobilenet train --data-dir ~/data --epochs 60 --output-dir runs/full\n"
-            "  mobilenet train --data-dir ~/data --output-dir runs/full --resume   # after a kill\n"
+            "  mobilenet train --data-dir ~/data --output-dir runs/full --epochs 60 --resume   # after a kill\n"
             "  mobilenet train --strategy mirrored --mixed-precision --batch-size 256"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -228,12 +281,12 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
                         help="fit the run into this many seconds: fewer epochs if needed, with the "
                         "learning-rate schedule shortened to match")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
-    parser.set_defaults(handler=_run_train)
 
 
 def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser(
-        "evaluate",
+    parser = _command(
+        subcommands, "evaluate", _run_evaluate,
+        aliases={"path": "MODEL.keras", "x_test": "--data-dir", "y_test": "--data-dir"},
         help="report a trained model's CIFAR-10 test accuracy, per class",
         description=(
             "Evaluate a model saved by `mobilenet train` (a .keras file) on the "
@@ -246,7 +299,6 @@ def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON here")
     parser.add_argument("--plot", metavar="PATH",
                         help="also save the confusion matrix as a PNG (needs matplotlib)")
-    parser.set_defaults(handler=_run_evaluate)
 
 
 def _print_report(report) -> None:  # noqa: ANN001 - an EvaluationReport
@@ -255,17 +307,41 @@ def _print_report(report) -> None:  # noqa: ANN001 - an EvaluationReport
         print(f"  {name:<11}{accuracy:7.1%}")
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+def _load_cifar10(args: argparse.Namespace) -> tuple:
     from mobilenet import cifar10
 
     (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
     if args.limit is not None:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
         x_test, y_test = x_test[: args.limit], y_test[: args.limit]
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _plots_missing() -> str | None:
+    """Why plots cannot be drawn here, or None when matplotlib is installed."""
+    import importlib.util
+
+    from mobilenet.cifar10.plots import PLOT_EXTRA_HINT
+
+    if importlib.util.find_spec("matplotlib") is None:
+        return f"matplotlib is not installed ({PLOT_EXTRA_HINT})"
+    return None
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mobilenet import cifar10
+
+    output_dir = Path(args.output_dir)
+    (x_train, y_train), (x_test, y_test) = _load_cifar10(args)
+    if args.validation_fraction and len(x_train) < 20:
+        raise UsageError(
+            f"Invalid value for argument `--limit`: {len(x_train)} training images are too "
+            "few to hold out a validation split; use more, or --validation-fraction 0"
+        )
     result = cifar10.train(
-        x_train, y_train, output_dir=args.output_dir, resume=args.resume,
+        x_train, y_train, output_dir=output_dir, resume=args.resume,
         epochs=args.epochs, alpha=args.alpha, early_downsampling=args.early_downsampling,
         batch_size=args.batch_size or 64, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
@@ -276,181 +352,195 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     report = cifar10.evaluate(result.model, x_test, y_test)
     _print_report(report)
-    output_dir = Path(args.output_dir)
-    report.save_json(output_dir / "test.json")
-    cifar10.save_plots(result.history, report, output_dir)
-    print(f"saved to {output_dir}/ (best.keras, final.keras, history.csv)")
+    written = [report.save_json(output_dir / "test.json")]
+    missing = _plots_missing()
+    if missing is None:
+        written += cifar10.save_plots(result.history, report, output_dir)
+    for path in (result.best_model_path, result.final_model_path):
+        if path is not None:
+            written.append(path)
+    written += [output_dir / name for name in (cifar10.HISTORY_CSV, cifar10.HISTORY_JSON)]
+    names = ", ".join(sorted(path.name for path in written if path.is_file()))
+    print(f"wrote {names} to {output_dir}/")
+    if missing is not None:
+        print(f"plots skipped: {missing}")
     return 0
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mobilenet import cifar10
 
-    _, (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
-    if args.limit is not None:
-        x_test, y_test = x_test[: args.limit], y_test[: args.limit]
+    if args.plot and _plots_missing():
+        raise UsageError(f"Invalid value for argument `--plot`: {_plots_missing()}")
+    _, (x_test, y_test) = _load_cifar10(args)
     report = cifar10.evaluate(args.model, x_test, y_test, batch_size=args.batch_size or 256)
     _print_report(report)
     if args.json:
-        report.save_json(args.json)
+        print(f"wrote {report.save_json(args.json)}")
     if args.plot:
-        cifar10.plot_confusion_matrix(report, args.plot)
+        print(f"wrote {cifar10.plot_confusion_matrix(report, args.plot)}")
     return 0
 
 
-def _add_export_command(subcommands) -> None:
-    """``mobilenet export MODEL.keras OUT.tflite``: LiteRT export, quantized or not."""
-    parser = subcommands.add_parser(
-        "export",
+# --------------------------------------------------------------------------- export
+
+
+def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
+    parser = _command(
+        subcommands, "export", _run_export,
+        aliases={"model_path": "MODEL", "path": "OUTPUT", "output_path": "OUTPUT",
+                 "representative_data": "--calibration-data", "images": "--verify-data",
+                 "verify_images": "--verify-data", "calibration_images": "--calibration-data"},
         help="export a .keras model to a LiteRT .tflite file (float32, float16, dynamic or int8)",
         description=(
             "Export a saved .keras model to a LiteRT (TFLite) file, optionally quantized, "
             "with BatchNorm folded, and verified against the Keras model. Images for "
-            "calibration and verification come as .npy arrays of shape (N, H, W, C); "
-            "they are fed to the model as they are, times --rescale."
+            "calibration and verification come as .npy arrays of shape (N, H, W, C), "
+            "fed to the model as they are, times --rescale, or from a CIFAR-10 folder "
+            "(--calibration-dir) as pixels. For a model that takes pixels 0-255 (those of "
+            "`mobilenet train`), the int8 file's uint8 input is the pixel itself "
+            "(scale 1, zero point 0)."
         ),
     )
-    parser.add_argument("model", help="the .keras model file")
-    parser.add_argument("output", help="the .tflite file to write")
+    parser.add_argument("model", metavar="MODEL", help="the .keras model file")
+    parser.add_argument("output", metavar="OUTPUT", help="the .tflite file to write")
     parser.add_argument(
         "--quantization", choices=("float32", "float16", "dynamic", "int8"), default="float32",
         help="float32 (none), float16 weights, dynamic-range int8 weights, or full int8 "
-             "(needs --calibration-data). Default: float32",
+             "(needs --calibration-data or --calibration-dir). Default: float32",
     )
     parser.add_argument("--int8", action="store_true", help="same as --quantization int8")
     parser.add_argument("--calibration-data", metavar="IMAGES.npy",
                         help="images to calibrate int8 activation ranges on (a few hundred)")
     parser.add_argument("--calibration-dir", metavar="DIR",
-                        help="a CIFAR-10 folder (as for `mobilenet train --data-dir`) for a model "
-                             "trained by `mobilenet train`: calibrates on its first 500 training "
-                             "images and --verify uses its test images, both normalised as "
-                             "training normalised them")
+                        help="a CIFAR-10 folder (as for `mobilenet train --data-dir`): calibrates "
+                             "on its first 500 training images and --verify uses its test "
+                             "images, as pixels 0-255")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of an int8 file. Default: uint8")
     parser.add_argument("--rescale", type=float, default=1.0, metavar="FACTOR",
-                        help="multiply the .npy images by this first (e.g. 0.00392156862745098 "
-                             "for uint8 pixels into [0, 1]). Default: 1")
+                        help="multiply the .npy images by this first, for a model that does "
+                             "not take pixels (e.g. 0.00392156862745098 for [0, 1]). Default: 1")
     parser.add_argument("--fold-bn", action="store_true",
                         help="fold every BatchNorm into the conv before it first")
     parser.add_argument("--verify", action="store_true",
                         help="run the file in LiteRT and report agreement with the Keras model")
     parser.add_argument("--verify-data", metavar="IMAGES.npy",
                         help="images for --verify (default: the calibration images)")
-    parser.set_defaults(handler=_run_export)
 
 
-def _load_images(path: str, rescale: float, argument: str):
+def _load_images(path: str, rescale: float, flag: str):
     import numpy as np
 
     try:
         images = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: expected a .npy file of images "
-            f"(N, H, W, C). Received: {argument}={path!r} ({error})"
+        raise UsageError(
+            f"Invalid value for argument `{flag}`: expected a .npy file of images "
+            f"(N, H, W, C). Received: {flag}={path!r} ({_first_line(error)})"
         ) from error
     return images.astype("float32") * rescale
 
 
 #: Training images that `--calibration-dir` calibrates int8 activation ranges on.
-_CALIBRATION_IMAGES = 500
+CALIBRATION_IMAGES = 500
 
 
-def _cifar10_images(data_dir: str) -> tuple:
-    """(calibration, test) images of a CIFAR-10 folder, normalised as `mobilenet train` does."""
-    import numpy as np
+def _export_images(args: argparse.Namespace, quantization: str) -> tuple:
+    """The (calibration, verification) images the flags ask for; None where not needed."""
+    if args.calibration_dir and args.calibration_data:
+        raise UsageError(
+            "Invalid value for argument `--calibration-dir`: give it or --calibration-data, "
+            f"not both. Received: --calibration-dir={args.calibration_dir!r}, "
+            f"--calibration-data={args.calibration_data!r}"
+        )
+    for flag, value in (("--calibration-dir", args.calibration_dir),
+                        ("--calibration-data", args.calibration_data)):
+        if value and quantization != "int8":
+            raise UsageError(
+                f"Invalid value for argument `{flag}`: only int8 export is calibrated. "
+                f"Received: {flag}={value!r} with --quantization={quantization}"
+            )
+    if args.verify and not (args.verify_data or args.calibration_data or args.calibration_dir):
+        raise UsageError(
+            "Invalid value for argument `--verify`: it needs images, from --verify-data, "
+            "--calibration-data or --calibration-dir. Received: none of them"
+        )
+    calibration = verification = None
+    if args.calibration_dir:
+        from mobilenet import cifar10
 
-    from mobilenet import cifar10
-
-    try:
-        (x_train, _), (x_test, _) = cifar10.load_cifar10(data_dir)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise ValueError(
-            "Invalid value for argument `--calibration-dir`: expected a folder holding "
-            f"CIFAR-10. Received: --calibration-dir={data_dir!r} ({error})"
-        ) from error
-    calibration = np.asarray(cifar10.normalize(x_train[:_CALIBRATION_IMAGES]))
-    return calibration, np.asarray(cifar10.normalize(x_test))
+        try:
+            (x_train, _), (x_test, _) = cifar10.load_cifar10(args.calibration_dir)
+        except (OSError, ValueError) as error:
+            raise UsageError(
+                "Invalid value for argument `--calibration-dir`: expected a folder holding "
+                f"CIFAR-10. Received: --calibration-dir={args.calibration_dir!r} "
+                f"({_first_line(error)})"
+            ) from error
+        calibration, verification = x_train[:CALIBRATION_IMAGES], x_test
+    elif args.calibration_data:
+        calibration = _load_images(args.calibration_data, args.rescale, "--calibration-data")
+    if args.verify_data:
+        verification = _load_images(args.verify_data, args.rescale, "--verify-data")
+    elif verification is None:
+        verification = calibration
+    return calibration, (verification if args.verify else None)
 
 
 def _run_export(args: argparse.Namespace) -> int:
     quantization = "int8" if args.int8 else args.quantization
-    try:
-        if args.calibration_dir and args.calibration_data:
-            raise ValueError(
-                "Invalid value for argument `--calibration-dir`: give it or "
-                "--calibration-data, not both. Received: "
-                f"--calibration-dir={args.calibration_dir!r}, "
-                f"--calibration-data={args.calibration_data!r}"
-            )
-        if args.calibration_dir:
-            if quantization != "int8":
-                raise ValueError(
-                    "Invalid value for argument `--calibration-dir`: only int8 export is "
-                    f"calibrated. Received: --calibration-dir={args.calibration_dir!r} with "
-                    f"--quantization={quantization}"
-                )
-            calibration, test_images = _cifar10_images(args.calibration_dir)
-            args.verify_images = test_images
-        else:
-            args.verify_images = None
-        if quantization != "int8" and args.calibration_data:
-            raise ValueError(
-                "Invalid value for argument `--calibration-data`: only int8 export is "
-                f"calibrated. Received: --calibration-data={args.calibration_data!r} with "
-                f"--quantization={quantization}"
-            )
-        if args.verify and not (args.verify_data or args.calibration_data or args.calibration_dir):
-            raise ValueError(
-                "Invalid value for argument `--verify`: it needs images, from --verify-data, "
-                "--calibration-data or --calibration-dir. Received: none of them"
-            )
-        if not args.calibration_dir:
-            calibration = (
-                _load_images(args.calibration_data, args.rescale, "--calibration-data")
-                if args.calibration_data else None
-            )
-        if args.verify_data:
-            verify_images = _load_images(args.verify_data, args.rescale, "--verify-data")
-        elif args.verify_images is not None:
-            verify_images = args.verify_images
-        else:
-            verify_images = calibration
-        import keras
+    calibration, verification = _export_images(args, quantization)
+    from mobilenet import export
 
-        from mobilenet import export
-
-        try:
-            model = keras.saving.load_model(args.model, compile=False)
-        except (OSError, ValueError) as error:
-            raise ValueError(
-                "Invalid value for argument `model`: expected a saved .keras model. "
-                f"Received: model={args.model!r} ({error})"
-            ) from error
-        source = export.fold_batchnorm(model) if args.fold_bn else model
-        path = export.to_tflite(
-            source, args.output, None if quantization == "float32" else quantization,
-            representative_data=calibration, io_type=args.io_type,
-        )
-        size = path.stat().st_size
-        print(f"wrote {path} ({size:,} bytes, {size / 1e6:.2f} MB; {quantization}"
-              f"{', BatchNorm folded' if args.fold_bn else ''})")
-        if args.verify:
-            report = export.verify_tflite(path, model, verify_images)
-            print(f"verified on {report.num_images} images: top-1 agreement "
-                  f"{report.top1_agreement:.2%}, max abs difference {report.max_abs_diff:.4g} "
-                  f"(input {report.input_type}, output {report.output_type})")
-    except ValueError as error:
-        print(f"mobilenet export: error: {error}", file=sys.stderr)
-        return 2
+    result = export.export_model(
+        args.model, args.output,
+        quantization=None if quantization == "float32" else quantization,
+        calibration_images=calibration, io_type=args.io_type, fold_bn=args.fold_bn,
+        verify_images=verification,
+    )
+    size = result.path.stat().st_size
+    print(f"wrote {result.path} ({size:,} bytes, {size / 1e6:.2f} MB; {quantization}"
+          f"{', BatchNorm folded' if args.fold_bn else ''})")
+    if result.input_quantization is not None:
+        scale, zero_point = result.input_quantization
+        print(f"input: {result.input_type}, scale {scale:g}, zero point {zero_point}")
+    if result.report is not None:
+        report = result.report
+        print(f"verified on {report.num_images} images: top-1 agreement "
+              f"{report.top1_agreement:.2%}, max abs difference {report.max_abs_diff:.4g} "
+              f"(input {report.input_type}, output {report.output_type})")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the ``mobilenet`` command line; returns the process exit code."""
+    """Runs the ``mobilenet`` command line; returns the process exit code.
+
+    User errors print one line, ``mobilenet COMMAND: error: ...``, naming the
+    flag, the value and what is allowed, and return 2; Ctrl-C returns 130.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.handler(args) or 0)
+    if not args.verbose:
+        # Before TensorFlow loads: its C++ log otherwise prints a screenful at start.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        return int(args.handler(args) or 0)
+    except KeyboardInterrupt:
+        hint = (
+            "; run the same command with --resume to continue from the last finished epoch"
+            if args.command == "train" else ""
+        )
+        print(f"\nmobilenet {args.command}: interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as error:
+        if args.verbose:
+            raise
+        names = _flag_names(args.subparser)
+        names.update(args.subparser.get_default("aliases") or {})
+        print(f"mobilenet {args.command}: error: {_as_flags(_first_line(error), names)}",
+              file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

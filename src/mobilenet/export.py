@@ -33,7 +33,15 @@ from mobilenet._files import atomic_target
 from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
 
 __all__ = [
-    "QUANTIZATIONS", "TFLiteReport", "fold_batchnorm", "run_tflite", "to_tflite", "verify_tflite",
+    "QUANTIZATIONS",
+    "ExportResult",
+    "TFLiteReport",
+    "export_model",
+    "fold_batchnorm",
+    "pixel_input_range",
+    "run_tflite",
+    "to_tflite",
+    "verify_tflite",
 ]
 
 #: The values `to_tflite` accepts for ``quantization``.
@@ -104,8 +112,50 @@ def _representative_dataset(data: Any, model: keras.Model):
     return generate
 
 
+def _anchored(generate: Any, input_range: tuple[float, float] | None) -> Any:
+    """Calibration that also sees both ends of ``input_range`` (one value each).
+
+    The converter sets the input's quantization from the smallest and largest
+    input it saw; two values in one copy of the first image make those
+    exactly ``input_range`` (for pixels: uint8 scale 1, zero point 0) and
+    leave every other activation range as the real images make it.
+    """
+    if input_range is None:
+        return generate
+
+    def anchored() -> Iterator[list[np.ndarray]]:
+        first = True
+        for (image,) in generate():
+            if first:
+                ends = np.array(image, np.float32, copy=True)
+                flat = ends.reshape(-1)
+                flat[0], flat[-1] = input_range
+                yield [ends]
+                first = False
+            yield [image]
+
+    return anchored
+
+
+def pixel_input_range(model: keras.Model) -> tuple[float, float] | None:
+    """``(0.0, 255.0)`` if ``model`` takes pixels, else None.
+
+    A model takes pixels when the first layer after its input is a
+    ``keras.layers.Rescaling`` (as in ``MobileNetV1(include_preprocessing=True)``
+    and the models `mobilenet.cifar10.train` makes).
+    """
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    if layers and isinstance(layers[0], keras.layers.Rescaling):
+        return (0.0, 255.0)
+    return None
+
+
 def _converter_settings(
-    quantization: str | None, representative_data: Any, io_type: str, model: keras.Model
+    quantization: str | None,
+    representative_data: Any,
+    io_type: str,
+    model: keras.Model,
+    input_range: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for Keras' LiteRT exporter, which sets them on the converter."""
     import tensorflow as tf
@@ -122,8 +172,8 @@ def _converter_settings(
     elif quantization == "dynamic":
         settings["target_spec"] = {"supported_ops": [builtins]}
     else:  # int8
-        settings["representative_dataset"] = _representative_dataset(
-            representative_data, model
+        settings["representative_dataset"] = _anchored(
+            _representative_dataset(representative_data, model), input_range
         )
         settings["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
         io_dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
@@ -175,6 +225,7 @@ def to_tflite(
     *,
     io_type: str = "uint8",
     pointwise_as_conv: bool = True,
+    input_range: tuple[float, float] | str | None = "auto",
 ) -> Path:
     """Writes ``model`` as a LiteRT (TFLite) flatbuffer, optionally quantized.
 
@@ -207,6 +258,13 @@ def to_tflite(
             ``RESHAPE`` (31 ops instead of 57 for MobileNetV1; the same speed
             on XNNPACK's CPU kernels). Same weights and outputs either way.
             Defaults to True.
+        input_range: with ``"int8"``, the ``(low, high)`` of the model's
+            input values, which the file's integer input then covers exactly:
+            ``(0, 255)`` makes a uint8 input the pixel itself (scale 1, zero
+            point 0), so a camera frame goes in as it is. ``"auto"`` (the
+            default) is ``(0, 255)`` for a model that takes pixels (its first
+            layer a ``Rescaling``, see `pixel_input_range`) and None otherwise;
+            None leaves the range to the calibration images alone.
 
     Returns:
         The path of the written file.
@@ -243,7 +301,20 @@ def to_tflite(
             f"Received: io_type={io_type!r}"
         )
     target = _writable_target(path, ".tflite")
-    settings = _converter_settings(quantization, representative_data, io_type, model)
+    if isinstance(input_range, str) and input_range == "auto":
+        input_range = pixel_input_range(model)
+    elif input_range is not None:
+        try:
+            low, high = (float(value) for value in input_range)
+        except (TypeError, ValueError):
+            low = high = float("nan")
+        if not low < high:
+            raise ValueError(
+                "Invalid value for argument `input_range`: expected 'auto', None or "
+                f"(low, high) with low < high. Received: input_range={input_range!r}"
+            )
+        input_range = (low, high)
+    settings = _converter_settings(quantization, representative_data, io_type, model, input_range)
 
     with atomic_target(target, suffix=".tflite") as temporary:
         switch = _pointwise_as_conv(model) if pointwise_as_conv else contextlib.nullcontext()
@@ -565,3 +636,89 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         else:
             new.set_weights(old.get_weights())
     return folded
+
+
+# --------------------------------------------------------------------------
+# From a saved model to a verified file
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What `export_model` wrote and found.
+
+    Attributes:
+        path: the ``.tflite`` file written.
+        input_type: its input dtype (``"float32"``, ``"uint8"``...).
+        input_quantization: ``(scale, zero_point)`` of an integer input, else None.
+        report: the `TFLiteReport` when verification images were given, else None.
+    """
+
+    path: Path
+    input_type: str
+    input_quantization: tuple[float, int] | None
+    report: TFLiteReport | None
+
+
+def export_model(
+    model_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    quantization: str | None = None,
+    calibration_images: Any = None,
+    io_type: str = "uint8",
+    fold_bn: bool = False,
+    verify_images: Any = None,
+) -> ExportResult:
+    """Exports a saved ``.keras`` model to a LiteRT file and optionally verifies it.
+
+    What ``mobilenet export`` does: loads the model with
+    `mobilenet.load_model`, folds its BatchNorms if asked, writes the file with
+    `to_tflite` (int8 calibrated on ``calibration_images``, a pixel model's
+    input kept as pixels) and compares it with the Keras model on
+    ``verify_images``.
+
+    Args:
+        model_path: the ``.keras`` file.
+        output_path: the ``.tflite`` file to write, in an existing folder.
+        quantization: as in `to_tflite`.
+        calibration_images: images for ``"int8"``, as the model takes them.
+        io_type: as in `to_tflite`.
+        fold_bn: bool, fold every BatchNorm into the conv before it first.
+        verify_images: optional images to verify the file on.
+
+    Returns:
+        An `ExportResult`.
+
+    Example:
+
+    ```python
+    from mobilenet import MobileNetV1
+    from mobilenet.export import export_model
+
+    MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10).save("small.keras")
+    result = export_model("small.keras", "small.tflite")
+    print(result.path, result.input_type)
+    ```
+    """
+    from mobilenet.saving import load_model
+
+    _writable_target(output_path, ".tflite")
+    model = load_model(model_path)
+    source = fold_batchnorm(model) if fold_bn else model
+    path = to_tflite(
+        source, output_path, quantization,
+        representative_data=calibration_images, io_type=io_type,
+        input_range=pixel_input_range(model),
+    )
+    interpreter = _interpreter(path, None)
+    (detail,) = interpreter.get_input_details()
+    dtype = np.dtype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    report = verify_tflite(path, model, verify_images) if verify_images is not None else None
+    return ExportResult(
+        path=path,
+        input_type=dtype.name,
+        input_quantization=(float(scale), int(zero_point)) if np.issubdtype(dtype, np.integer) else None,
+        report=report,
+    )

@@ -1,0 +1,344 @@
+"""CIFAR-10 as NumPy arrays: a safe reader of the official python release, a split, checks.
+
+A pickle is code, so every batch file is read with an unpickler that refuses
+any global but NumPy's array reconstruction, then checked for shape, dtype and
+label range before anything else sees it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from mobilenet._validation import check_number, invalid
+
+__all__ = [
+    "CLASS_NAMES",
+    "DATA_DIR_ENV",
+    "IMAGE_SHAPE",
+    "check_images_and_labels",
+    "load_cifar10",
+    "split_validation",
+]
+
+#: The ten CIFAR-10 classes, in label order.
+CLASS_NAMES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+#: Environment variable naming a folder that holds the dataset.
+DATA_DIR_ENV = "MOBILENET_CIFAR10_DIR"
+#: The shape of one CIFAR-10 image, channels last.
+IMAGE_SHAPE = (32, 32, 3)
+_FOLDER = "cifar-10-batches-py"
+_ARCHIVE = "cifar-10-python.tar.gz"
+_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_TEST_FILE = "test_batch"
+_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+
+# What NumPy needs to rebuild an array from a pickle, under NumPy 1 and 2 module names.
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(0))[0]
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+}
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, numbers, bytes and NumPy arrays; refuses any other global."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        allowed = _ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
+            raise pickle.UnpicklingError(
+                f"refused to load the global {module}.{name}: a CIFAR-10 batch "
+                "holds only NumPy arrays, lists, ints and bytes"
+            )
+        return allowed
+
+
+def _parse_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Turns the bytes of one pickled batch into (NHWC uint8 images, int64 labels)."""
+    try:
+        batch = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
+    except pickle.UnpicklingError as error:
+        if str(error).startswith("refused"):
+            raise ValueError(f"Unsafe CIFAR-10 batch file {source}: {error}") from error
+        raise ValueError(f"Corrupt CIFAR-10 batch file {source}: {error}") from error
+    except Exception as error:  # truncated or garbled bytes raise many kinds
+        raise ValueError(
+            f"Corrupt CIFAR-10 batch file {source}: cannot unpickle it "
+            f"({type(error).__name__}: {error})"
+        ) from error
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        raise ValueError(
+            f"Corrupt CIFAR-10 batch file {source}: expected a dict with keys "
+            f"b'data' and b'labels'. Received: {keys}"
+        )
+    data, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
+        described = (data.dtype, data.shape) if isinstance(data, np.ndarray) else type(data).__name__
+        raise ValueError(
+            f"Corrupt CIFAR-10 batch file {source}: expected b'data' as a uint8 array "
+            f"of shape (n, {_PIXELS}). Received: {described}"
+        )
+    try:
+        labels = np.asarray(labels)
+    except Exception:  # noqa: BLE001 - anything that is not a flat list of ints
+        labels = np.asarray(None)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(data):
+        raise ValueError(
+            f"Corrupt CIFAR-10 batch file {source}: expected b'labels' as {len(data)} "
+            f"integers. Received: {labels.dtype} of shape {labels.shape}"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
+        raise ValueError(
+            f"Corrupt CIFAR-10 batch file {source}: labels must lie in 0..9. "
+            f"Received: min {labels.min()}, max {labels.max()}"
+        )
+    images = data.reshape(-1, IMAGE_SHAPE[2], *IMAGE_SHAPE[:2]).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels.astype(np.int64)
+
+
+def _read_folder(folder: Path) -> dict[str, bytes]:
+    raws = {}
+    for name in (*_TRAIN_FILES, _TEST_FILE):
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"CIFAR-10 batch file {path} is missing: a complete {_FOLDER}/ holds "
+                f"{', '.join(_TRAIN_FILES)} and {_TEST_FILE}"
+            )
+        raws[str(path)] = path.read_bytes()
+    return raws
+
+
+def _read_archive(archive: Path) -> dict[str, bytes]:
+    raws = {}
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for name in (*_TRAIN_FILES, _TEST_FILE):
+                member = f"{_FOLDER}/{name}"
+                try:
+                    handle = tar.extractfile(member)
+                except KeyError:
+                    handle = None
+                if handle is None:
+                    raise FileNotFoundError(
+                        f"CIFAR-10 batch file {member} is missing from {archive}"
+                    )
+                raws[f"{archive}:{member}"] = handle.read()
+    except (tarfile.TarError, EOFError, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(f"Corrupt CIFAR-10 archive {archive}: {error}") from error
+    return raws
+
+
+def _find_local(data_dir: Path, argument: str) -> dict[str, bytes]:
+    """Reads the batch files under ``data_dir`` (folder, archive, or either inside it)."""
+    candidates = [data_dir / _FOLDER, data_dir / _ARCHIVE]
+    if (data_dir / _TRAIN_FILES[0]).exists() or data_dir.name == _FOLDER:
+        candidates.insert(0, data_dir)
+    for candidate in candidates:
+        if candidate.is_dir():
+            return _read_folder(candidate)
+        if candidate.is_file():
+            return _read_archive(candidate)
+    if data_dir.is_file() and data_dir.name.endswith((".tar.gz", ".tgz")):
+        return _read_archive(data_dir)
+    raise FileNotFoundError(
+        f"Invalid value for argument `{argument}`: expected a folder holding "
+        f"{_FOLDER}/ or {_ARCHIVE} (the official python release of CIFAR-10). "
+        f"Received: {argument}={str(data_dir)!r}, where neither exists"
+    )
+
+
+def _assemble(raws: dict[str, bytes]) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    parsed = [_parse_batch(raw, source) for source, raw in raws.items()]
+    train_parts, test = parsed[:-1], parsed[-1]
+    x_train = np.concatenate([images for images, _ in train_parts])
+    y_train = np.concatenate([labels for _, labels in train_parts])
+    return (x_train, y_train), test
+
+
+def load_cifar10(
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Loads CIFAR-10 as NumPy arrays from a local copy or Keras's download.
+
+    Sources, first match wins: ``data_dir`` (a folder holding the official
+    ``cifar-10-batches-py/`` folder or ``cifar-10-python.tar.gz`` archive, or
+    that folder or archive itself); the folder named by the
+    ``MOBILENET_CIFAR10_DIR`` environment variable; Keras's cache, downloading
+    the dataset there on first use (``keras.datasets.cifar10``). The archive is
+    read in memory, never extracted. Every batch is read with an unpickler that
+    refuses any global but NumPy's array reconstruction, then checked.
+
+    Args:
+        data_dir: optional folder (or archive) holding the dataset.
+
+    Returns:
+        ``(x_train, y_train), (x_test, y_test)``: uint8 images of shape
+        ``(n, 32, 32, 3)`` and int64 labels of shape ``(n,)`` in 0..9.
+
+    Raises:
+        FileNotFoundError: ``data_dir`` or the variable holds no dataset, or a
+            batch file is missing (the message names it).
+        ValueError: a batch file is corrupt or asks for a forbidden global.
+        ConnectionError: no local copy and the download failed (offline).
+
+    Example:
+
+    ```python
+    (x_train, y_train), (x_test, y_test) = load_cifar10("../shared/data/cifar10-subset")
+    x_train.shape  # (2500, 32, 32, 3)
+    ```
+    """
+    if data_dir is not None:
+        return _assemble(_find_local(Path(data_dir).expanduser(), "data_dir"))
+    from_env = os.environ.get(DATA_DIR_ENV)
+    if from_env:
+        return _assemble(_find_local(Path(from_env).expanduser(), DATA_DIR_ENV))
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    except Exception as error:  # get_file raises a bare Exception when offline
+        raise ConnectionError(
+            f"Could not download CIFAR-10 through keras.datasets.cifar10 ({error}). "
+            f"Point at a local copy instead: pass data_dir= (or --data-dir) or set "
+            f"{DATA_DIR_ENV} to a folder holding {_FOLDER}/ or {_ARCHIVE}"
+        ) from error
+    return (
+        (np.asarray(x_train, np.uint8), np.asarray(y_train).reshape(-1).astype(np.int64)),
+        (np.asarray(x_test, np.uint8), np.asarray(y_test).reshape(-1).astype(np.int64)),
+    )
+
+
+def split_validation(
+    images: np.ndarray, labels: np.ndarray, fraction: float = 0.1, seed: int = 0
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Holds out a class-stratified ``fraction`` of the training data for validation.
+
+    Args:
+        images: training images, ``(n, 32, 32, 3)``.
+        labels: their labels, ``(n,)``.
+        fraction: float in (0, 1), the share of each class to hold out.
+        seed: seed of the random choice.
+
+    Returns:
+        ``(x_train, y_train), (x_val, y_val)``.
+
+    Example:
+
+    ```python
+    (x_fit, y_fit), (x_val, y_val) = split_validation(x_train, y_train, 0.1)
+    ```
+    """
+    fraction = check_number(fraction, "fraction", low=0.0, high=1.0, low_open=True)
+    images, labels = check_images_and_labels(images, labels)
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = int(round(fraction * len(members)))
+        held[rng.choice(members, size=count, replace=False)] = True
+    return (images[~held], labels[~held]), (images[held], labels[held])
+
+
+def check_images_and_labels(
+    images: Any,
+    labels: Any,
+    *,
+    num_classes: int = len(CLASS_NAMES),
+    image_shape: tuple[int | None, ...] | None = None,
+    images_argument: str = "images",
+    labels_argument: str = "labels",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checks a set of images and labels before any training or evaluation uses them.
+
+    Images are pixels as they come from a file or camera, 0-255, as uint8 or
+    as floats in that range (the models of this library normalise inside).
+
+    Args:
+        images: array ``(n, rows, cols, channels)`` of pixels.
+        labels: integer class indices ``(n,)`` (or ``(n, 1)``, as Keras gives
+            them) in ``0..num_classes-1``.
+        num_classes: int, the number of classes.
+        image_shape: optional ``(rows, cols, channels)`` the images must have;
+            None entries match any size. Default: any size, 3 channels.
+        images_argument, labels_argument: the argument names for errors.
+
+    Returns:
+        ``(images, labels)`` as arrays, labels flattened to int64.
+
+    Raises:
+        ValueError: naming the argument, for a wrong shape or dtype, pixels
+            outside 0-255, labels outside the classes, or unequal lengths.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from mobilenet.cifar10 import check_images_and_labels
+
+    x, y = check_images_and_labels(np.zeros((4, 32, 32, 3), np.uint8), [0, 1, 2, 9])
+    ```
+    """
+    expected_shape = image_shape if image_shape is not None else (None, None, 3)
+    array = np.asarray(images)
+    shown = ", ".join("any" if side is None else str(side) for side in expected_shape)
+    if (
+        array.ndim != 4
+        or not all(want is None or want == got for want, got in zip(expected_shape, array.shape[1:]))
+        or not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating))
+    ):
+        raise invalid(
+            images_argument,
+            f"pixels as a uint8 or float array of shape (n, {shown})",
+            images,
+            shown=f"an array of shape {array.shape} and dtype {array.dtype}",
+        )
+    if array.dtype != np.uint8 and array.size:
+        low, high = float(np.min(array)), float(np.max(array))
+        if not (np.isfinite(low) and np.isfinite(high) and low >= 0.0 and high <= 255.0):
+            raise invalid(
+                images_argument,
+                "pixels in 0..255 (the models normalise inside; pass images as they "
+                "come, not normalised)",
+                images,
+                shown=f"values from {low:g} to {high:g}",
+            )
+    label_array = np.asarray(labels)
+    if label_array.ndim == 2 and label_array.shape[1] == 1:
+        label_array = label_array.reshape(-1)
+    if label_array.ndim != 1 or (label_array.size and label_array.dtype.kind not in "iu"):
+        raise invalid(
+            labels_argument,
+            "integer class indices of shape (n,)",
+            labels,
+            shown=f"an array of shape {label_array.shape} and dtype {label_array.dtype}",
+        )
+    if len(label_array) != len(array):
+        raise invalid(
+            labels_argument,
+            f"one label per image ({len(array)} images in `{images_argument}`)",
+            labels,
+            shown=f"{len(label_array)} labels",
+        )
+    if label_array.size and (label_array.min() < 0 or label_array.max() >= num_classes):
+        raise invalid(
+            labels_argument,
+            f"class indices in 0..{num_classes - 1}",
+            labels,
+            shown=f"labels from {label_array.min()} to {label_array.max()}",
+        )
+    return array, label_array.astype(np.int64)

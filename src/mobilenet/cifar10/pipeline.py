@@ -1,0 +1,87 @@
+"""The tf.data input pipeline for CIFAR-10 training and evaluation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mobilenet._validation import check_int, check_positive_int
+from mobilenet.cifar10.data import CLASS_NAMES, IMAGE_SHAPE
+
+__all__ = ["make_dataset"]
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int = 128,
+    training: bool = False,
+    seed: int = 0,
+    padding: int | None = 4,
+    num_classes: int = len(CLASS_NAMES),
+) -> Any:
+    """A ``tf.data.Dataset`` of pixel images and one-hot labels.
+
+    Images stay pixels (0-255, as float32): the models `train` builds
+    normalise inside, so what the pipeline feeds them is what a user or a
+    phone feeds them later. With ``training``, each epoch is shuffled (seeded)
+    and every image is augmented: padded by ``padding`` pixels (reflected),
+    randomly cropped back to its size and flipped left-right with
+    probability 1/2.
+
+    Args:
+        images: uint8 (or float, 0-255) images ``(n, rows, cols, 3)``.
+        labels: int labels ``(n,)`` in ``0..num_classes-1``.
+        batch_size: int >= 1.
+        training: bool, shuffle and augment.
+        seed: seed of the shuffle and the augmentation.
+        padding: int >= 0, pixels of padding before the random crop (0: no
+            crop); None turns augmentation off (training then only shuffles).
+        num_classes: int, the length of the one-hot labels.
+
+    Returns:
+        A batched, prefetched dataset of ``(float32 pixels, float32 one-hot labels)``.
+
+    Example:
+
+    ```python
+    import numpy as np
+    from mobilenet.cifar10 import make_dataset
+
+    images = np.zeros((8, 32, 32, 3), np.uint8)
+    train_ds = make_dataset(images, np.arange(8) % 10, batch_size=4, training=True)
+    ```
+    """
+    import tensorflow as tf
+
+    batch_size = check_positive_int(batch_size, "batch_size")
+    if padding is not None:
+        padding = check_int(padding, "padding", minimum=0)
+    images = np.asarray(images)
+    image_shape = images.shape[1:] if images.ndim == 4 else IMAGE_SHAPE
+    dataset = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int32)))
+    if training:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(4)
+
+        def augment(example: Any, seed_pair: Any) -> Any:
+            image, label = example
+            crop_seed, flip_seed = seed_pair[:2], seed_pair[2:]
+            if padding:
+                pads = [[padding, padding], [padding, padding], [0, 0]]
+                image = tf.pad(image, pads, mode="REFLECT")
+                image = tf.image.stateless_random_crop(image, image_shape, seed=crop_seed)
+            image = tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+            return image, label
+
+        if padding is not None:
+            dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+                augment, num_parallel_calls=tf.data.AUTOTUNE
+            )
+    dataset = dataset.batch(batch_size).map(
+        lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,134 @@
+"""Plots of a training run: loss and accuracy curves, the confusion matrix (matplotlib)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mobilenet._files import atomic_target
+from mobilenet.cifar10.evaluation import EvaluationReport
+
+__all__ = ["PLOT_EXTRA_HINT", "plot_confusion_matrix", "plot_history", "save_plots"]
+
+#: How to get plotting, for messages.
+PLOT_EXTRA_HINT = "install the `plot` extra: pip install 'mobilenet[plot]'"
+
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:
+        raise ImportError(
+            f"Plotting needs matplotlib: {PLOT_EXTRA_HINT}"
+        ) from error
+    return plt
+
+
+def plot_history(history: list[dict[str, float]], path: str | os.PathLike) -> Path:
+    """Saves loss and accuracy curves of a training history as a PNG.
+
+    Args:
+        history: rows as in ``TrainResult.history`` or ``history.json``.
+        path: the PNG to write (atomically).
+
+    Returns:
+        The path written.
+
+    Example:
+
+    ```python
+    plot_history(result.history, "runs/cifar10/curves.png")
+    ```
+    """
+    plt = _pyplot()
+    epochs = [row["epoch"] for row in history]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        for prefix in ("", "val_"):
+            values = [row.get(prefix + metric) for row in history]
+            if any(v is not None for v in values):
+                axis.plot(epochs, values, label=(prefix or "train_") + metric)
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.legend()
+    return _save_figure(plt, figure, Path(path))
+
+
+def plot_confusion_matrix(report: EvaluationReport, path: str | os.PathLike) -> Path:
+    """Saves the confusion matrix of an `EvaluationReport` as a PNG.
+
+    Args:
+        report: the result of `evaluate`.
+        path: the PNG to write (atomically).
+
+    Returns:
+        The path written.
+
+    Example:
+
+    ```python
+    plot_confusion_matrix(evaluate(model, x_test, y_test), "confusion.png")
+    ```
+    """
+    plt = _pyplot()
+    matrix = report.confusion_matrix
+    figure, axis = plt.subplots(figsize=(7, 6))
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis)
+    names = list(report.per_class_accuracy)
+    ticks = range(len(names))
+    axis.set_xticks(ticks, names, rotation=45, ha="right")
+    axis.set_yticks(ticks, names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    for i in ticks:
+        for j in ticks:
+            axis.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7)
+    axis.set_title(f"accuracy {report.accuracy:.1%}")
+    return _save_figure(plt, figure, Path(path))
+
+
+def save_plots(
+    history: list[dict[str, float]], report: EvaluationReport | None, output_dir: str | os.PathLike
+) -> list[Path]:
+    """Saves ``curves.png`` and ``confusion.png`` in ``output_dir`` if matplotlib is installed.
+
+    Args:
+        history: training history rows.
+        report: optional `EvaluationReport` for the confusion matrix.
+        output_dir: the folder to write into.
+
+    Returns:
+        The paths written; empty without matplotlib (the ``plot`` extra).
+
+    Example:
+
+    ```python
+    save_plots(result.history, evaluate(result.model, x_test, y_test), "runs/cifar10")
+    ```
+    """
+    try:
+        _pyplot()
+    except ImportError:
+        return []
+    output_dir = Path(output_dir)
+    written = [plot_history(history, output_dir / "curves.png")] if history else []
+    if report is not None:
+        written.append(plot_confusion_matrix(report, output_dir / "confusion.png"))
+    return written
+
+
+def _save_figure(plt: Any, figure: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        figure.tight_layout()
+        with atomic_target(path, suffix=".png") as temporary:
+            figure.savefig(temporary, format="png", dpi=100)
+    finally:
+        plt.close(figure)
+    return path

@@ -1,0 +1,422 @@
+"""Training a MobileNet V1 on CIFAR-10: the model, the recipe, distribution and resuming."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from mobilenet._files import atomic_save_model
+from mobilenet._validation import check_choice, check_int, check_number, check_positive_int, invalid
+from mobilenet.cifar10.callbacks import BestCheckpoint, HistoryWriter, TimeBudget, read_history
+from mobilenet.cifar10.data import CLASS_NAMES, IMAGE_SHAPE, check_images_and_labels, split_validation
+from mobilenet.cifar10.pipeline import make_dataset
+from mobilenet.schedules import WarmupCosineDecay
+
+__all__ = [
+    "BACKUP_DIR",
+    "BEST_MODEL",
+    "FINAL_MODEL",
+    "MAX_WARMUP_FRACTION",
+    "STRATEGIES",
+    "TrainResult",
+    "build_model",
+    "make_strategy",
+    "train",
+]
+
+# Output files of a training run (with callbacks.HISTORY_JSON and HISTORY_CSV).
+BEST_MODEL = "best.keras"
+FINAL_MODEL = "final.keras"
+BACKUP_DIR = "backup"
+#: The longest warm-up, as a share of the run: a run shorter than its warm-up still decays.
+MAX_WARMUP_FRACTION = 0.25
+#: The names `make_strategy` accepts.
+STRATEGIES = ("default", "mirrored", "multi-worker", "tpu")
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns: the trained model, its history and where files went.
+
+    Attributes:
+        model: the trained ``keras.Model`` (the last epoch's weights).
+        history: one dict per finished epoch, as in ``history.json``.
+        output_dir: the run's folder.
+        best_model_path: ``best.keras`` if it was written, else None.
+        final_model_path: ``final.keras``.
+        stopped_early: whether ``time_budget`` cut the run short.
+    """
+
+    model: Any
+    history: list[dict[str, float]]
+    output_dir: Path
+    best_model_path: Path | None
+    final_model_path: Path | None = None
+    stopped_early: bool = False
+
+
+def build_model(
+    alpha: float = 0.5,
+    early_downsampling: int = 2,
+    dropout: float = 0.2,
+    num_classes: int = len(CLASS_NAMES),
+    bn_momentum: float = 0.9,
+) -> keras.Model:
+    """The MobileNet V1 that `train` uses for 32x32 images, taking raw pixels.
+
+    Args:
+        alpha: width multiplier.
+        early_downsampling: 4, 2 or 1, see `mobilenet.MobileNetV1`; 2 keeps a
+            2x2 final feature map at 32x32, 1 a 4x4 one.
+        dropout: dropout before the classifier.
+        num_classes: classifier outputs.
+        bn_momentum: momentum of every BatchNorm's moving statistics. Keras's
+            0.99 averages over ~100 steps, several epochs of a small set, so
+            inference-mode accuracy lags far behind; 0.9 follows within an
+            epoch. It is part of the model's config, so it survives saving.
+
+    Returns:
+        A ``keras.Model`` taking ``(32, 32, 3)`` pixels, 0-255 (uint8 or
+        float), and normalising them inside (``include_preprocessing``), so
+        the saved model needs no preprocessing step anywhere it runs.
+
+    Example:
+
+    ```python
+    from mobilenet.cifar10 import build_model
+
+    model = build_model(alpha=0.25)
+    ```
+    """
+    from mobilenet.model import MobileNetV1
+
+    return MobileNetV1(
+        alpha,
+        num_classes=num_classes,
+        input_shape=IMAGE_SHAPE,
+        dropout=dropout,
+        early_downsampling=early_downsampling,
+        include_preprocessing=True,
+        batch_norm_momentum=bn_momentum,
+        name=f"mobilenet_v1_{alpha:g}_cifar10",
+    )
+
+
+def _mixed_precision_policy(mixed_precision: bool | str) -> str | None:
+    if mixed_precision in (False, None, "", "none"):
+        return None
+    if mixed_precision in (True, "auto"):
+        import tensorflow as tf
+
+        return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    if mixed_precision in ("mixed_float16", "mixed_bfloat16"):
+        return mixed_precision
+    raise ValueError(
+        "Invalid value for argument `mixed_precision`: expected False, True/'auto' "
+        "(mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU), 'mixed_float16' or "
+        f"'mixed_bfloat16'. Received: mixed_precision={mixed_precision!r}"
+    )
+
+
+
+def _fit_verbosity(verbose: int | str) -> int | str:
+    """Keras' progress bar on a terminal; one line per epoch when output is redirected."""
+    if verbose != "auto":
+        return verbose
+    stream = sys.stdout
+    return 1 if hasattr(stream, "isatty") and stream.isatty() else 2
+
+
+def _prepare_output_dir(output_dir: Path, resume: bool) -> None:
+    """Checks what ``output_dir`` holds against ``resume``; clears a run being replaced."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise invalid("output_dir", "a folder", str(output_dir), shown=f"output_dir={str(output_dir)!r}, a file")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"Invalid value for argument `output_dir`: {str(output_dir)!r} is not writable"
+        )
+    interrupted = (output_dir / BACKUP_DIR).exists()
+    if interrupted and not resume:
+        raise FileExistsError(
+            f"Invalid value for argument `output_dir`: {str(output_dir)!r} holds an "
+            f"interrupted run ({BACKUP_DIR}/). Pass resume=True (`--resume`) to "
+            "continue it, or choose another output_dir."
+        )
+    finished = len(read_history(output_dir))
+    if resume and not interrupted and finished and (output_dir / FINAL_MODEL).is_file():
+        raise ValueError(
+            f"Invalid value for argument `resume`: the run in {str(output_dir)!r} is "
+            f"finished ({finished} epochs, {FINAL_MODEL} written); nothing to resume. "
+            "Train into another output_dir, or without resume to start it over."
+        )
+    if not resume:
+        from mobilenet.cifar10.callbacks import HISTORY_CSV, HISTORY_JSON
+
+        for name in (HISTORY_JSON, HISTORY_CSV, BEST_MODEL, FINAL_MODEL):
+            if (output_dir / name).exists():
+                (output_dir / name).unlink()
+
+
+def train(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    output_dir: str | os.PathLike,
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    validation_fraction: float = 0.1,
+    model: Any = None,
+    alpha: float = 0.5,
+    early_downsampling: int = 2,
+    dropout: float = 0.2,
+    epochs: int = 30,
+    batch_size: int = 64,
+    learning_rate: float = 0.2,
+    warmup_epochs: int = 2,
+    weight_decay: float = 5e-4,
+    label_smoothing: float = 0.1,
+    augment: bool = True,
+    strategy: Any = None,
+    mixed_precision: bool | str = False,
+    resume: bool = False,
+    time_budget: float | None = None,
+    extra_callbacks: list | None = None,
+    seed: int = 0,
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Trains a MobileNet V1 on CIFAR-10 images with ``model.fit``.
+
+    The recipe (measured in ``docs/cifar10.md``): MobileNetV1 alpha 0.5 with
+    ``early_downsampling=2`` and BatchNorm momentum 0.9, SGD with Nesterov
+    momentum 0.9, a linear warm-up to 0.2 then cosine decay to 0, decoupled
+    weight decay on the kernels, label smoothing 0.1, random crops with
+    reflect padding and horizontal flips.
+
+    Files in ``output_dir``: ``history.json`` and ``history.csv`` (one row per
+    finished epoch, rewritten atomically), ``best.keras`` (the model with the
+    best validation accuracy, or training accuracy without validation),
+    ``final.keras`` and, while a run is unfinished, ``backup/`` (Keras's
+    ``BackupAndRestore``). Killed at any point and called again with the same
+    ``output_dir`` and ``resume=True``, training continues from the last
+    finished epoch and ends with the same number of epochs.
+
+    Args:
+        x_train: pixels ``(n, 32, 32, 3)``, uint8 or floats in 0..255, as they
+            come (the model normalises inside; do not normalise them).
+        y_train: int labels ``(n,)`` in ``0..num_classes-1``.
+        output_dir: folder for checkpoints and history (created).
+        validation_data: optional ``(images, labels)`` to validate on. When
+            None and ``validation_fraction`` > 0, a stratified split of the
+            training data is held out.
+        validation_fraction: share held out when ``validation_data`` is None;
+            0 trains on everything with no validation.
+        model: optional Keras model taking pixels (0-255) with a softmax
+            output, so it must normalise inside (e.g.
+            ``MobileNetV1(..., include_preprocessing=True)``); by default
+            `build_model(alpha, early_downsampling, dropout)`. With a
+            ``strategy``, build it inside ``strategy.scope()``.
+        alpha: width multiplier of the default model.
+        early_downsampling: see `mobilenet.MobileNetV1`; the default 2 keeps
+            a 2x2 final map at 32x32, the measured trade-off on a CPU.
+        dropout: dropout before the default model's classifier.
+        epochs: int >= 1, total epochs (a resumed run counts finished ones).
+        batch_size: int >= 1, global batch size.
+        learning_rate: float > 0, the peak learning rate (scaled by nothing:
+            give the value for your global batch size).
+        warmup_epochs: int >= 0, epochs of linear warm-up from 0, capped at
+            a quarter of the run (``MAX_WARMUP_FRACTION``) so that a short run
+            still reaches its peak and decays.
+        weight_decay: decoupled weight decay on kernels (not BN or biases).
+        label_smoothing: float in [0, 1).
+        augment: random crop and flip of training images.
+        strategy: optional ``tf.distribute.Strategy`` (MirroredStrategy,
+            MultiWorkerMirroredStrategy, TPUStrategy).
+        mixed_precision: False, True/'auto' (mixed_float16 on GPU,
+            mixed_bfloat16 otherwise), 'mixed_float16' or 'mixed_bfloat16'.
+        resume: continue an interrupted run found in ``output_dir`` (nothing
+            there: start it). Without it, a leftover backup there is an error,
+            so nothing is overwritten by accident; with it, a finished run
+            there is an error, since there is nothing left to do.
+        time_budget: optional seconds > 0 for this call: the run is cut to the
+            epochs that fit (measured as it goes), with the learning-rate
+            decay ending at the new last epoch.
+        extra_callbacks: more Keras callbacks for ``fit`` (run before the
+            backup).
+        seed: int >= 0, seed of the weights, split, shuffle and augmentation.
+            `train` sets it as the process-wide seed of Keras, NumPy and
+            Python (``keras.utils.set_random_seed``), as a script would.
+        verbose: Keras ``fit`` verbosity ("auto": a progress bar on a
+            terminal, one line per epoch when output is redirected).
+
+    Returns:
+        A `TrainResult` with the trained model (the last epoch's weights) and
+        the history rows.
+
+    Raises:
+        ValueError: a bad argument (named), before any training: images of
+            the wrong shape, dtype or range, labels outside the classes, a
+            length mismatch, a rate <= 0, a finished run with ``resume``.
+        FileExistsError: ``output_dir`` holds an interrupted run and
+            ``resume`` is False.
+
+    Example:
+
+    ```python
+    from mobilenet.cifar10 import load_cifar10, train
+
+    (x_train, y_train), (x_test, y_test) = load_cifar10("../shared/data/cifar10-subset")
+    result = train(x_train[:64], y_train[:64], output_dir="runs/tiny", epochs=1, alpha=0.25)
+    ```
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    learning_rate = check_number(learning_rate, "learning_rate", low=0.0, low_open=True)
+    warmup_epochs = check_int(warmup_epochs, "warmup_epochs", minimum=0)
+    weight_decay = check_number(weight_decay, "weight_decay", low=0.0)
+    label_smoothing = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+    validation_fraction = check_number(validation_fraction, "validation_fraction", low=0.0, high=1.0)
+    if time_budget is not None:
+        time_budget = check_number(time_budget, "time_budget", low=0.0, low_open=True)
+    seed = check_int(seed, "seed", minimum=0)
+    if strategy is not None and not hasattr(strategy, "scope"):
+        raise invalid("strategy", "None or a tf.distribute.Strategy (see make_strategy)", strategy)
+    policy = _mixed_precision_policy(mixed_precision)
+    image_shape = tuple(model.input_shape[1:]) if model is not None else IMAGE_SHAPE
+    num_classes = int(model.output_shape[-1]) if model is not None else len(CLASS_NAMES)
+    x_train, y_train = check_images_and_labels(
+        x_train, y_train, num_classes=num_classes, image_shape=image_shape,
+        images_argument="x_train", labels_argument="y_train",
+    )
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise invalid("validation_data", "None or a pair (images, labels)", validation_data,
+                          shown=f"validation_data of type {type(validation_data).__name__}")
+        validation_data = check_images_and_labels(
+            *validation_data, num_classes=num_classes, image_shape=image_shape,
+            images_argument="validation_data", labels_argument="validation_data",
+        )
+    elif validation_fraction > 0:
+        (x_train, y_train), validation_data = split_validation(
+            x_train, y_train, validation_fraction, seed
+        )
+    output_dir = Path(output_dir)
+    _prepare_output_dir(output_dir, resume)
+
+    keras.utils.set_random_seed(seed)
+    train_ds = make_dataset(
+        x_train, y_train, batch_size=batch_size, training=True, seed=seed,
+        padding=4 if augment else None, num_classes=num_classes,
+    )
+    val_ds = None
+    if validation_data is not None:
+        val_ds = make_dataset(
+            *validation_data, batch_size=max(batch_size, 256), num_classes=num_classes
+        )
+
+    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    previous_policy = keras.mixed_precision.global_policy()
+    scope = strategy.scope() if strategy is not None else _null_scope()
+    try:
+        if policy:
+            keras.mixed_precision.set_global_policy(policy)
+        with scope:
+            if model is None:
+                model = build_model(alpha, early_downsampling, dropout)
+            total_steps = epochs * steps_per_epoch
+            warmup_steps = min(
+                warmup_epochs * steps_per_epoch, int(MAX_WARMUP_FRACTION * total_steps)
+            )
+            schedule = WarmupCosineDecay(learning_rate, warmup_steps, total_steps)
+            optimizer = keras.optimizers.SGD(
+                schedule, momentum=0.9, nesterov=True, weight_decay=weight_decay or None,
+            )
+            optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+            model.compile(
+                optimizer=optimizer,
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                metrics=["accuracy"],
+            )
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+    monitor = "val_accuracy" if val_ds is not None else "accuracy"
+    history = HistoryWriter(output_dir)
+    seen = [row[monitor] for row in history.rows if monitor in row]
+    best = BestCheckpoint(
+        output_dir / BEST_MODEL, monitor,
+        max(seen) if seen and (output_dir / BEST_MODEL).is_file() else -math.inf,
+    )
+    # The backup comes last: an epoch it has recorded is already in the history.
+    callbacks = [history, best]
+    budget = None
+    if time_budget is not None:
+        budget = TimeBudget(time_budget, epochs, steps_per_epoch, schedule)
+        callbacks.append(budget)
+    callbacks.extend(extra_callbacks or [])
+    callbacks.append(
+        keras.callbacks.BackupAndRestore(str(output_dir / BACKUP_DIR), double_checkpoint=True)
+    )
+    model.fit(
+        train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks,
+        verbose=_fit_verbosity(verbose), shuffle=False,
+    )
+    final = atomic_save_model(model, output_dir / FINAL_MODEL)
+    best = output_dir / BEST_MODEL
+    return TrainResult(
+        model=model,
+        history=read_history(output_dir),
+        output_dir=output_dir,
+        best_model_path=best if best.is_file() else None,
+        final_model_path=final,
+        stopped_early=bool(budget and budget.stopped),
+    )
+
+
+def make_strategy(name: str | None) -> Any:
+    """A ``tf.distribute`` strategy from its command-line name.
+
+    Args:
+        name: None or "default" (no strategy: one device), "mirrored" (all
+            local GPUs, or the CPU), "multi-worker" (the machines in the
+            ``TF_CONFIG`` environment variable), or "tpu" (the TPU this
+            machine reaches).
+
+    Returns:
+        A strategy, or None for "default".
+
+    Example:
+
+    ```python
+    train(x, y, output_dir="runs/gpus", strategy=make_strategy("mirrored"))
+    ```
+    """
+    import tensorflow as tf
+
+    if name in (None, "default"):
+        return None
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise invalid("strategy", f"one of {STRATEGIES}", name)
+
+
+class _null_scope:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None

@@ -1,0 +1,78 @@
+"""Tests of `mobilenet.cifar10.evaluation` and `mobilenet.cifar10.plots`."""
+
+from __future__ import annotations
+
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from mobilenet import cifar10
+
+def _fixed_predictions(predicted: list[int]) -> tuple[keras.Model, np.ndarray]:
+    """A model that predicts the class written in each image's first pixel, and those images."""
+    images = np.zeros((len(predicted), 32, 32, 3), np.uint8)
+    images[:, 0, 0, 0] = predicted
+    inputs = keras.Input((32, 32, 3))
+    outputs = keras.layers.Lambda(
+        lambda x: keras.ops.one_hot(keras.ops.cast(x[:, 0, 0, 0], "int32"), 10)
+    )(inputs)
+    return keras.Model(inputs, outputs), images
+
+
+def test_evaluate_by_hand():
+    y_true = np.array([0, 0, 0, 1, 1, 2, 9, 9])
+    predicted = [0, 0, 1, 1, 1, 9, 9, 2]
+    model, images = _fixed_predictions(predicted)
+    report = cifar10.evaluate(model, images, y_true)
+    assert report.accuracy == pytest.approx(5 / 8)
+    assert report.per_class_accuracy["airplane"] == pytest.approx(2 / 3)
+    assert report.per_class_accuracy["automobile"] == 1.0
+    assert report.per_class_accuracy["bird"] == 0.0
+    assert report.per_class_accuracy["truck"] == 0.5
+    assert np.isnan(report.per_class_accuracy["cat"])  # no cat in the set
+    expected = np.zeros((10, 10), int)
+    for t, p in zip(y_true, predicted):
+        expected[t, p] += 1
+    np.testing.assert_array_equal(report.confusion_matrix, expected)
+    assert report.num_examples == 8
+
+
+def test_plots_are_pngs(tmp_path):
+    pytest.importorskip("matplotlib")
+    history = [{"epoch": 1, "loss": 2.0, "accuracy": 0.2, "val_loss": 2.1, "val_accuracy": 0.15},
+               {"epoch": 2, "loss": 1.5, "accuracy": 0.4, "val_loss": 1.8, "val_accuracy": 0.3}]
+    model, images = _fixed_predictions([0, 1])
+    report = cifar10.evaluate(model, images, np.array([0, 2]))
+    written = cifar10.save_plots(history, report, tmp_path)
+    assert sorted(p.name for p in written) == ["confusion.png", "curves.png"]
+    for path in written:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["confusion.png", "curves.png"]  # no temp left
+
+
+def test_plots_without_matplotlib_name_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cifar10.save_plots([{"epoch": 1, "loss": 1.0}], None, tmp_path) == []
+    with pytest.raises(ImportError, match=r"mobilenet\[plot\]"):
+        cifar10.plot_history([{"epoch": 1, "loss": 1.0}], tmp_path / "curves.png")
+
+
+def test_evaluate_rejects_a_model_of_another_class_count_and_bad_labels():
+    model, images = _fixed_predictions([0, 1])
+    with pytest.raises(ValueError, match=r"`y_test`.*0..9"):
+        cifar10.evaluate(model, images, np.array([0, 12]))
+    five = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
+    with pytest.raises(ValueError, match=r"`model`.*10 outputs.*\(None, 5\)"):
+        cifar10.evaluate(five, images, np.array([0, 1]))
+
+
+def test_evaluate_a_missing_or_corrupt_file_says_which(tmp_path):
+    images = np.zeros((2, 32, 32, 3), np.uint8)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        cifar10.evaluate(tmp_path / "absent.keras", images, np.array([0, 1]))
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        cifar10.evaluate(corrupt, images, np.array([0, 1]))

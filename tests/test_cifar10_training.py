@@ -1,0 +1,249 @@
+"""Tests of `mobilenet.cifar10.training`: `train`, its checks, resuming and strategies."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from mobilenet import cifar10
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+def _slice(cifar10_subset_dir, n_train=400):
+    (x, y), (x_test, y_test) = cifar10.load_cifar10(cifar10_subset_dir)
+    return x[:n_train], y[:n_train], x_test, y_test
+
+
+def test_short_training_run_learns(cifar10_subset_dir, tmp_path):
+    x, y, _, _ = _slice(cifar10_subset_dir, 256)
+    result = cifar10.train(
+        x, y, output_dir=tmp_path, epochs=8, alpha=0.25, early_downsampling=4, batch_size=32,
+        learning_rate=0.05, warmup_epochs=1, augment=False, validation_fraction=0, verbose=0,
+    )
+    losses = [row["loss"] for row in result.history]
+    assert len(losses) == 8
+    assert losses[-1] < 0.8 * losses[0]
+    report = cifar10.evaluate(result.model, x, y)  # inference mode, on what it trained on
+    assert report.accuracy > 0.25  # chance is 0.1
+    for name in ("history.json", "history.csv", "best.keras", "final.keras"):
+        assert (tmp_path / name).is_file()
+    assert not (tmp_path / "backup").exists()
+    rows = list(__import__("csv").DictReader(io.StringIO((tmp_path / "history.csv").read_text())))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
+    assert float(rows[-1]["learning_rate"]) == pytest.approx(0.0, abs=1e-6)
+    assert [float(r["loss"]) for r in rows] == pytest.approx(losses)
+    best = keras.saving.load_model(tmp_path / "best.keras")  # loads without custom_objects
+    assert best.count_params() == result.model.count_params()
+    # The model takes pixels: its predictions on raw uint8 images are what evaluate counted.
+    predicted = np.argmax(result.model.predict(x, verbose=0), axis=-1)
+    assert np.mean(predicted == y) == pytest.approx(report.accuracy)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _tiny_model() -> keras.Model:
+    """A small stand-in for MobileNet where a test is about train's bookkeeping, not the net."""
+    return keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(8, 3, strides=4, use_bias=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+
+
+def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path):
+    x, y, _, _ = _slice(cifar10_subset_dir, 64)
+    options = dict(epochs=4, batch_size=32, validation_fraction=0.25, verbose=0)
+
+    full = cifar10.train(x, y, output_dir=tmp_path / "full", model=_tiny_model(), **options)
+
+    class KillDuringThirdEpoch(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 2 and batch == 0:
+                raise _Killed
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    with pytest.raises(_Killed):
+        cifar10.train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(),
+                      extra_callbacks=[KillDuringThirdEpoch()], **options)
+    metadata = json.loads((tmp_path / "cut" / "backup" / "training_metadata.json").read_text())
+    assert metadata["epoch"] == 2
+    assert [row["epoch"] for row in json.loads((tmp_path / "cut" / "history.json").read_text())] == [1, 2]
+
+    with pytest.raises(FileExistsError, match="resume"):
+        cifar10.train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(), **options)
+
+    class RecordEpochs(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epochs.append(epoch)
+
+    record = RecordEpochs()
+    resumed = cifar10.train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(), resume=True,
+                            extra_callbacks=[record], **options)
+    assert record.epochs == [2, 3]  # epochs 3 and 4, counted from 1
+    assert len(resumed.history) == len(full.history) == 4
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
+    assert not (tmp_path / "cut" / "backup").exists()
+    # The learning rate picks up where it was: the same schedule point as the uninterrupted run.
+    assert resumed.history[-1]["learning_rate"] == pytest.approx(full.history[-1]["learning_rate"])
+    assert resumed.history[1]["learning_rate"] == pytest.approx(full.history[1]["learning_rate"])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(epochs=0), "`epochs`: expected an integer >= 1"),
+        (dict(label_smoothing=1.0), "`label_smoothing`: expected a number in [0, 1)"),
+        (dict(mixed_precision="float64"), "`mixed_precision`"),
+        (dict(learning_rate=0.0), "`learning_rate`: expected a finite number > 0. Received: learning_rate=0.0"),
+        (dict(learning_rate=-0.1), "`learning_rate`"),
+        (dict(time_budget=-5.0), "`time_budget`: expected a finite number > 0"),
+        (dict(warmup_epochs=-1), "`warmup_epochs`"),
+        (dict(weight_decay=-1e-4), "`weight_decay`"),
+        (dict(y_train=np.arange(8) % 10 + 3), "`y_train`: expected class indices in 0..9"),
+        (dict(y_train=np.arange(7) % 10), "`y_train`: expected one label per image (8 images in `x_train`)"),
+        (dict(x_train=np.zeros((8, 28, 28, 3), np.uint8)), "`x_train`: expected pixels as a uint8 or float array of shape (n, 32, 32, 3)"),
+        (dict(x_train=np.zeros((8, 32, 32, 3), np.int16)), "`x_train`"),
+        (dict(x_train=np.full((8, 32, 32, 3), 300.0)), "`x_train`: expected pixels in 0..255"),
+        (dict(validation_data=(np.zeros((2, 32, 32, 3), np.uint8), [0, 11])), "`validation_data`: expected class indices"),
+    ],
+)
+def test_train_rejects_bad_arguments_before_training(tmp_path, change, message):
+    arguments = dict(x_train=np.zeros((8, 32, 32, 3), np.uint8), y_train=np.arange(8) % 10,
+                     output_dir=tmp_path / "run", validation_fraction=0, verbose=0)
+    arguments.update(change)
+    with pytest.raises(ValueError) as error:
+        cifar10.train(**arguments)
+    assert message in str(error.value)
+    assert not (tmp_path / "run").exists()  # nothing written before the checks pass
+
+
+def test_make_strategy_names_the_choices():
+    with pytest.raises(ValueError, match=r"`strategy`: expected one of \('default'"):
+        cifar10.make_strategy("gpus")
+
+
+def test_resume_of_a_finished_run_says_it_is_finished(tmp_path):
+    x, y = np.zeros((16, 32, 32, 3), np.uint8), np.arange(16) % 10
+    options = dict(epochs=1, batch_size=8, validation_fraction=0, verbose=0)
+    cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), **options)
+    with pytest.raises(ValueError, match=r"`resume`: the run in .* is finished \(1 epochs"):
+        cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), resume=True, **options)
+    # Without resume the finished run is replaced, not appended to.
+    again = cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), **options)
+    assert [row["epoch"] for row in again.history] == [1]
+
+
+def test_a_run_shorter_than_its_warmup_still_reaches_the_peak_and_decays(tmp_path):
+    x, y = np.zeros((32, 32, 32, 3), np.uint8), np.arange(32) % 10
+    seen = []
+
+    class RecordRate(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), epochs=1, batch_size=2,
+                  learning_rate=0.2, warmup_epochs=5, validation_fraction=0, verbose=0,
+                  extra_callbacks=[RecordRate()])
+    # 16 steps; the warm-up is capped at a quarter of them: 4 steps up, then cosine down.
+    assert len(seen) == 16
+    assert seen[4] == pytest.approx(0.2)
+    assert seen[:5] == pytest.approx([0.0, 0.05, 0.1, 0.15, 0.2])
+    assert seen[-1] < 0.01
+
+
+def test_files_get_the_users_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
+                      model=_tiny_model(), epochs=1, batch_size=8, validation_fraction=0, verbose=0)
+    finally:
+        os.umask(previous)
+    for name in ("history.json", "history.csv", "final.keras", "best.keras"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_redirected_output_gets_one_line_per_epoch(monkeypatch):
+    from mobilenet.cifar10 import training
+
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert training._fit_verbosity("auto") == 2
+    assert training._fit_verbosity(0) == 0
+
+
+@pytest.mark.slow
+def test_mixed_bfloat16_training_on_cpu(tmp_path):
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(32) % 10
+    result = cifar10.train(x, y, output_dir=tmp_path, epochs=1, alpha=0.25, early_downsampling=4,
+                           batch_size=16, validation_fraction=0, mixed_precision=True, verbose=0)
+    conv = result.model.get_layer("conv1")
+    assert conv.dtype_policy.name == "mixed_bfloat16"
+    assert conv.kernel.dtype == "float32"  # variables stay float32
+    assert result.model.get_layer("predictions").dtype_policy.name == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored afterwards
+    assert np.isfinite(result.history[0]["loss"])
+
+
+_MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    from mobilenet import cifar10
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(32) % 10
+    result = cifar10.train(x, y, output_dir=sys.argv[1], epochs=2, alpha=0.25, early_downsampling=4,
+                           batch_size=16, validation_fraction=0, strategy=strategy, verbose=0)
+    kernel = result.model.get_layer("fc").kernel
+    print(json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "variable": type(getattr(kernel, "value", kernel)).__name__,
+        "devices": sorted({v.device for v in getattr(kernel.value, "values", [])}),
+        "epochs": [row["epoch"] for row in result.history],
+        "loss": result.history[-1]["loss"],
+    }))
+    """
+)
+
+
+def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
+    # Logical devices must be set before TensorFlow starts, hence a fresh process.
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    completed = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_SCRIPT, str(tmp_path / "run")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["variable"] == "MirroredVariable"
+    assert len(report["devices"]) == 2 and all("CPU" in d.upper() for d in report["devices"])
+    assert report["epochs"] == [1, 2]
+    assert np.isfinite(report["loss"])
