@@ -99,7 +99,7 @@ def test_calibration_dir_errors(saved, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--int8"], "`representative_data`"),
+        (["--int8"], "`--calibration-data`: --quantization='int8' calibrates"),
         (["--verify"], "`--verify`"),
         (["--calibration-data", "missing.npy", "--int8"], "`--calibration-data`"),
         (["--quantization", "float16", "--calibration-data", "x.npy"], "only int8 export is calibrated"),
@@ -115,9 +115,15 @@ def test_bad_arguments_exit_2_with_a_clear_message_and_no_file(saved, tmp_path, 
 
 def test_unwritable_output_and_missing_model(saved, tmp_path, capsys):
     assert main(["export", str(saved / "model.keras"), str(tmp_path / "no" / "m.tflite")]) == 2
-    assert "`path`" in capsys.readouterr().err
+    assert "`OUTPUT`: expected a file in an existing, writable folder" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "absent.keras"), str(tmp_path / "m.tflite")]) == 2
-    assert "`model`" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "`MODEL`: expected an existing .keras file" in err and "no such file" in err
+    (tmp_path / "corrupt.keras").write_bytes(b"PK\x03\x04 half a zip")
+    assert main(["export", str(tmp_path / "corrupt.keras"), str(tmp_path / "m.tflite")]) == 2
+    err = capsys.readouterr().err
+    assert "`MODEL`" in err and "corrupt or truncated" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "corrupt.keras").unlink()
     assert os.listdir(tmp_path) == []
 
 

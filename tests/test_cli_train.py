@@ -86,3 +86,88 @@ def test_train_then_evaluate_end_to_end(cifar10_subset_dir, tmp_path, capsys):
     assert report["accuracy"] == pytest.approx(trained["accuracy"])
     assert f"{report['accuracy']:.2%}" in out
     assert sum(map(sum, report["confusion_matrix"])) == 48
+
+
+def _one_error_line(capsys, prefix: str) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(prefix) and "Traceback" not in captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--learning-rate", "0"], "`--learning-rate`: expected a finite number > 0. Received: --learning-rate=0.0"),
+        (["--time-budget", "-5"], "`--time-budget`: expected a finite number > 0"),
+        (["--label-smoothing", "1.5"], "`--label-smoothing`: expected a number in [0, 1)"),
+        (["--validation-fraction", "1"], "`--validation-fraction`"),
+        (["--alpha", "-1"], "`--alpha`"),
+        (["--seed", "-3"], "`--seed`"),
+    ],
+)
+def test_bad_train_values_give_one_line_naming_the_flag(cifar10_subset_dir, tmp_path, capsys, extra, expected):
+    code = main(["train", "--data-dir", str(cifar10_subset_dir), "--limit", "40",
+                 "--output-dir", str(tmp_path / "run"), *extra])
+    assert code == 2
+    assert expected in _one_error_line(capsys, "mobilenet train: error:")
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+def test_bad_data_folders_give_one_line_naming_data_dir(tmp_path, capsys):
+    assert main(["train", "--data-dir", str(tmp_path / "nowhere"), "--output-dir", str(tmp_path / "r")]) == 2
+    line = _one_error_line(capsys, "mobilenet train: error:")
+    assert "`--data-dir`" in line and "cifar-10-batches-py" in line and "nowhere" in line
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(b"\x80\x03}q\x00(X")  # a truncated pickle
+    assert main(["evaluate", str(tmp_path / "m.keras"), "--data-dir", str(tmp_path / "data")]) == 2
+    assert "Corrupt CIFAR-10 batch file" in _one_error_line(capsys, "mobilenet evaluate: error:")
+
+
+def test_evaluate_of_a_missing_or_corrupt_model_names_it(cifar10_subset_dir, tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "absent.keras"), "--data-dir", str(cifar10_subset_dir)]) == 2
+    assert "`MODEL.keras`: expected an existing .keras file" in _one_error_line(capsys, "mobilenet evaluate: error:")
+    (tmp_path / "cut.keras").write_bytes(b"PK\x03\x04" + b"\x00" * 20)
+    assert main(["evaluate", str(tmp_path / "cut.keras"), "--data-dir", str(cifar10_subset_dir)]) == 2
+    assert "corrupt or truncated" in _one_error_line(capsys, "mobilenet evaluate: error:")
+
+
+def test_unwritable_output_dir_is_one_line(cifar10_subset_dir, tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["train", "--data-dir", str(cifar10_subset_dir), "--limit", "40",
+                 "--output-dir", str(tmp_path / "file")]) == 2
+    assert "`--output-dir`" in _one_error_line(capsys, "mobilenet train: error:")
+
+
+def test_ctrl_c_says_how_to_resume_and_exits_130(cifar10_subset_dir, tmp_path, capsys, monkeypatch):
+    from mobilenet import cifar10
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cifar10, "train", interrupted)
+    assert main(["train", "--data-dir", str(cifar10_subset_dir), "--limit", "40",
+                 "--output-dir", str(tmp_path / "run")]) == 130
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_train_reports_the_files_it_wrote_and_skipped_plots(cifar10_subset_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
+    output_dir = tmp_path / "run"
+    assert main(["train", "--data-dir", str(cifar10_subset_dir), "--epochs", "1", "--limit", "32",
+                 "--alpha", "0.25", "--batch-size", "16", "--validation-fraction", "0",
+                 "--output-dir", str(output_dir)]) == 0
+    out = capsys.readouterr().out
+    wrote = next(line for line in out.splitlines() if line.startswith("wrote "))
+    listed = wrote[len("wrote "):].split(" to ")[0].split(", ")
+    assert sorted(listed) == sorted(p.name for p in output_dir.iterdir() if p.is_file())
+    assert "plots skipped: matplotlib is not installed" in out and "mobilenet[plot]" in out

@@ -199,19 +199,19 @@ def _pointwise_as_conv(model: keras.Model) -> Iterator[None]:
             layer.implementation = implementation
 
 
-def _writable_target(path: str | os.PathLike, suffix: str) -> Path:
+def _writable_target(path: str | os.PathLike, suffix: str, argument: str = "path") -> Path:
     """Checks that ``path`` names a file we can create; returns it as a Path."""
     target = Path(path)
     if target.suffix != suffix:
         raise ValueError(
-            f"Invalid value for argument `path`: expected a file name ending in "
-            f"'{suffix}'. Received: path={str(path)!r}"
+            f"Invalid value for argument `{argument}`: expected a file name ending in "
+            f"'{suffix}'. Received: {argument}={str(path)!r}"
         )
     folder = target.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or target.is_dir():
         raise ValueError(
-            "Invalid value for argument `path`: expected a file in an existing, "
-            f"writable folder. Received: path={str(path)!r} (folder "
+            f"Invalid value for argument `{argument}`: expected a file in an existing, "
+            f"writable folder. Received: {argument}={str(path)!r} (folder "
             f"{str(folder)!r} {'is not writable' if folder.is_dir() else 'does not exist'})"
         )
     return target
@@ -701,10 +701,10 @@ def export_model(
     print(result.path, result.input_type)
     ```
     """
-    from mobilenet.saving import load_model
+    from mobilenet.saving import _load_model
 
-    _writable_target(output_path, ".tflite")
-    model = load_model(model_path)
+    _writable_target(output_path, ".tflite", "output_path")
+    model = _load_model(model_path, compile=False, argument="model_path")
     source = fold_batchnorm(model) if fold_bn else model
     path = to_tflite(
         source, output_path, quantization,

@@ -44,36 +44,41 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
     model = mobilenet.load_model("small.keras")
     ```
     """
+    return _load_model(path, compile=compile, argument="path")
+
+
+def _load_model(path: str | os.PathLike, *, compile: bool, argument: str) -> keras.Model:
+    """`load_model`, with errors naming the caller's ``argument`` for the path."""
     from mobilenet import _registration
 
     _registration.register()
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(
-            "Invalid value for argument `path`: expected an existing .keras file. "
-            f"Received: path={str(path)!r}"
+            f"Invalid value for argument `{argument}`: expected an existing .keras file. "
+            f"Received: {argument}={str(path)!r}"
             + (" (a folder)" if file.is_dir() else " (no such file)")
         )
     if file.suffix != ".keras":
         raise ValueError(
-            "Invalid value for argument `path`: expected a .keras file (Keras' "
-            f"native format). Received: path={str(path)!r}"
+            f"Invalid value for argument `{argument}`: expected a .keras file (Keras' "
+            f"native format). Received: {argument}={str(path)!r}"
         )
     if not zipfile.is_zipfile(file):
         raise ValueError(
-            f"Invalid value for argument `path`: {str(path)!r} is corrupt or truncated "
+            f"Invalid value for argument `{argument}`: {str(path)!r} is corrupt or truncated "
             "(not a readable .keras archive)"
         )
     try:
         return keras.saving.load_model(file, compile=compile)
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as error:
         raise ValueError(
-            f"Invalid value for argument `path`: {str(path)!r} is corrupt or truncated "
+            f"Invalid value for argument `{argument}`: {str(path)!r} is corrupt or truncated "
             f"({type(error).__name__}: {error})"
         ) from error
     except (TypeError, ValueError) as error:
         raise ValueError(
-            f"Invalid value for argument `path`: Keras could not rebuild the model in "
+            f"Invalid value for argument `{argument}`: Keras could not rebuild the model in "
             f"{str(path)!r} ({_first_line(error)})"
         ) from error
 

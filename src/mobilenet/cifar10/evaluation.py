@@ -90,9 +90,9 @@ def evaluate(
 
     batch_size = check_positive_int(batch_size, "batch_size")
     if isinstance(model, (str, os.PathLike)):
-        from mobilenet.saving import load_model
+        from mobilenet.saving import _load_model
 
-        model = load_model(model)
+        model = _load_model(model, compile=False, argument="model")
     if not isinstance(model, keras.Model):
         raise invalid("model", "a keras.Model or the path of a .keras file", model)
     num_classes = len(class_names)
