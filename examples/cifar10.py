@@ -3,12 +3,18 @@
     python examples/cifar10.py --data-dir ../shared/data/cifar10-subset
 
 Without --data-dir the dataset comes from $MOBILENET_CIFAR10_DIR or Keras's
-download cache. Killed mid-run? Run the same command with --resume.
+download cache. Killed mid-run? Run the same command with --resume. The saved
+models (runs/cifar10-example/best.keras, final.keras) take pixels as they come,
+0-255: `mobilenet.load_model(path).predict(uint8_images)` needs no preprocessing.
 """
 
 import argparse
+import os
 
-from mobilenet import cifar10
+# A script may quiet TensorFlow's C++ start-up log, before TensorFlow loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from mobilenet import cifar10  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
@@ -31,7 +37,7 @@ result = cifar10.train(
     output_dir=args.output_dir, resume=args.resume,
     epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size,
 )
-report = cifar10.evaluate(result.model, x_test, y_test)
+report = cifar10.evaluate(result.model, x_test, y_test)  # raw uint8 pixels, as a user has them
 for name, accuracy in report.per_class_accuracy.items():
     print(f"  {name:<11}{accuracy:6.1%}")
 print(f"test accuracy: {report.accuracy:.2%}")
