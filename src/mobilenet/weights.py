@@ -48,18 +48,19 @@ def imagenet_weights_url(alpha: float, resolution: int, include_top: bool) -> tu
     return file_name, IMAGENET_BASE_URL + file_name
 
 
-def imagenet_resolution(rows: int | None, cols: int | None) -> int:
+def imagenet_resolution(rows: int | None, cols: int | None) -> int | None:
     """The side of the ImageNet weights file for a model of input ``rows x cols``.
 
     A model whose input size is left open (rows and cols both None, the
     default of ``MobileNetV1(include_top=False)``) gets the 224 file, as
     ``keras.applications.MobileNet`` does; the weights have the same shapes at
     every side, only their training resolution differs. Otherwise the side is
-    the model's own, which `check_weights_request` has checked is published.
+    the model's own if the input is square, which `check_weights_request`
+    also checks is published; None (no file) for a non-square input.
     """
     if rows is None and cols is None:
         return BASE_RESOLUTION
-    return int(rows)  # type: ignore[arg-type]
+    return rows if rows == cols else None
 
 
 def check_weights_request(
