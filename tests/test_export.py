@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import keras
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from mobilenet import MobileNetV1
+from mobilenet._keras_compat import flatten_layers
 from mobilenet.cifar10 import load_cifar10
 from mobilenet.export import fold_batchnorm, run_tflite, to_tflite, verify_tflite
 from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
@@ -27,8 +29,6 @@ def _cifar_subset(folder, count_train, count_test):
 
 
 def _interpreter(path):
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(model_path=str(path))
@@ -53,8 +53,7 @@ def _randomize_batchnorm(model, seed=0):
     random, so inference differs clearly from training mode.
     """
     rng = np.random.default_rng(seed)
-    bns = [l for l in model._flatten_layers(include_self=False)
-           if isinstance(l, keras.layers.BatchNormalization)]
+    bns = [l for l in flatten_layers(model) if isinstance(l, keras.layers.BatchNormalization)]
     for bn in bns:
         n = bn.gamma.shape[0]
         bn.gamma.assign(rng.uniform(0.5, 2.0, n))
@@ -82,7 +81,7 @@ def trained(cifar):
     keras.utils.set_random_seed(1)
     train_images, train_labels, _ = cifar
     model = _tiny()
-    for layer in model._flatten_layers():
+    for layer in flatten_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.5  # moving statistics that settle within a few steps
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy")
@@ -211,7 +210,7 @@ def test_pointwise_written_as_conv_for_litert_then_restored(trained, exported, t
     assert "RESHAPE" not in _ops(as_conv)
     assert _ops(as_matmul).count("CONV_2D") == 1
     assert _ops(as_matmul).count("FULLY_CONNECTED") == 14  # 13 pointwise + the classifier
-    pointwise = [l for l in trained._flatten_layers() if isinstance(l, PointwiseConv2D)]
+    pointwise = [l for l in flatten_layers(trained) if isinstance(l, PointwiseConv2D)]
     assert len(pointwise) == 13 and {l.implementation for l in pointwise} == {"matmul"}
     x = np.random.default_rng(0).random((4, 32, 32, 3), np.float32)
     np.testing.assert_allclose(run_tflite(as_conv, x), run_tflite(as_matmul, x), atol=1e-5)
@@ -251,10 +250,10 @@ def test_fold_batchnorm_matches_the_original(separable):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
     def batchnorms(m):
-        return [l for l in m._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+        return [l for l in flatten_layers(m) if isinstance(l, keras.layers.BatchNormalization)]
 
     assert batchnorms(folded) == []
-    assert len(list(folded._flatten_layers())) < len(list(model._flatten_layers()))
+    assert len(list(flatten_layers(folded))) < len(list(flatten_layers(model)))
     assert len(folded.layers) < len(model.layers)
     # Each BN's 4 vectors become one bias vector: 3 fewer numbers per channel.
     bn_channels = sum(int(b.gamma.shape[0]) for b in batchnorms(model))
@@ -290,6 +289,48 @@ def test_fold_batchnorm_after_training_steps_and_export(tmp_path):
     np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-4, atol=1e-6)
     report = verify_tflite(to_tflite(folded, tmp_path / "folded.tflite"), model, x[:16])
     assert report.top1_agreement == 1.0 and report.max_abs_diff < 1e-4
+
+
+def test_fold_batchnorm_on_a_sequential_model():
+    model = keras.Sequential([
+        keras.Input((12, 12, 3)),
+        keras.layers.Conv2D(8, 3, use_bias=False),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        DepthwiseSeparableConv2D(16, strides=2),
+        keras.layers.DepthwiseConv2D(3, padding="same"),
+        keras.layers.BatchNormalization(),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(4),
+    ])
+    assert _randomize_batchnorm(model, seed=4) == 4
+    folded = fold_batchnorm(model)
+    assert isinstance(folded, keras.Model) and not isinstance(folded, keras.Sequential)
+    assert not [l for l in flatten_layers(folded) if isinstance(l, keras.layers.BatchNormalization)]
+    assert not [l for l in folded.layers if isinstance(l, keras.layers.Dropout)]
+    x = np.random.default_rng(2).normal(size=(6, 12, 12, 3)).astype(np.float32)
+    expected = np.asarray(model(x, training=False))
+    assert np.ptp(expected, axis=0).max() > 1e-2  # the outputs differ between inputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # called like the Sequential, on one array: no structure warning
+        got = np.asarray(folded(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_fold_batchnorm_rejects_a_subclassed_model():
+    class Subclassed(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = keras.layers.Conv2D(2, 3)
+
+        def call(self, inputs):
+            return self.conv(inputs)
+
+    model = Subclassed()
+    model(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"`model`.*functional or Sequential.*subclassed Subclassed"):
+        fold_batchnorm(model)
 
 
 def test_fold_batchnorm_rejects_what_it_cannot_fold():

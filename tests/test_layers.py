@@ -176,6 +176,29 @@ def test_trains_in_a_model():
     assert not np.allclose(model.layers[0].pointwise.kernel.numpy(), kernel_before)
 
 
+def test_regularizers_add_the_l2_of_the_kernels_to_the_loss():
+    block = DepthwiseSeparableConv2D(
+        8,
+        depthwise_regularizer=keras.regularizers.L2(1e-2),
+        pointwise_regularizer=keras.regularizers.L2(3e-3),
+    )
+    model = keras.Sequential([keras.Input((6, 6, 4)), block])
+    depthwise = block.depthwise.kernel.numpy().astype(np.float64)
+    pointwise = block.pointwise.kernel.numpy().astype(np.float64)
+    # L2(l) adds l * sum(w ** 2) for each regularized kernel.
+    expected = 1e-2 * np.sum(depthwise**2) + 3e-3 * np.sum(pointwise**2)
+    assert len(model.losses) == 2
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
+    # ...and training sees them: the evaluated loss is the data loss plus the penalty.
+    x = np.random.default_rng(6).normal(size=(4, 6, 6, 4)).astype("float32")
+    model.compile(loss="mse")
+    data_loss = float(np.mean(np.asarray(model(x, training=False), np.float64) ** 2))
+    total = model.evaluate(x, np.zeros((4, 6, 6, 8), "float32"), verbose=0)
+    assert total == pytest.approx(data_loss + expected, rel=1e-4)
+    # The default leaves the kernels unregularized, as TF-Slim does.
+    assert keras.Sequential([keras.Input((6, 6, 4)), DepthwiseSeparableConv2D(8)]).losses == []
+
+
 def test_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_float16")
     block = DepthwiseSeparableConv2D(8)

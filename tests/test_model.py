@@ -7,6 +7,7 @@ import pytest
 import keras
 
 from mobilenet import DepthwiseSeparableConv2D, MobileNetV1
+from mobilenet._keras_compat import flatten_layers
 from tests.keras_checks import assert_save_load_round_trip
 
 # Paper Table 1 at 224x224 (with the s2 typo of the last block read as s1): output of each layer.
@@ -33,8 +34,8 @@ RHOS = {1.0: 224, 6 / 7: 192, 5 / 7: 160, 4 / 7: 128}
 def paper_param_count(model: keras.Model) -> int:
     """Weights the way the paper counts them: every variable except BatchNorm's."""
     total = 0
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.BatchNormalization) or layer._layers:
+    for layer in flatten_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) or any(flatten_layers(layer)):
             continue
         total += sum(int(np.prod(w.shape)) for w in layer.weights)
     return total
@@ -116,7 +117,7 @@ def test_unknown_input_size():
 
 @pytest.mark.parametrize("pooling, shape", [(None, (None, 7, 7, 1024)), ("avg", (None, 1024)), ("max", (None, 1024))])
 def test_feature_extractor_pooling(pooling, shape):
-    model = MobileNetV1(include_top=False, pooling=pooling)
+    model = MobileNetV1(include_top=False, pooling=pooling, input_shape=(224, 224, 3))
     assert model.output_shape == shape
     assert not any(layer.name in ("fc", "predictions") for layer in model.layers)
 
@@ -135,7 +136,7 @@ def test_pooling_values():
 
 @pytest.mark.parametrize("output_stride, side", [(32, 7), (16, 14), (8, 28)])
 def test_output_stride(output_stride, side):
-    model = MobileNetV1(include_top=False, output_stride=output_stride)
+    model = MobileNetV1(include_top=False, output_stride=output_stride, input_shape=(224, 224, 3))
     assert model.output_shape == (None, side, side, 1024)
     # Parameters do not change: strides become dilation, weights stay.
     assert model.count_params() == MobileNetV1(include_top=False).count_params()
@@ -207,7 +208,7 @@ def test_model_saves_and_loads(tmp_path):
     model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10)
     x = np.random.default_rng(1).uniform(size=(4, 32, 32, 3)).astype("float32")
     rng = np.random.default_rng(2)
-    for layer in model._flatten_layers(include_self=False):  # BN statistics off their defaults
+    for layer in flatten_layers(model):  # BN statistics off their defaults
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
     assert_save_load_round_trip(model, x, tmp_path / "mobilenet.keras")
@@ -223,7 +224,7 @@ def test_model_saves_and_loads(tmp_path):
         (dict(alpha=True), r"`alpha`.*alpha=True"),
         (dict(rho=0), r"`rho`.*rho=0"),
         (dict(rho=-1), r"`rho`.*rho=-1"),
-        (dict(rho=0.1), r"`rho`.*22.*under the minimum of 32.*rho=0.1"),
+        (dict(rho=0.1), r"`rho`.*>= 0.1429.*Received: rho=0.1, an input side of 22, under the minimum of 32"),
         (dict(rho=5 / 7, input_shape=(224, 224, 3)), r"`rho` and `input_shape` disagree"),
         (dict(num_classes=0), r"`num_classes`.*num_classes=0"),
         (dict(num_classes=2.5), r"`num_classes`.*num_classes=2.5"),
@@ -236,6 +237,12 @@ def test_model_saves_and_loads(tmp_path):
         (dict(classifier_activation="nope"), r"`classifier_activation`"),
         (dict(output_stride=4), r"`output_stride`.*output_stride=4"),
         (dict(dropout=1.0), r"`dropout`.*dropout=1.0"),
+        (dict(early_downsampling=3), r"`early_downsampling`.*\(4, 2, 1\).*early_downsampling=3"),
+        (dict(early_downsampling=4.0), r"`early_downsampling`.*integer.*early_downsampling=4.0"),
+        (dict(batch_norm_momentum=1.0), r"`batch_norm_momentum`.*\[0, 1\).*batch_norm_momentum=1.0"),
+        (dict(batch_norm_momentum="0.9"), r"`batch_norm_momentum`.*batch_norm_momentum='0.9'"),
+        (dict(batch_norm_epsilon=0), r"`batch_norm_epsilon`.*> 0.*batch_norm_epsilon=0"),
+        (dict(batch_norm_epsilon=float("inf")), r"`batch_norm_epsilon`.*batch_norm_epsilon=inf"),
         (dict(min_depth=0), r"`min_depth`.*min_depth=0"),
         (dict(weights=3), r"`weights`.*weights=3"),
         (dict(weights="imagenet", alpha=0.6), r"`alpha`.*ImageNet.*alpha=0.6"),
@@ -259,3 +266,105 @@ def test_wrong_input_channel_count_at_call():
     model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10)
     with pytest.raises(ValueError):
         model(np.zeros((1, 32, 32, 4), "float32"))
+
+
+# ------------------------------------------------------------ issue 9 options
+
+
+def test_feature_extractor_takes_any_input_size():
+    model = MobileNetV1(0.25, include_top=False)
+    assert model.input_shape == (None, None, None, 3)
+    assert model.name == "mobilenet_v1_0.25_any"
+    for side, final in ((64, 2), (97, 4)):  # 'same' padding: ceil(side / 32)
+        assert model(np.zeros((1, side, side, 3), "float32")).shape == (1, final, final, 256)
+    # The classifier keeps the paper's fixed 224x224 input; so does a rho.
+    assert MobileNetV1(0.25).input_shape == (None, 224, 224, 3)
+    assert MobileNetV1(0.25, 4 / 7, include_top=False).input_shape == (None, 128, 128, 3)
+
+
+def _batch_norms(model):
+    return [layer for layer in flatten_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+@pytest.mark.parametrize("separable", [True, False])
+def test_batch_norm_momentum_and_epsilon_reach_every_batch_norm_and_survive_saving(separable, tmp_path):
+    model = MobileNetV1(
+        0.25, input_shape=(32, 32, 3), num_classes=10, separable=separable,
+        batch_norm_momentum=0.9, batch_norm_epsilon=1e-4,
+    )
+    # The stem's, then 2 per separable block or 1 per full-conv block.
+    assert len(_batch_norms(model)) == (27 if separable else 14)
+    x = np.random.default_rng(3).uniform(size=(2, 32, 32, 3)).astype("float32")
+    restored = assert_save_load_round_trip(model, x, tmp_path / "bn.keras")
+    for built in (model, restored):
+        norms = _batch_norms(built)
+        assert len(norms) == (27 if separable else 14)
+        assert {(bn.momentum, bn.epsilon) for bn in norms} == {(0.9, 1e-4)}
+    # The defaults are Keras' own.
+    default = MobileNetV1(0.25, input_shape=(32, 32, 3), separable=separable)
+    assert {(bn.momentum, bn.epsilon) for bn in _batch_norms(default)} == {(0.99, 1e-3)}
+
+
+def test_include_preprocessing_takes_pixels():
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=4, include_preprocessing=True)
+    layer = model.layers[1]
+    assert layer.name == "preprocessing" and isinstance(layer, keras.layers.Rescaling)
+    assert model.get_layer("conv1").input is layer.output
+    plain = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=4)
+    assert "preprocessing" not in [layer.name for layer in plain.layers]
+    plain.set_weights(model.get_weights())
+    pixels = np.random.default_rng(5).integers(0, 256, size=(3, 32, 32, 3)).astype("uint8")
+    # Pixels in [0, 255] become [-1, 1] inside the model, as uint8 or as float.
+    scaled = pixels.astype("float32") / 127.5 - 1
+    expected = np.asarray(plain(scaled))
+    np.testing.assert_allclose(np.asarray(model(pixels)), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(model(pixels.astype("float32"))), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_include_preprocessing_with_an_input_tensor():
+    inputs = keras.Input((32, 32, 3))
+    model = MobileNetV1(0.25, input_tensor=inputs, include_top=False, include_preprocessing=True)
+    assert model.inputs[0] is inputs
+    assert model.get_layer("preprocessing").input is inputs
+
+
+@pytest.mark.parametrize(
+    "early_downsampling, network_stride",
+    [(4, 32), (2, 16), (1, 8)],
+)
+def test_output_stride_within_what_early_downsampling_allows(early_downsampling, network_stride):
+    side = 64
+    reference = MobileNetV1(
+        0.25, include_top=False, input_shape=(side, side, 3), early_downsampling=early_downsampling
+    )
+    assert reference.output_shape[1:3] == (side // network_stride,) * 2
+    for output_stride in (8, 16, 32):
+        if output_stride > network_stride:
+            continue
+        model = MobileNetV1(
+            0.25, include_top=False, input_shape=(side, side, 3),
+            early_downsampling=early_downsampling, output_stride=output_stride,
+        )
+        assert model.output_shape[1:3] == (side // output_stride,) * 2
+        dilations = [model.get_layer(f"block_{n}").dilation_rate[0] for n in range(1, 14)]
+        # Asking for the network's own stride changes nothing; less dilates the rest.
+        assert (max(dilations) == 1) == (output_stride == network_stride)
+
+
+@pytest.mark.parametrize(
+    "early_downsampling, output_stride, network_stride",
+    [(2, 32, 16), (1, 32, 8), (1, 16, 8)],
+)
+def test_output_stride_that_early_downsampling_makes_impossible(
+    early_downsampling, output_stride, network_stride, monkeypatch
+):
+    def no_input(*args, **kwargs):
+        raise AssertionError("a layer was built before the arguments were checked")
+
+    monkeypatch.setattr(keras, "Input", no_input)  # the factory's first layer
+    pattern = (
+        rf"`output_stride`.*early_downsampling={early_downsampling} makes the whole "
+        rf"network's stride {network_stride}.*Received: output_stride={output_stride}"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        MobileNetV1(early_downsampling=early_downsampling, output_stride=output_stride)

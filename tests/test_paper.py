@@ -137,3 +137,26 @@ def test_to_dict_is_plain_json(tables):
     assert row["label"] == "0.25 MobileNet-224" and row["top1_printed"] == "50.6%"
     assert row["cells"]["mult-adds"]["printed"] == "41"
     assert round(row["cells"]["mult-adds"]["exact"] / 1e6) == 41
+
+
+def test_leaves_the_callers_keras_state_alone(monkeypatch):
+    """No clear_session: a model built before still works, the dtype policy and name counters stay."""
+    import keras
+    import numpy as np
+
+    from mobilenet import MobileNetV1, paper
+
+    monkeypatch.setattr(paper, "_MODEL_TABLES", ())  # Table 2 alone: one model, a few seconds
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=3)
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    before = np.asarray(model(x))
+    name_before = keras.layers.Dense(1).name
+
+    tables = paper.reproduce_paper_tables.__wrapped__()  # past the cache: really build
+
+    assert [table.key for table in tables.tables] == ["table_2"]
+    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    # clear_session would restart the counters, and the next Dense would be named "dense" again.
+    assert keras.layers.Dense(1).name not in (name_before, "dense")
+    np.testing.assert_array_equal(np.asarray(model(x)), before)

@@ -227,6 +227,22 @@ def test_nested_layers_and_models_are_walked():
     assert costs.params + costs.bn_params == model.count_params()
 
 
+def test_a_shared_layer_is_counted_once():
+    # One 3x3 conv (2 -> 4 channels, no bias) applied to two 8x8 inputs.
+    conv = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="shared")
+    first, second = keras.Input((8, 8, 2)), keras.Input((8, 8, 2))
+    model = keras.Model([first, second], keras.layers.Add()([conv(first), conv(second)]))
+    costs = profile(model)
+    (row,) = costs.rows
+    assert row.name == "shared" and row.mult_adds == 3 * 3 * 2 * 4 * 8 * 8
+    assert costs.params == model.count_params() == 3 * 3 * 2 * 4
+    # Shared between a nested model and the outer one: still one row.
+    inner = keras.Sequential([keras.Input((8, 8, 2)), conv], name="inner")
+    both = keras.Model([first, second], keras.layers.Add()([inner(first), conv(second)]))
+    assert [row.name for row in profile(both).rows] == ["inner/shared"]
+    assert profile(both).params == both.count_params()
+
+
 def test_backbone_inside_a_model_costs_the_same():
     backbone = MobileNetV1(0.25, input_shape=(96, 96, 3), include_top=False, pooling="avg")
     inputs = keras.Input((96, 96, 3))

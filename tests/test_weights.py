@@ -164,3 +164,85 @@ def test_file_with_another_number_of_classes(tmp_path):
     path = _save(_reference(0.25, 128, classes=10), tmp_path, legacy=False)
     with pytest.raises(ValueError, match=r"`weights`.*1000-class classifier"):
         MobileNetV1(0.25, rho=4 / 7, weights=path)
+
+
+def _same_weights(model: keras.Model, other: keras.Model) -> None:
+    assert [w.path for w in model.weights] == [w.path for w in other.weights]
+    for ours, theirs in zip(model.weights, other.weights):
+        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("output_stride, last_undilated", [(16, 11), (8, 5)])
+def test_weights_load_with_output_stride(output_stride, last_undilated, tmp_path):
+    reference = _reference(0.25, 128)
+    path = _save(reference, tmp_path, legacy=True)
+    model = MobileNetV1(0.25, rho=4 / 7, weights=path, output_stride=output_stride)
+    _same_weights(model, MobileNetV1(0.25, rho=4 / 7, weights=path))
+    # Up to the block where the running stride reaches output_stride, the
+    # network is keras.applications' own; after it, strides become dilation.
+    x = _images(128)
+    ours = keras.Model(model.input, model.get_layer(f"block_{last_undilated}").output)(x)
+    theirs = keras.Model(reference.input, reference.get_layer(f"conv_pw_{last_undilated}_relu").output)(x)
+    assert ours.shape[1] == 128 // output_stride
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-4, atol=1e-5)
+    assert model(x).shape == (2, 1000)
+
+
+@pytest.mark.parametrize("early_downsampling", [2, 1])
+def test_weights_load_with_early_downsampling(early_downsampling, tmp_path):
+    reference = _reference(0.25, 128)
+    path = _save(reference, tmp_path, legacy=False)
+    model = MobileNetV1(0.25, rho=4 / 7, weights=path, early_downsampling=early_downsampling)
+    _same_weights(model, MobileNetV1(0.25, rho=4 / 7, weights=path))
+    # The stem without its stride: with 'same' padding, the stride-2 conv's
+    # output i is centred on input 2i + 1, so it is every other row and column
+    # of the stride-1 output, starting at 1.
+    x = _images(128)
+    ours = np.asarray(keras.Model(model.input, model.get_layer("conv1_act").output)(x))
+    theirs = np.asarray(keras.Model(reference.input, reference.get_layer("conv1_relu").output)(x))
+    assert ours.shape[1:3] == (128, 128) and theirs.shape[1:3] == (64, 64)
+    np.testing.assert_allclose(ours[:, 1::2, 1::2], theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_include_preprocessing_equals_keras_preprocess_input(tmp_path):
+    reference = _reference(0.25, 128)
+    path = _save(reference, tmp_path, legacy=False)
+    pixels = np.random.default_rng(7).integers(0, 256, size=(2, 128, 128, 3)).astype("uint8")
+    # preprocess_input scales a float array in place: give it a copy.
+    preprocessed = keras.applications.mobilenet.preprocess_input(pixels.astype("float32"))
+    assert preprocessed.min() >= -1 and preprocessed.max() <= 1
+    default = MobileNetV1(0.25, rho=4 / 7, weights=path)
+    expected = np.asarray(default(preprocessed))
+    np.testing.assert_allclose(expected, np.asarray(reference(preprocessed)), rtol=1e-4, atol=1e-6)
+    with_preprocessing = MobileNetV1(0.25, rho=4 / 7, weights=path, include_preprocessing=True)
+    for batch in (pixels, pixels.astype("float32")):
+        np.testing.assert_allclose(np.asarray(with_preprocessing(batch)), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_imagenet_backbone_of_open_input_size_loads_the_224_file(tmp_path, monkeypatch):
+    reference = _reference(0.25, 224, include_top=False)
+    local = _save(reference, tmp_path, legacy=True)
+    names = []
+
+    def fake_get_file(fname, origin, cache_subdir="datasets", **kwargs):
+        names.append(fname)
+        return local
+
+    monkeypatch.setattr(weights_module.keras.utils, "get_file", fake_get_file)
+    model = MobileNetV1(0.25, include_top=False, weights="imagenet")
+    # keras.applications' rule: an open input size gets the 224 weights.
+    assert names == ["mobilenet_2_5_224_tf_no_top.h5"]
+    assert model.input_shape == (None, None, None, 3)
+    x = _images(224)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(reference(x)), rtol=1e-4, atol=1e-5)
+    assert model(_images(96)).shape == (2, 3, 3, 256)
+
+
+@pytest.mark.parametrize("input_shape", [(None, 224, 3), (None, None, 1)])
+def test_imagenet_with_a_half_open_or_grey_input_is_refused_before_download(input_shape, monkeypatch):
+    def no_download(*args, **kwargs):
+        raise AssertionError("no download for a request that cannot fit")
+
+    monkeypatch.setattr(weights_module.keras.utils, "get_file", no_download)
+    with pytest.raises(ValueError, match=r"`input_shape`"):
+        MobileNetV1(0.25, include_top=False, weights="imagenet", input_shape=input_shape)

@@ -21,6 +21,7 @@ __all__ = [
     "check_number",
     "check_positive_int",
     "invalid",
+    "is_int",
     "is_real",
 ]
 
@@ -45,13 +46,14 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (bools excluded; numpy integers included)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_int(value: Any, argument: str, *, minimum: int | None = None) -> int:
     """``value`` as an int, rejecting bools, floats and values under ``minimum``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or (minimum is not None and value < minimum)
-    ):
+    if not is_int(value) or (minimum is not None and value < minimum):
         expected = "an integer" if minimum is None else f"an integer >= {minimum}"
         raise invalid(argument, expected, value)
     return int(value)

@@ -30,6 +30,8 @@ import keras
 import numpy as np
 
 from mobilenet._files import atomic_target
+from mobilenet._keras_compat import flatten_layers, inbound_nodes, outbound_nodes
+from mobilenet._validation import check_choice, check_positive_int, invalid
 from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
 
 __all__ = [
@@ -186,8 +188,7 @@ def _converter_settings(
 def _pointwise_as_conv(model: keras.Model) -> Iterator[None]:
     """Temporarily writes every `PointwiseConv2D` of ``model`` as a plain conv."""
     layers = [
-        layer for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, PointwiseConv2D)
+        layer for layer in flatten_layers(model) if isinstance(layer, PointwiseConv2D)
     ]
     before = [layer.implementation for layer in layers]
     try:
@@ -285,21 +286,9 @@ def to_tflite(
     to_tflite(model, "mobilenet_int8.tflite", "int8", representative_data=images)
     ```
     """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "Invalid value for argument `model`: expected a keras.Model. "
-            f"Received: model={model!r}"
-        )
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(
-            f"Invalid value for argument `quantization`: expected one of {QUANTIZATIONS}. "
-            f"Received: quantization={quantization!r}"
-        )
-    if io_type not in _IO_TYPES:
-        raise ValueError(
-            f"Invalid value for argument `io_type`: expected one of {_IO_TYPES}. "
-            f"Received: io_type={io_type!r}"
-        )
+    _check_model(model)
+    check_choice(quantization, "quantization", QUANTIZATIONS)
+    check_choice(io_type, "io_type", _IO_TYPES)
     target = _writable_target(path, ".tflite")
     if isinstance(input_range, str) and input_range == "auto":
         input_range = pixel_input_range(model)
@@ -376,17 +365,18 @@ def _dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def _check_run_arguments(path: str | os.PathLike, batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            "Invalid value for argument `batch_size`: expected a positive integer. "
-            f"Received: batch_size={batch_size!r}"
-        )
+def _check_model(model: Any) -> keras.Model:
+    if not isinstance(model, keras.Model):
+        raise invalid("model", "a keras.Model", model)
+    return model
+
+
+def _check_run_arguments(path: str | os.PathLike, batch_size: int, num_threads: int | None) -> None:
+    check_positive_int(batch_size, "batch_size")
+    if num_threads is not None:
+        check_positive_int(num_threads, "num_threads")
     if not Path(path).is_file():
-        raise ValueError(
-            f"Invalid value for argument `path`: expected an existing .tflite file. "
-            f"Received: path={str(path)!r}"
-        )
+        raise invalid("path", "an existing .tflite file", None, shown=f"path={str(path)!r}")
 
 
 def run_tflite(
@@ -416,7 +406,7 @@ def run_tflite(
     probabilities = run_tflite("mobilenet_int8.tflite", images)
     ```
     """
-    _check_run_arguments(path, batch_size)
+    _check_run_arguments(path, batch_size, num_threads)
     return _run(_interpreter(path, num_threads), np.asarray(images, np.float32), batch_size)
 
 
@@ -470,8 +460,9 @@ def verify_tflite(
     print(f"{report.top1_agreement:.1%} agree, max diff {report.max_abs_diff:.3g}")
     ```
     """
+    _check_model(model)
     images = _check_images(images, model, "images")
-    _check_run_arguments(path, batch_size)
+    _check_run_arguments(path, batch_size, num_threads)
     expected = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
     interpreter = _interpreter(path, num_threads)
     actual = _run(interpreter, images, batch_size)
@@ -526,7 +517,7 @@ def _foldable_bn(conv: keras.layers.Layer, bn: Any) -> bool:
     if not isinstance(bn, keras.layers.BatchNormalization):
         return False
     channels_last = getattr(conv, "data_format", "channels_last") == "channels_last"
-    rank = len(bn.input.shape) if bn._inbound_nodes else 4
+    rank = len(bn.input.shape) if inbound_nodes(bn) else 4
     axis = bn.axis if isinstance(bn.axis, int) else (bn.axis[0] if len(bn.axis) == 1 else None)
     if axis is None:
         return False
@@ -539,13 +530,13 @@ def _conv_bn_pairs(model: keras.Model) -> dict[int, keras.layers.Layer]:
     """Maps ``id(conv)`` to the BatchNorm that alone consumes its only output."""
     pairs = {}
     for layer in model.layers:
-        if not isinstance(layer, _CONVS) or len(layer._inbound_nodes) != 1:
+        if not isinstance(layer, _CONVS) or len(inbound_nodes(layer)) != 1:
             continue
-        consumers = layer._outbound_nodes
+        consumers = outbound_nodes(layer)
         if len(consumers) != 1:
             continue
         bn = consumers[0].operation
-        if _foldable_bn(layer, bn) and len(bn._inbound_nodes) == 1:
+        if _foldable_bn(layer, bn) and len(inbound_nodes(bn)) == 1:
             pairs[id(layer)] = bn
     return pairs
 
@@ -582,23 +573,24 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     np.testing.assert_allclose(folded.predict(x), model.predict(x), atol=1e-5)
     ```
     """
-    if not isinstance(model, keras.Model):
-        raise ValueError(
-            "Invalid value for argument `model`: expected a keras.Model. "
-            f"Received: model={model!r}"
-        )
+    _check_model(model)
     if isinstance(model, keras.Sequential):
         if not model.built or not model.inputs:
-            raise ValueError(
-                "Invalid value for argument `model`: a Sequential model must be built "
-                "on a keras.Input before folding. Received: an unbuilt Sequential"
+            raise invalid(
+                "model",
+                "a Sequential model built on a keras.Input (folding follows the layer graph)",
+                model,
+                shown="an unbuilt Sequential",
             )
-        model = keras.Model(model.inputs, model.outputs, name=model.name)
-    elif not hasattr(model, "_run_through_graph"):
-        raise ValueError(
-            "Invalid value for argument `model`: expected a functional or Sequential "
-            f"model (folding follows the layer graph). Received: a subclassed "
-            f"{type(model).__name__}"
+        # One input and one output, unwrapped, so the copy is called as the Sequential was.
+        model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+    elif not isinstance(model, keras.Function):
+        # keras.Function is the public base class of functional models: the ones with a graph.
+        raise invalid(
+            "model",
+            "a functional or Sequential model (folding follows the layer graph)",
+            model,
+            shown=f"a subclassed {type(model).__name__}",
         )
 
     pairs = _conv_bn_pairs(model)
@@ -624,7 +616,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
         return layer(*args, **kwargs)
 
     folded = keras.models.clone_model(model, clone_function=clone, call_function=call)
-    for new in folded._flatten_layers(include_self=False, recursive=False):
+    for new in flatten_layers(folded, recursive=False):
         old = originals.get(id(new))
         if old is None:
             continue

@@ -7,11 +7,19 @@ save to ``.keras`` and load back without ``custom_objects``.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
 from keras import ops
+
+from mobilenet._validation import (
+    check_activation,
+    check_choice,
+    check_number,
+    check_positive_int,
+    invalid,
+    is_int,
+)
 
 __all__ = ["DepthwiseSeparableConv2D", "PointwiseConv2D"]
 
@@ -21,30 +29,14 @@ _POINTWISE_IMPLEMENTATIONS = ("matmul", "conv")
 
 def _positive_int_pair(value: Any, argument: str) -> tuple[int, int]:
     """Normalises an int or a pair of ints, rejecting anything not positive."""
-    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+    pair = (value, value) if is_int(value) else value
     try:
         pair = tuple(pair)
     except TypeError:
         pair = ()
-    if len(pair) != 2 or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair
-    ):
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: expected a positive "
-            f"integer or a pair of positive integers. Received: {argument}={value!r}"
-        )
-    return pair  # type: ignore[return-value]
-
-
-def _get_activation(activation: Any, argument: str = "activation"):
-    try:
-        return keras.activations.get(activation)
-    except (ValueError, TypeError) as error:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: expected the name of a "
-            f"Keras activation (such as 'relu6' or 'relu'), a callable or None. "
-            f"Received: {argument}={activation!r}"
-        ) from error
+    if len(pair) != 2 or not all(is_int(v) and v > 0 for v in pair):
+        raise invalid(argument, "an integer >= 1 or a pair of them", value)
+    return int(pair[0]), int(pair[1])
 
 
 @keras.saving.register_keras_serializable(package="mobilenet")
@@ -84,25 +76,15 @@ class PointwiseConv2D(keras.layers.Conv2D):
     """
 
     def __init__(self, filters: int, implementation: str = "matmul", **kwargs: Any) -> None:
-        if implementation not in _POINTWISE_IMPLEMENTATIONS:
-            raise ValueError(
-                "Invalid value for argument `implementation`: expected one of "
-                f"{_POINTWISE_IMPLEMENTATIONS}. Received: implementation={implementation!r}"
-            )
+        check_choice(implementation, "implementation", _POINTWISE_IMPLEMENTATIONS)
         for fixed in ("kernel_size", "strides", "dilation_rate", "groups"):
             value = kwargs.pop(fixed, 1)
             if value not in (1, (1, 1), [1, 1]):
-                raise ValueError(
-                    f"Invalid value for argument `{fixed}`: PointwiseConv2D is a "
-                    f"1x1, stride 1, ungrouped convolution, so only 1 is allowed. "
-                    f"Received: {fixed}={value!r}"
+                raise invalid(
+                    fixed, "1 (PointwiseConv2D is a 1x1, stride 1, ungrouped convolution)", value
                 )
         data_format = kwargs.pop("data_format", None)
-        if data_format not in (None, "channels_last"):
-            raise ValueError(
-                "Invalid value for argument `data_format`: PointwiseConv2D supports "
-                f"'channels_last' only. Received: data_format={data_format!r}"
-            )
+        check_choice(data_format, "data_format", (None, "channels_last"))
         kwargs.pop("padding", None)  # irrelevant for a 1x1 kernel
         super().__init__(
             filters, 1, padding="valid", data_format="channels_last", **kwargs
@@ -161,8 +143,10 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
             paper's. ``None`` means linear.
         use_batch_norm: bool, whether to put BatchNorm after each convolution.
             Defaults to True.
-        batch_norm_momentum: float in ``[0, 1)``. Defaults to 0.99 (Keras).
-        batch_norm_epsilon: float > 0. Defaults to 1e-3 (Keras).
+        batch_norm_momentum: float in ``[0, 1)``, the momentum of both
+            BatchNorms' moving statistics. Defaults to 0.99 (Keras).
+        batch_norm_epsilon: float > 0, both BatchNorms' epsilon. Defaults to
+            1e-3 (Keras).
         depthwise_initializer: initializer of the depthwise kernel.
         pointwise_initializer: initializer of the pointwise kernel.
         depthwise_regularizer: regularizer of the depthwise kernel (TF-Slim
@@ -221,48 +205,31 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(
-                "Invalid value for argument `filters`: expected a positive integer. "
-                f"Received: filters={filters!r}"
-            )
-        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or depth_multiplier < 1:
-            raise ValueError(
-                "Invalid value for argument `depth_multiplier`: expected a positive "
-                f"integer. Received: depth_multiplier={depth_multiplier!r}"
-            )
+        self.filters = check_positive_int(filters, "filters")
+        depth_multiplier = check_positive_int(depth_multiplier, "depth_multiplier")
         padding_name = padding.lower() if isinstance(padding, str) else padding
         if padding_name not in _PADDINGS:
-            raise ValueError(
-                f"Invalid value for argument `padding`: expected one of {_PADDINGS}. "
-                f"Received: padding={padding!r}"
-            )
-        self.filters = filters
+            raise invalid("padding", f"one of {_PADDINGS}", padding)
         self.kernel_size = _positive_int_pair(kernel_size, "kernel_size")
         self.strides = _positive_int_pair(strides, "strides")
         self.dilation_rate = _positive_int_pair(dilation_rate, "dilation_rate")
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-            raise ValueError(
-                "Invalid value for argument `dilation_rate`: a dilation above 1 "
-                "needs strides=1. Received: "
-                f"strides={strides!r}, dilation_rate={dilation_rate!r}"
+            raise invalid(
+                "dilation_rate",
+                "1 when strides is above 1 (a dilation above 1 needs strides=1)",
+                dilation_rate,
+                shown=f"strides={strides!r}, dilation_rate={dilation_rate!r}",
             )
         self.padding = padding_name
         self.depth_multiplier = depth_multiplier
-        self.activation = _get_activation(activation)
+        self.activation = check_activation(activation)
         self.use_batch_norm = bool(use_batch_norm)
-        if not (isinstance(batch_norm_momentum, (int, float)) and 0.0 <= batch_norm_momentum < 1.0):
-            raise ValueError(
-                "Invalid value for argument `batch_norm_momentum`: expected a "
-                f"number in [0, 1). Received: batch_norm_momentum={batch_norm_momentum!r}"
-            )
-        if not (isinstance(batch_norm_epsilon, (int, float)) and batch_norm_epsilon > 0 and math.isfinite(batch_norm_epsilon)):
-            raise ValueError(
-                "Invalid value for argument `batch_norm_epsilon`: expected a "
-                f"positive number. Received: batch_norm_epsilon={batch_norm_epsilon!r}"
-            )
-        self.batch_norm_momentum = float(batch_norm_momentum)
-        self.batch_norm_epsilon = float(batch_norm_epsilon)
+        self.batch_norm_momentum = check_number(
+            batch_norm_momentum, "batch_norm_momentum", low=0, high=1
+        )
+        self.batch_norm_epsilon = check_number(
+            batch_norm_epsilon, "batch_norm_epsilon", low=0, low_open=True
+        )
         self.depthwise_initializer = keras.initializers.get(depthwise_initializer)
         self.pointwise_initializer = keras.initializers.get(pointwise_initializer)
         self.depthwise_regularizer = keras.regularizers.get(depthwise_regularizer)

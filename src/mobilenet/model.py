@@ -1,21 +1,49 @@
-"""The MobileNet V1 network: its architecture table and the model factory.
+"""The MobileNet V1 model factory.
 
-The architecture is data (``STEM`` and ``BLOCKS``, paper Table 1); the factory
-walks that table, so the paper's variants (width and resolution multipliers,
-the Conv and Shallow MobileNets of Tables 4 and 6) are options, not new code.
+The architecture is data (`mobilenet.architecture`: ``STEM`` and ``BLOCKS``,
+paper Table 1); the factory walks that table, so the paper's variants (width
+and resolution multipliers, the Conv and Shallow MobileNets of Tables 4 and 6)
+are options, not new code. The weights rules live in `mobilenet.weights`.
+``BLOCKS``, ``STEM``, ``BlockSpec``, ``block_filters``, ``PUBLISHED_ALPHAS``
+and ``PUBLISHED_RESOLUTIONS`` are re-exported here for code that imports them
+from ``mobilenet.model``.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 
+from mobilenet._validation import (
+    check_activation,
+    check_choice,
+    check_int,
+    check_number,
+    check_positive_int,
+    invalid,
+    is_int,
+)
+from mobilenet.architecture import (
+    BASE_RESOLUTION,
+    BLOCKS,
+    EARLY_DOWNSAMPLINGS,
+    MIN_INPUT_SIDE,
+    SHALLOW_REMOVED_BLOCKS,
+    STEM,
+    BlockSpec,
+    block_filters,
+    check_output_stride,
+    layer_strides,
+)
 from mobilenet.layers import DepthwiseSeparableConv2D
+from mobilenet.weights import (
+    PUBLISHED_ALPHAS,
+    PUBLISHED_RESOLUTIONS,
+    check_weights_request,
+    load_keras_applications_weights,
+)
 
 __all__ = [
     "BLOCKS",
@@ -27,95 +55,38 @@ __all__ = [
     "block_filters",
 ]
 
-#: The input side of the paper's full-resolution network.
-BASE_RESOLUTION = 224
-#: The smallest input side the factory accepts (the network downsamples by 32).
-MIN_INPUT_SIDE = 32
-#: (alpha, resolution) pairs for which keras.applications publishes ImageNet weights.
-PUBLISHED_ALPHAS = (0.25, 0.5, 0.75, 1.0)
-PUBLISHED_RESOLUTIONS = (128, 160, 192, 224)
-#: The blocks that the Shallow MobileNet of paper Table 6 removes (the five 14x14x512).
-SHALLOW_REMOVED_BLOCKS = (7, 8, 9, 10, 11)
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    """One row of paper Table 1: output channels at alpha = 1 and stride."""
-
-    filters: int
-    strides: int
-
-
-#: The first, standard 3x3 convolution.
-STEM = BlockSpec(filters=32, strides=2)
-#: The 13 depthwise separable blocks, numbered 1..13 in the model's layer names.
-BLOCKS: tuple[BlockSpec, ...] = (
-    BlockSpec(64, 1),
-    BlockSpec(128, 2),
-    BlockSpec(128, 1),
-    BlockSpec(256, 2),
-    BlockSpec(256, 1),
-    BlockSpec(512, 2),
-    *(BlockSpec(512, 1) for _ in range(5)),
-    BlockSpec(1024, 2),
-    BlockSpec(1024, 1),  # Table 1 prints s2 here: a known typo, the output stays 7x7.
-)
-
 _POOLINGS = (None, "avg", "max")
-_OUTPUT_STRIDES = (8, 16, 32)
-_EARLY_DOWNSAMPLINGS = (4, 2, 1)
-
-
-def block_filters(filters: int, alpha: float, min_depth: int = 8) -> int:
-    """Channels of a layer with ``filters`` channels at alpha = 1: ``max(int(alpha*filters), min_depth)``."""
-    return max(int(alpha * filters), min_depth)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_alpha(alpha: Any) -> float:
-    if not _is_real(alpha) or not math.isfinite(alpha) or alpha <= 0:
-        raise ValueError(
-            "Invalid value for argument `alpha` (width multiplier): expected a "
-            f"finite number > 0. Received: alpha={alpha!r}"
-        )
-    return float(alpha)
-
-
-def _check_positive_int(value: Any, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: expected an integer >= 1. "
-            f"Received: {argument}={value!r}"
-        )
-    return int(value)
 
 
 def _resolve_input_shape(
-    rho: Any, input_shape: Any, input_tensor: Any
+    rho: Any, input_shape: Any, input_tensor: Any, include_top: bool
 ) -> tuple[int | None, int | None, int]:
-    """Turns rho / input_shape / input_tensor into one (rows, cols, channels)."""
-    if rho is not None and (not _is_real(rho) or not math.isfinite(rho) or rho <= 0):
-        raise ValueError(
-            "Invalid value for argument `rho` (resolution multiplier): expected a "
-            f"finite number > 0. Received: rho={rho!r}"
-        )
-    rho_side = None if rho is None else round(BASE_RESOLUTION * rho)
-    if rho_side is not None and rho_side < MIN_INPUT_SIDE:
-        raise ValueError(
-            f"Invalid value for argument `rho`: the input side round(224 * rho) = "
-            f"{rho_side} is under the minimum of {MIN_INPUT_SIDE}; use rho >= "
-            f"{MIN_INPUT_SIDE / BASE_RESOLUTION:.4f}. Received: rho={rho!r}"
-        )
+    """Turns rho / input_shape / input_tensor into one (rows, cols, channels).
+
+    With none of the three, a classifier gets the paper's 224x224x3 and a
+    feature extractor (``include_top=False``) an open ``(None, None, 3)``.
+    """
+    rho_side = None
+    if rho is not None:
+        rho = check_number(rho, "rho", low=0, low_open=True)
+        rho_side = round(BASE_RESOLUTION * rho)
+        if rho_side < MIN_INPUT_SIDE:
+            raise invalid(
+                "rho",
+                f"a number >= {MIN_INPUT_SIDE / BASE_RESOLUTION:.4f}, so that the input "
+                f"side round({BASE_RESOLUTION} * rho) is at least {MIN_INPUT_SIDE}",
+                rho,
+                shown=f"rho={rho!r}, an input side of {rho_side}, under the minimum of {MIN_INPUT_SIDE}",
+            )
 
     if input_tensor is not None:
         tensor_shape = tuple(getattr(input_tensor, "shape", ()))
         if len(tensor_shape) != 4:
-            raise ValueError(
-                "Invalid value for argument `input_tensor`: expected a 4D symbolic "
-                f"tensor (batch, rows, cols, channels). Received shape {tensor_shape}"
+            raise invalid(
+                "input_tensor",
+                "a 4D symbolic tensor (batch, rows, cols, channels)",
+                input_tensor,
+                shown=f"a tensor of shape {tensor_shape}",
             )
         if input_shape is not None and tuple(input_shape) != tensor_shape[1:]:
             raise ValueError(
@@ -125,7 +96,9 @@ def _resolve_input_shape(
         input_shape = tensor_shape[1:]
 
     if input_shape is None:
-        side = BASE_RESOLUTION if rho_side is None else rho_side
+        if rho_side is not None:
+            return rho_side, rho_side, 3
+        side = BASE_RESOLUTION if include_top else None
         return side, side, 3
 
     try:
@@ -133,23 +106,14 @@ def _resolve_input_shape(
     except TypeError:
         shape = None
     if shape is None or len(shape) != 3:
-        raise ValueError(
-            "Invalid value for argument `input_shape`: expected (rows, cols, "
-            f"channels), channels last. Received: input_shape={input_shape!r}"
-        )
+        raise invalid("input_shape", "(rows, cols, channels), channels last", input_shape)
     rows, cols, channels = shape
-    if channels is None or isinstance(channels, bool) or not isinstance(channels, numbers.Integral) or channels < 1:
-        raise ValueError(
-            "Invalid value for argument `input_shape`: the channel count must be "
-            f"an integer >= 1 (3 for RGB). Received: input_shape={shape}"
-        )
+    if not is_int(channels) or channels < 1:
+        raise invalid("input_shape", "a channel count that is an integer >= 1 (3 for RGB)", shape)
     for side in (rows, cols):
-        if side is None:
-            continue
-        if isinstance(side, bool) or not isinstance(side, numbers.Integral) or side < MIN_INPUT_SIDE:
-            raise ValueError(
-                "Invalid value for argument `input_shape`: rows and cols must be "
-                f"None or integers >= {MIN_INPUT_SIDE}. Received: input_shape={shape}"
+        if side is not None and (not is_int(side) or side < MIN_INPUT_SIDE):
+            raise invalid(
+                "input_shape", f"rows and cols that are None or integers >= {MIN_INPUT_SIDE}", shape
             )
     if rho_side is not None and (rows, cols) != (rho_side, rho_side):
         raise ValueError(
@@ -182,6 +146,9 @@ def MobileNetV1(
     early_downsampling: int = 4,
     input_tensor: Any = None,
     name: str | None = None,
+    batch_norm_momentum: float = 0.99,
+    batch_norm_epsilon: float = 1e-3,
+    include_preprocessing: bool = False,
 ) -> keras.Model:
     """Builds MobileNet V1 (Howard et al. 2017) as a functional ``keras.Model``.
 
@@ -203,20 +170,25 @@ def MobileNetV1(
             paper gets ``max(int(alpha * N), min_depth)``. Defaults to 1.0.
         rho: float > 0, the resolution multiplier: the input side is
             ``round(224 * rho)`` (rho = 1, 6/7, 5/7, 4/7 give 224, 192, 160,
-            128). Leave it None to use ``input_shape`` (default 224x224x3).
+            128). Leave it None to use ``input_shape``.
         num_classes: int >= 1, classifier outputs when ``include_top``.
             Defaults to 1000.
         input_shape: ``(rows, cols, channels)``, channels last; rows and cols
-            are None or >= 32 and need not be equal. Overrides the default
-            224x224x3; giving it together with a ``rho`` it disagrees with is an
-            error.
+            are None or >= 32 and need not be equal. Giving it together with a
+            ``rho`` it disagrees with is an error. Without it or ``rho``, a
+            classifier takes 224x224x3 and a feature extractor
+            (``include_top=False``) any size, ``(None, None, 3)``, as in
+            keras.applications.
         include_top: bool, whether to end with pooling, dropout and the
             classifier. False gives a feature extractor. Defaults to True.
         weights: None (random initialisation), ``"imagenet"`` (the weights
             keras.applications publishes for alpha in 0.25/0.5/0.75/1.0 and
             square inputs of 128/160/192/224, downloaded on first use), or the
             path of a file of ``keras.applications.MobileNet`` weights (its
-            legacy ``.h5`` downloads or a ``save_weights`` file).
+            legacy ``.h5`` downloads or a ``save_weights`` file). A feature
+            extractor of open input size gets the 224 ImageNet file, as in
+            keras.applications. Weights load into any ``output_stride`` and
+            ``early_downsampling``: those change strides, not weights.
         pooling: with ``include_top=False``: None (4D feature map), ``"avg"``
             or ``"max"`` (global pooling to a 2D tensor).
         dropout: float in [0, 1), dropout before the classifier. Defaults to
@@ -227,8 +199,10 @@ def MobileNetV1(
             (the released models); ``"relu"`` is the paper's.
         min_depth: int >= 1, the fewest channels any layer gets. Defaults to 8.
         output_stride: None, 8, 16 or 32: the ratio of input to output size of
-            the feature map. Below 32, the strides after that point become
-            dilation, as TF-Slim does for dense prediction.
+            the feature map. Below the network's stride, the strides after
+            that point become dilation, as TF-Slim does for dense prediction.
+            It cannot exceed the network's stride (32, or less with
+            ``early_downsampling``): asking for more is an error.
         separable: bool. False builds the "Conv MobileNet" of paper Table 4,
             each separable block replaced by one full 3x3 convolution (with
             BatchNorm and activation). Defaults to True.
@@ -240,10 +214,25 @@ def MobileNetV1(
             stride (overall 16, 2x2 at 32x32); 1 also drops block 2's (overall
             8, 4x4 at 32x32). The weights are unchanged; the mult-adds grow
             about 4x (exactly the standard net's at twice the side) or 15x.
-            Defaults to 4.
+            ``output_stride`` must then be at most 16 or 8. Defaults to 4.
         input_tensor: optional symbolic tensor (e.g. from ``keras.Input``) to
             use as the model's input.
-        name: the model's name. Defaults to ``mobilenet_v1_{alpha}_{rows}``.
+        name: the model's name. Defaults to ``mobilenet_v1_{alpha:.2f}_{rows}``,
+            with ``any`` for an open input size.
+        batch_norm_momentum: float in [0, 1), the momentum of every BatchNorm's
+            moving statistics (the stem's, the blocks' and the Conv
+            MobileNet's). Defaults to 0.99 (Keras'); lower values (0.9) settle
+            faster in short trainings.
+        batch_norm_epsilon: float > 0, every BatchNorm's epsilon. Defaults to
+            1e-3 (Keras' and keras.applications').
+        include_preprocessing: bool, whether the model starts with
+            ``Rescaling(1/127.5, offset=-1)`` (layer ``preprocessing``), so
+            that it takes pixels in [0, 255] (uint8 or float) and feeds the
+            network the [-1, 1] range that the ImageNet weights expect, which
+            ``keras.applications.mobilenet.preprocess_input`` otherwise
+            gives. This follows ``keras.applications.MobileNetV3``'s argument
+            of the same name. Defaults to False, so that the input contract
+            is keras.applications.MobileNet's: inputs already preprocessed.
 
     Returns:
         A ``keras.Model``.
@@ -254,57 +243,36 @@ def MobileNetV1(
     from mobilenet import MobileNetV1
 
     model = MobileNetV1(alpha=0.5, rho=5 / 7, num_classes=10)  # 160x160 input
-    backbone = MobileNetV1(0.75, include_top=False, input_shape=(320, 320, 3))
+    backbone = MobileNetV1(0.75, include_top=False)  # any input size
+    classifier = MobileNetV1(weights="imagenet", include_preprocessing=True)
+    probabilities = classifier(pixels)  # uint8 or float pixels in [0, 255]
     ```
 
     Reference:
         Howard et al., "MobileNets: Efficient Convolutional Neural Networks for
         Mobile Vision Applications", 2017, https://arxiv.org/abs/1704.04861
     """
-    alpha = _check_alpha(alpha)
-    min_depth = _check_positive_int(min_depth, "min_depth")
-    rows, cols, channels = _resolve_input_shape(rho, input_shape, input_tensor)
+    alpha = check_number(alpha, "alpha", low=0, low_open=True)
+    min_depth = check_positive_int(min_depth, "min_depth")
     include_top = bool(include_top)
+    rows, cols, channels = _resolve_input_shape(rho, input_shape, input_tensor, include_top)
     if include_top:
-        num_classes = _check_positive_int(num_classes, "num_classes")
-    if pooling not in _POOLINGS:
-        raise ValueError(
-            f"Invalid value for argument `pooling`: expected one of {_POOLINGS}. "
-            f"Received: pooling={pooling!r}"
-        )
-    if not _is_real(dropout) or not 0.0 <= dropout < 1.0:
-        raise ValueError(
-            "Invalid value for argument `dropout`: expected a number in [0, 1). "
-            f"Received: dropout={dropout!r}"
-        )
-    if (
-        isinstance(early_downsampling, bool)
-        or not isinstance(early_downsampling, numbers.Integral)
-        or early_downsampling not in _EARLY_DOWNSAMPLINGS
-    ):
-        raise ValueError(
-            "Invalid value for argument `early_downsampling`: expected one of "
-            f"{_EARLY_DOWNSAMPLINGS} (the combined stride of the stem and block 2). "
-            f"Received: early_downsampling={early_downsampling!r}"
-        )
-    if output_stride is not None and output_stride not in _OUTPUT_STRIDES:
-        raise ValueError(
-            f"Invalid value for argument `output_stride`: expected None or one of "
-            f"{_OUTPUT_STRIDES}. Received: output_stride={output_stride!r}"
-        )
-    for argument, value in (("activation", activation), ("classifier_activation", classifier_activation)):
-        try:
-            keras.activations.get(value)
-        except (ValueError, TypeError) as error:
-            raise ValueError(
-                f"Invalid value for argument `{argument}`: expected the name of a "
-                f"Keras activation (such as 'relu6', 'relu', 'softmax'), a callable "
-                f"or None. Received: {argument}={value!r}"
-            ) from error
+        num_classes = check_positive_int(num_classes, "num_classes")
+    check_choice(pooling, "pooling", _POOLINGS)
+    dropout = check_number(dropout, "dropout", low=0, high=1)
+    early_downsampling = check_choice(
+        check_int(early_downsampling, "early_downsampling"), "early_downsampling", EARLY_DOWNSAMPLINGS
+    )
+    output_stride = check_output_stride(output_stride, early_downsampling)
+    check_activation(activation, "activation")
+    check_activation(classifier_activation, "classifier_activation")
+    batch_norm_momentum = check_number(batch_norm_momentum, "batch_norm_momentum", low=0, high=1)
+    batch_norm_epsilon = check_number(batch_norm_epsilon, "batch_norm_epsilon", low=0, low_open=True)
     if weights is not None:
-        _check_weights_request(
-            weights, alpha, rows, cols, channels, include_top, num_classes,
-            min_depth, separable, shallow,
+        check_weights_request(
+            weights, alpha=alpha, rows=rows, cols=cols, channels=channels,
+            include_top=include_top, num_classes=num_classes, min_depth=min_depth,
+            separable=separable, shallow=shallow,
         )
 
     if input_tensor is None:
@@ -313,11 +281,14 @@ def MobileNetV1(
     else:
         x = input_tensor
         inputs = keras.utils.get_source_inputs(input_tensor)
+    if include_preprocessing:
+        # Pixels in [0, 255] to [-1, 1], what keras.applications.mobilenet.preprocess_input does.
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="preprocessing")(x)
 
     # Turn strides into dilation once the running stride reaches output_stride.
     current_stride, rate = 1, 1
 
-    def next_stride_and_rate(strides: int) -> tuple[int, int]:
+    def stride_and_dilation(strides: int) -> tuple[int, int]:
         nonlocal current_stride, rate
         if output_stride is not None and current_stride == output_stride:
             layer_rate = rate
@@ -326,34 +297,37 @@ def MobileNetV1(
         current_stride *= strides
         return strides, 1
 
-    # early_downsampling < 4 removes the stride of the stem, then of block 2.
-    stem_strides = STEM.strides if early_downsampling == 4 else 1
-    block_2_strides = 1 if early_downsampling == 1 else BLOCKS[1].strides
+    def batch_norm(layer_name: str) -> keras.layers.BatchNormalization:
+        return keras.layers.BatchNormalization(
+            momentum=batch_norm_momentum, epsilon=batch_norm_epsilon, name=layer_name
+        )
 
-    stride, _ = next_stride_and_rate(stem_strides)
+    stem_strides, *block_strides = layer_strides(early_downsampling)
+    stride, _ = stride_and_dilation(stem_strides)
     x = keras.layers.Conv2D(
         block_filters(STEM.filters, alpha, min_depth), 3, strides=stride,
         padding="same", use_bias=False, name="conv1",
     )(x)
-    x = keras.layers.BatchNormalization(name="conv1_bn")(x)
+    x = batch_norm("conv1_bn")(x)
     x = keras.layers.Activation(activation, name="conv1_act")(x)
 
-    for number, spec in enumerate(BLOCKS, start=1):
+    for number, (spec, strides) in enumerate(zip(BLOCKS, block_strides), start=1):
         if shallow and number in SHALLOW_REMOVED_BLOCKS:
             continue
-        stride, dilation = next_stride_and_rate(block_2_strides if number == 2 else spec.strides)
+        stride, dilation = stride_and_dilation(strides)
         filters = block_filters(spec.filters, alpha, min_depth)
         if separable:
             x = DepthwiseSeparableConv2D(
-                filters, strides=stride, dilation_rate=dilation,
-                activation=activation, name=f"block_{number}",
+                filters, strides=stride, dilation_rate=dilation, activation=activation,
+                batch_norm_momentum=batch_norm_momentum, batch_norm_epsilon=batch_norm_epsilon,
+                name=f"block_{number}",
             )(x)
         else:
             x = keras.layers.Conv2D(
                 filters, 3, strides=stride, dilation_rate=dilation,
                 padding="same", use_bias=False, name=f"block_{number}_conv",
             )(x)
-            x = keras.layers.BatchNormalization(name=f"block_{number}_bn")(x)
+            x = batch_norm(f"block_{number}_bn")(x)
             x = keras.layers.Activation(activation, name=f"block_{number}")(x)
 
     if include_top:
@@ -372,63 +346,5 @@ def MobileNetV1(
     model = keras.Model(inputs, x, name=name)
 
     if weights is not None:
-        from mobilenet.weights import load_keras_applications_weights
-
         load_keras_applications_weights(model, weights, alpha=alpha, rows=rows, cols=cols)
     return model
-
-
-def _check_weights_request(
-    weights: Any,
-    alpha: float,
-    rows: int | None,
-    cols: int | None,
-    channels: int,
-    include_top: bool,
-    num_classes: int,
-    min_depth: int,
-    separable: bool,
-    shallow: bool,
-) -> None:
-    """Rejects a ``weights`` request that cannot fit before any layer is built."""
-    if not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(
-            "Invalid value for argument `weights`: expected None, 'imagenet' or the "
-            f"path of a weights file. Received: weights={weights!r}"
-        )
-    if not separable or shallow:
-        raise ValueError(
-            "Invalid value for argument `weights`: pretrained weights exist only for "
-            "the standard network; build with separable=True, shallow=False. "
-            f"Received: weights={weights!r}, separable={separable}, shallow={shallow}"
-        )
-    if channels != 3:
-        raise ValueError(
-            "Invalid value for argument `input_shape`: pretrained weights expect 3 "
-            f"input channels (RGB). Received: {channels} channels with weights={weights!r}"
-        )
-    if int(alpha * STEM.filters) < min_depth:
-        raise ValueError(
-            "Invalid value for argument `min_depth`: keras.applications weights have "
-            f"int(alpha * N) channels, but min_depth={min_depth} raises the stem of "
-            f"alpha={alpha} above that. Use a smaller min_depth."
-        )
-    if weights == "imagenet":
-        if alpha not in PUBLISHED_ALPHAS:
-            raise ValueError(
-                "Invalid value for argument `alpha`: ImageNet weights are published "
-                f"for alpha in {PUBLISHED_ALPHAS} only. Received: alpha={alpha}"
-            )
-        if rows != cols or rows not in PUBLISHED_RESOLUTIONS:
-            raise ValueError(
-                "Invalid value for argument `input_shape`: ImageNet weights are "
-                f"published for square inputs of side {PUBLISHED_RESOLUTIONS} only. "
-                f"Received: {rows}x{cols}. Build at a published side, or pass the "
-                "path of a downloaded weights file, which loads at any input size."
-            )
-        if include_top and num_classes != 1000:
-            raise ValueError(
-                "Invalid value for argument `num_classes`: the ImageNet classifier has "
-                f"1000 classes. Received: num_classes={num_classes}; use "
-                "include_top=False for a backbone with your own head."
-            )

@@ -45,6 +45,9 @@ from typing import Any
 
 import keras
 
+from mobilenet._keras_compat import flatten_layers
+from mobilenet._validation import invalid
+
 __all__ = [
     "KINDS",
     "LayerCost",
@@ -404,7 +407,7 @@ class _Walker:
     def walk_children(self, layer: keras.layers.Layer, path: str) -> None:
         """Walks a container's tracked sublayers; lists weights of its own as uncosted."""
         self._seen.add(id(layer))
-        children = list(layer._flatten_layers(include_self=False, recursive=False))
+        children = list(flatten_layers(layer, recursive=False))
         child_weights = {id(w) for child in children for w in child.weights}
         own = [w for w in layer.weights if id(w) not in child_weights]
         if own:
@@ -537,10 +540,12 @@ def profile(model: keras.layers.Layer) -> ModelProfile:
             f"keras.layers.Layer. Received: model={type(model).__name__}"
         )
     if not model.built:
-        raise ValueError(
-            "Invalid value for argument `model`: it is not built, so its shapes are "
-            "unknown. Call it on data or build it with an input shape first. "
-            f"Received: model={model.name!r} (built=False)"
+        raise invalid(
+            "model",
+            "a built model (an unbuilt one has unknown shapes: call it on data or "
+            "build it with an input shape first)",
+            model,
+            shown=f"model={model.name!r}, which is not built",
         )
     walker = _Walker()
     if isinstance(model, _COSTABLE) or isinstance(model, keras.layers.BatchNormalization):

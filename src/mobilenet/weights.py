@@ -1,8 +1,14 @@
 """Loading keras.applications.MobileNet weights into `MobileNetV1` models.
 
-The weights files are read by Keras itself, into a ``keras.applications``
-model of the same width; this module only moves each tensor to the layer of
-ours that plays the same part in the network.
+Every rule about pretrained weights lives here: which widths and resolutions
+have ImageNet weights, which models they fit (`check_weights_request`, run by
+the factory before it builds any layer), which file a request downloads, and
+how the tensors move. The weights files are read by Keras itself, into a
+``keras.applications`` model of the same width; this module only moves each
+tensor to the layer of ours that plays the same part in the network.
+
+This module imports the architecture table, never the factory
+(`mobilenet.model`), which imports it.
 """
 
 from __future__ import annotations
@@ -12,10 +18,23 @@ from typing import Any
 
 import keras
 
+from mobilenet._validation import invalid
+from mobilenet.architecture import BASE_RESOLUTION, BLOCKS, STEM
 from mobilenet.layers import DepthwiseSeparableConv2D
-from mobilenet.model import BLOCKS
 
-__all__ = ["imagenet_weights_url", "load_keras_applications_weights"]
+__all__ = [
+    "PUBLISHED_ALPHAS",
+    "PUBLISHED_RESOLUTIONS",
+    "check_weights_request",
+    "imagenet_resolution",
+    "imagenet_weights_url",
+    "load_keras_applications_weights",
+]
+
+#: The widths for which keras.applications publishes ImageNet weights.
+PUBLISHED_ALPHAS = (0.25, 0.5, 0.75, 1.0)
+#: The square input sides for which it publishes them.
+PUBLISHED_RESOLUTIONS = (128, 160, 192, 224)
 
 #: Where keras.applications keeps its MobileNet V1 ImageNet weights.
 IMAGENET_BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
@@ -27,6 +46,98 @@ def imagenet_weights_url(alpha: float, resolution: int, include_top: bool) -> tu
     suffix = "" if include_top else "_no_top"
     file_name = f"mobilenet_{_ALPHA_TEXT[alpha]}_{resolution}_tf{suffix}.h5"
     return file_name, IMAGENET_BASE_URL + file_name
+
+
+def imagenet_resolution(rows: int | None, cols: int | None) -> int | None:
+    """The side of the ImageNet weights file for a model of input ``rows x cols``.
+
+    A model whose input size is left open (rows and cols both None, the
+    default of ``MobileNetV1(include_top=False)``) gets the 224 file, as
+    ``keras.applications.MobileNet`` does; the weights have the same shapes at
+    every side, only their training resolution differs. Otherwise the side is
+    the model's own if the input is square, which `check_weights_request`
+    also checks is published; None (no file) for a non-square input.
+    """
+    if rows is None and cols is None:
+        return BASE_RESOLUTION
+    return rows if rows == cols else None
+
+
+def check_weights_request(
+    weights: Any,
+    *,
+    alpha: float,
+    rows: int | None,
+    cols: int | None,
+    channels: int,
+    include_top: bool,
+    num_classes: int,
+    min_depth: int,
+    separable: bool,
+    shallow: bool,
+) -> None:
+    """Rejects a ``weights`` request that cannot fit, before any layer is built.
+
+    `MobileNetV1` calls it with its checked arguments; the messages name the
+    argument to change, what would fit and what was received.
+
+    Args:
+        weights: ``"imagenet"`` or a path (None needs no check).
+        alpha: the width multiplier.
+        rows, cols, channels: the model's input shape (rows and cols may be None).
+        include_top: whether the model has the classifier.
+        num_classes: the classifier's outputs.
+        min_depth: the fewest channels any layer gets.
+        separable, shallow: the variant; only the standard network has weights.
+
+    Raises:
+        ValueError: naming the argument that makes the weights unusable.
+    """
+    if not isinstance(weights, (str, os.PathLike)):
+        raise invalid("weights", "None, 'imagenet' or the path of a weights file", weights)
+    if not separable or shallow:
+        raise invalid(
+            "weights",
+            "pretrained weights only with the standard network (separable=True, shallow=False)",
+            weights,
+            shown=f"weights={weights!r}, separable={separable}, shallow={shallow}",
+        )
+    if channels != 3:
+        raise invalid(
+            "input_shape",
+            "3 input channels (RGB) with pretrained weights",
+            None,
+            shown=f"{channels} channels with weights={weights!r}",
+        )
+    if int(alpha * STEM.filters) < min_depth:
+        raise invalid(
+            "min_depth",
+            f"at most int(alpha * 32) = {int(alpha * STEM.filters)} with pretrained weights "
+            f"of alpha={alpha}, whose layers have int(alpha * N) channels",
+            min_depth,
+        )
+    if weights == "imagenet":
+        if alpha not in PUBLISHED_ALPHAS:
+            raise invalid(
+                "alpha", f"one of {PUBLISHED_ALPHAS}, the widths with published ImageNet weights", alpha
+            )
+        side = imagenet_resolution(rows, cols)
+        if rows != cols or side not in PUBLISHED_RESOLUTIONS:
+            raise invalid(
+                "input_shape",
+                f"a square input of side {PUBLISHED_RESOLUTIONS} (or an open size, which "
+                f"gets the {BASE_RESOLUTION} weights) with ImageNet weights; or pass the path "
+                "of a downloaded weights file, which loads at any input size",
+                None,
+                shown=f"{rows}x{cols}",
+            )
+        if include_top and num_classes != 1000:
+            raise invalid(
+                "num_classes",
+                "1000 with the ImageNet classifier (use include_top=False for a backbone "
+                "with your own head)",
+                num_classes,
+            )
 
 
 def _download_imagenet(alpha: float, resolution: int, include_top: bool) -> str:
@@ -86,7 +197,8 @@ def load_keras_applications_weights(
         weights: ``"imagenet"`` or the path of a weights file saved from
             ``keras.applications.MobileNet`` (legacy ``.h5`` or ``.weights.h5``).
         alpha: the model's width multiplier.
-        rows, cols: the model's input size (selects the ImageNet file).
+        rows, cols: the model's input size (selects the ImageNet file, see
+            `imagenet_resolution`).
 
     Raises:
         FileNotFoundError: the path does not exist.
@@ -101,7 +213,7 @@ def load_keras_applications_weights(
     num_classes = classifier.units if include_top else 1000
 
     if weights == "imagenet":
-        path = _download_imagenet(alpha, rows, include_top)
+        path = _download_imagenet(alpha, imagenet_resolution(rows, cols), include_top)
     else:
         path = os.fspath(weights)
         if not os.path.isfile(path):

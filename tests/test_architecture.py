@@ -1,0 +1,119 @@
+"""Tests of `mobilenet.architecture`: the table against paper Table 1, and the import layering."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mobilenet import architecture
+from mobilenet.architecture import (
+    BLOCKS,
+    STEM,
+    block_filters,
+    check_output_stride,
+    layer_strides,
+    network_stride,
+)
+
+SOURCE = Path(architecture.__file__).parent
+
+# Paper Table 1 at 224x224 (the last block's s2 read as s1): side and channels after
+# the stem and after each of the 13 blocks.
+TABLE_1 = [
+    (112, 32), (112, 64), (56, 128), (56, 128), (28, 256), (28, 256),
+    *[(14, 512)] * 6, (7, 1024), (7, 1024),
+]
+
+
+def test_table_walks_to_paper_table_1():
+    sides = [224 // stride for stride in itertools.accumulate(layer_strides(), lambda a, b: a * b)]
+    channels = [STEM.filters, *(spec.filters for spec in BLOCKS)]
+    assert list(zip(sides, channels)) == TABLE_1
+    assert network_stride() == 32
+
+
+@pytest.mark.parametrize(
+    "early_downsampling, stem, block_2, total", [(4, 2, 2, 32), (2, 1, 2, 16), (1, 1, 1, 8)]
+)
+def test_early_downsampling_removes_the_first_strides(early_downsampling, stem, block_2, total):
+    strides = layer_strides(early_downsampling)
+    assert (strides[0], strides[2]) == (stem, block_2)
+    assert strides[3:] == layer_strides(4)[3:]  # the rest of the network is untouched
+    assert network_stride(early_downsampling) == math.prod(strides) == total
+
+
+def test_block_filters_floors_at_min_depth():
+    assert block_filters(32, 0.25) == 8
+    assert block_filters(1024, 0.75) == 768
+    assert block_filters(64, 0.1) == 8  # int(6.4) = 6, floored
+    assert block_filters(64, 0.1, min_depth=1) == 6
+
+
+@pytest.mark.parametrize(
+    "output_stride, early_downsampling, allowed",
+    [
+        (None, 1, True), (32, 4, True), (16, 4, True), (8, 4, True),
+        (32, 2, False), (16, 2, True), (8, 2, True),
+        (32, 1, False), (16, 1, False), (8, 1, True),
+    ],
+)
+def test_output_stride_must_be_reachable(output_stride, early_downsampling, allowed):
+    if allowed:
+        assert check_output_stride(output_stride, early_downsampling) == output_stride
+    else:
+        with pytest.raises(ValueError, match=r"`output_stride`.*expected None or one of \(8"):
+            check_output_stride(output_stride, early_downsampling)
+
+
+def test_bad_choices():
+    with pytest.raises(ValueError, match=r"`output_stride`.*\(None, 8, 16, 32\).*output_stride=4"):
+        check_output_stride(4)
+    with pytest.raises(ValueError, match=r"`early_downsampling`.*early_downsampling=3"):
+        layer_strides(3)
+
+
+def _imports(module: str) -> set[str]:
+    """The ``mobilenet`` modules that a source file imports, at any level."""
+    tree = ast.parse((SOURCE / f"{module}.py").read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name.startswith("mobilenet")}
+
+
+def test_modules_import_downward_only():
+    assert _imports("architecture") == {"mobilenet._validation"}
+    assert "mobilenet.model" not in _imports("weights")
+    assert {"mobilenet.architecture", "mobilenet.weights"} <= _imports("model")
+
+
+def test_architecture_does_not_load_keras():
+    code = "import sys, mobilenet.architecture; print('keras' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_model_re_exports_the_table_and_the_weights_constants():
+    from mobilenet import weights
+    from mobilenet.model import (
+        BLOCKS as model_blocks,
+        PUBLISHED_ALPHAS,
+        PUBLISHED_RESOLUTIONS,
+        STEM as model_stem,
+        BlockSpec,
+        block_filters as model_block_filters,
+    )
+
+    assert model_blocks is BLOCKS and model_stem is STEM
+    assert BlockSpec is architecture.BlockSpec and model_block_filters is block_filters
+    assert PUBLISHED_ALPHAS is weights.PUBLISHED_ALPHAS == (0.25, 0.5, 0.75, 1.0)
+    assert PUBLISHED_RESOLUTIONS is weights.PUBLISHED_RESOLUTIONS == (128, 160, 192, 224)
