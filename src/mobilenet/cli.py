@@ -14,10 +14,12 @@ TensorFlow's start-up log and the full traceback of an error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 __all__ = ["build_parser", "main"]
 
@@ -67,7 +69,7 @@ def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
         if action.option_strings:
             names[action.dest] = max(action.option_strings, key=len)
         else:
-            names[action.dest] = str(action.metavar or action.dest).upper()
+            names[action.dest] = str(action.metavar or action.dest)
     return names
 
 
@@ -513,6 +515,47 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Lines of TensorFlow's C++ log (absl format, e.g. ``I0000 00:00:17.5 123 port.cc:153] ...``),
+#: its banner, and the continuation line of its CPU-feature notice.
+_TF_LOG_LINE = re.compile(
+    r"^([IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w./-]+:\d+\]"
+    r"|WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|To enable the following instructions: .* rebuild TensorFlow)"
+)
+
+
+@contextlib.contextmanager
+def _without_tensorflow_log() -> Iterator[None]:
+    """Passes everything written to stderr through, except TensorFlow's C++ log lines.
+
+    TensorFlow prints a screenful of start-up notices from C++, straight to
+    file descriptor 2, and since 2.19 ``TF_CPP_MIN_LOG_LEVEL`` no longer
+    hides the ones printed at import. A thread reads what the process writes
+    to stderr through a pipe and forwards every other line.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward() -> None:
+        with os.fdopen(read_end, "rb") as pipe, os.fdopen(os.dup(saved), "wb", buffering=0) as out:
+            for line in pipe:
+                if not _TF_LOG_LINE.match(line.decode(errors="replace")):
+                    out.write(line)
+
+    thread = threading.Thread(target=forward, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the thread sees the end
+        os.close(saved)
+        thread.join(timeout=5)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``mobilenet`` command line; returns the process exit code.
 
@@ -521,11 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.verbose:
-        # Before TensorFlow loads: its C++ log otherwise prints a screenful at start.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet = not args.verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     try:
-        return int(args.handler(args) or 0)
+        with _without_tensorflow_log() if quiet else contextlib.nullcontext():
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt:
         hint = (
             "; run the same command with --resume to continue from the last finished epoch"
