@@ -132,18 +132,25 @@ def test_files_load_after_only_import_mobilenet_and_take_raw_pixels(trained, cif
     "import keras\nimport mobilenet\nload = keras.saving.load_model",
     "import mobilenet\nimport tensorflow as tf\nload = tf.keras.models.load_model",
 ])
-def test_a_user_model_with_the_block_loads_in_a_new_process(tmp_path, order):
+def test_a_user_model_with_the_block_loads_in_a_new_process(user_model, order):
+    loaded = _python(order + "\nmodel = load('user.keras')\nprint(type(model.layers[0]).__name__)\n", user_model)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip().splitlines()[-1] == "DepthwiseSeparableConv2D"
+
+
+@pytest.fixture(scope="module")
+def user_model(tmp_path_factory):
+    """A user's own Sequential model with the block, saved by one process."""
+    folder = tmp_path_factory.mktemp("user")
     built = _python("""
         import keras
         from mobilenet import DepthwiseSeparableConv2D
         model = keras.Sequential([keras.Input((16, 16, 3)), DepthwiseSeparableConv2D(8, strides=2),
                                   keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
         model.save("user.keras")
-    """, tmp_path)
+    """, folder)
     assert built.returncode == 0, built.stderr[-3000:]
-    loaded = _python(order + "\nmodel = load('user.keras')\nprint(type(model.layers[0]).__name__)\n", tmp_path)
-    assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip().splitlines()[-1] == "DepthwiseSeparableConv2D"
+    return folder
 
 
 def test_import_mobilenet_alone_loads_no_tensorflow(tmp_path):
