@@ -6,8 +6,6 @@ written by TensorFlow's encoders from the shared subset's test images.
 
 from __future__ import annotations
 
-import os
-import warnings
 
 import keras
 import numpy as np
