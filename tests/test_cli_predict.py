@@ -100,3 +100,12 @@ def test_help_lists_predict_without_loading_tensorflow():
     assert result.returncode == 0, result.stderr
     for flag in ("--top", "--batch-size", "--threads", "--json", "IMAGE_OR_FOLDER"):
         assert flag in result.stdout
+
+
+def test_an_onnx_model_without_the_extra_is_a_usage_error(work, capsys, monkeypatch):
+    folder, _ = work
+    (folder / "model.onnx").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
+    assert main(["predict", str(folder / "model.onnx"), str(folder / "images")]) == 2
+    err = capsys.readouterr().err
+    assert "`MODEL`" in err and 'pip install "mobilenet[onnx]"' in err

@@ -140,6 +140,10 @@ def test_cli_export_picks_onnx_by_suffix(tmp_path_factory, tmp_path, capsys, cif
     assert main(["export", str(folder / "model.keras"), str(tmp_path / "m.onnx"),
                  "--quantization", "float16"]) == 2
     assert "`--quantization`: expected one of (None, 'int8') for an ONNX file" in capsys.readouterr().err
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "tf2onnx", None)  # as if the extra were not installed
+        assert main(["export", str(folder / "model.keras"), str(tmp_path / "m.onnx")]) == 2
+    assert '`OUTPUT`: ONNX export and inference need the `tf2onnx` package' in capsys.readouterr().err
     assert main(["export", str(folder / "model.keras"), str(tmp_path / "m.pb")]) == 2
     assert "`OUTPUT`: expected a .tflite (LiteRT) or .onnx file name" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["m8.onnx"]

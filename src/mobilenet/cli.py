@@ -493,22 +493,30 @@ def _export_images(args: argparse.Namespace, quantization: str) -> tuple:
     return calibration, (verification if args.verify else None)
 
 
+def _require_onnx(flag: str, *packages: str) -> None:
+    """A UsageError naming ``flag`` when a package of the optional `onnx` extra is missing."""
+    from mobilenet.export import _onnx_module
+
+    try:
+        for package in packages:
+            _onnx_module(package)
+    except ImportError as error:
+        raise UsageError(f"Invalid value for argument `{flag}`: {error}") from error
+
+
 def _run_export(args: argparse.Namespace) -> int:
     quantization = "int8" if args.int8 else args.quantization
     calibration, verification = _export_images(args, quantization)
     from mobilenet import export
 
-    try:
-        result = export.export_model(
-            args.model, args.output,
-            quantization=None if quantization == "float32" else quantization,
-            calibration_images=calibration, io_type=args.io_type, fold_bn=args.fold_bn,
-            verify_images=verification,
-        )
-    except ImportError as error:
-        if export.ONNX_EXTRA_HINT not in str(error):
-            raise
-        raise UsageError(f"Invalid value for argument `OUTPUT`: {error}") from error
+    if args.output.endswith(".onnx"):
+        _require_onnx("OUTPUT", "onnx", "onnxruntime", "tf2onnx")
+    result = export.export_model(
+        args.model, args.output,
+        quantization=None if quantization == "float32" else quantization,
+        calibration_images=calibration, io_type=args.io_type, fold_bn=args.fold_bn,
+        verify_images=verification,
+    )
     size = result.path.stat().st_size
     print(f"wrote {result.path} ({size:,} bytes, {size / 1e6:.2f} MB; {quantization}"
           f"{', BatchNorm folded' if args.fold_bn else ''})")
@@ -574,16 +582,12 @@ def _run_predict(args: argparse.Namespace) -> int:
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    from mobilenet import export
     from mobilenet.predict import Classifier
 
-    try:
-        classifier = Classifier(args.model, rescale=args.rescale, offset=args.offset,
-                                num_threads=args.threads)
-    except ImportError as error:
-        if export.ONNX_EXTRA_HINT not in str(error):
-            raise
-        raise UsageError(f"Invalid value for argument `MODEL`: {error}") from error
+    if args.model.endswith(".onnx"):
+        _require_onnx("MODEL", "onnxruntime")
+    classifier = Classifier(args.model, rescale=args.rescale, offset=args.offset,
+                            num_threads=args.threads)
     results = classifier.classify(args.paths, top=args.top, batch_size=args.batch_size)
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
