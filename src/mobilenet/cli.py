@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="mobilenet",
-        description="MobileNet V1 for Keras 3: profile, train, evaluate and export.",
+        description="MobileNet V1 for Keras 3: profile, train, evaluate, export and predict.",
     )
     parser.add_argument("--version", action="version", version=f"mobilenet {__version__}")
     parser.set_defaults(verbose=False)
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_command(subcommands)
     _add_evaluate_command(subcommands)
     _add_export_command(subcommands)
+    _add_predict_command(subcommands)
     return parser
 
 
@@ -393,10 +394,11 @@ def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
         aliases={"model_path": "MODEL", "path": "OUTPUT", "output_path": "OUTPUT",
                  "representative_data": "--calibration-data", "images": "--verify-data",
                  "verify_images": "--verify-data", "calibration_images": "--calibration-data"},
-        help="export a .keras model to a LiteRT .tflite file (float32, float16, dynamic or int8)",
+        help="export a .keras model to a LiteRT .tflite or an ONNX .onnx file (float or int8)",
         description=(
-            "Export a saved .keras model to a LiteRT (TFLite) file, optionally quantized, "
-            "with BatchNorm folded, and verified against the Keras model. Images for "
+            "Export a saved .keras model to a LiteRT (TFLite) file or, for an OUTPUT ending "
+            "in .onnx, an ONNX file (float32 or int8; needs the `onnx` extra), optionally "
+            "quantized, with BatchNorm folded, and verified against the Keras model. Images for "
             "calibration and verification come as .npy arrays of shape (N, H, W, C), "
             "fed to the model as they are, times --rescale, or from a CIFAR-10 folder "
             "(--calibration-dir) as pixels. For a model that takes pixels 0-255 (those of "
@@ -405,11 +407,13 @@ def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="the .keras model file")
-    parser.add_argument("output", metavar="OUTPUT", help="the .tflite file to write")
+    parser.add_argument("output", metavar="OUTPUT",
+                        help="the .tflite or .onnx file to write; its suffix picks the format")
     parser.add_argument(
         "--quantization", choices=("float32", "float16", "dynamic", "int8"), default="float32",
         help="float32 (none), float16 weights, dynamic-range int8 weights, or full int8 "
-             "(needs --calibration-data or --calibration-dir). Default: float32",
+             "(needs --calibration-data or --calibration-dir); .onnx: float32 or int8. "
+             "Default: float32",
     )
     parser.add_argument("--int8", action="store_true", help="same as --quantization int8")
     parser.add_argument("--calibration-data", metavar="IMAGES.npy",
@@ -419,14 +423,15 @@ def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
                              "on its first 500 training images and --verify uses its test "
                              "images, as pixels 0-255")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
-                        help="input/output type of an int8 file. Default: uint8")
+                        help="input/output type of an int8 .tflite file. Default: uint8")
     parser.add_argument("--rescale", type=float, default=1.0, metavar="FACTOR",
                         help="multiply the .npy images by this first, for a model that does "
                              "not take pixels (e.g. 0.00392156862745098 for [0, 1]). Default: 1")
     parser.add_argument("--fold-bn", action="store_true",
                         help="fold every BatchNorm into the conv before it first")
     parser.add_argument("--verify", action="store_true",
-                        help="run the file in LiteRT and report agreement with the Keras model")
+                        help="run the file in LiteRT (or ONNX Runtime) and report agreement "
+                             "with the Keras model")
     parser.add_argument("--verify-data", metavar="IMAGES.npy",
                         help="images for --verify (default: the calibration images)")
 
@@ -490,11 +495,24 @@ def _export_images(args: argparse.Namespace, quantization: str) -> tuple:
     return calibration, (verification if args.verify else None)
 
 
+def _require_onnx(flag: str, *packages: str) -> None:
+    """A UsageError naming ``flag`` when a package of the optional `onnx` extra is missing."""
+    from mobilenet.export import _onnx_module
+
+    try:
+        for package in packages:
+            _onnx_module(package)
+    except ImportError as error:
+        raise UsageError(f"Invalid value for argument `{flag}`: {error}") from error
+
+
 def _run_export(args: argparse.Namespace) -> int:
     quantization = "int8" if args.int8 else args.quantization
     calibration, verification = _export_images(args, quantization)
     from mobilenet import export
 
+    if args.output.endswith(".onnx"):
+        _require_onnx("OUTPUT", "onnx", "onnxruntime", "tf2onnx")
     result = export.export_model(
         args.model, args.output,
         quantization=None if quantization == "float32" else quantization,
@@ -554,6 +572,80 @@ def _without_tensorflow_log() -> Iterator[None]:
         os.dup2(saved, 2)  # closes the pipe's last write end: the thread sees the end
         os.close(saved)
         thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- predict
+
+#: Exit status of `predict` when some image files could not be read (the others were printed).
+EXIT_SOME_FAILED = 1
+
+
+def _add_predict_command(subcommands: argparse._SubParsersAction) -> None:
+    parser = _command(
+        subcommands, "predict", _run_predict,
+        aliases={"model": "MODEL", "paths": "IMAGE_OR_FOLDER", "num_threads": "--threads"},
+        help="classify image files (JPEG, PNG...) with a .keras, .tflite or .onnx model",
+        description=(
+            "Classify image files with a trained model and print the top classes of each, "
+            "with their names and probabilities. Images are resized to the model's input "
+            "size and fed as pixels 0-255: as they are to a model that takes pixels (those "
+            "of `mobilenet train`, and the files `mobilenet export` writes from them), as "
+            "bytes to a file with a uint8 input; --rescale and --offset feed pixels * "
+            "FACTOR + OFFSET instead. Classes are named after CIFAR-10 for 10 classes and "
+            "ImageNet for 1000 (Keras downloads its class index once), else numbered."
+        ),
+        epilog=(
+            "exit status: 0 when every image was classified; 1 when some could not be read "
+            "(each named on stderr, the others printed); 2 for a usage error"
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="the .keras, .tflite or .onnx model file")
+    parser.add_argument("paths", metavar="IMAGE_OR_FOLDER", nargs="+",
+                        help="image files, or folders searched recursively for .jpg, .jpeg, "
+                             ".png, .gif and .bmp files")
+    parser.add_argument("--top", type=_positive_int, default=5, metavar="K",
+                        help="classes to print per image (default: 5)")
+    parser.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                        help="images per model call (default: 32)")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="CPU threads of the runtime (default: the runtime's own)")
+    parser.add_argument("--rescale", type=_number, default=None, metavar="FACTOR",
+                        help="feed pixels * FACTOR + OFFSET, for a model that does not take "
+                             "pixels (e.g. 1/255 for [0, 1]); needed for such a .keras model")
+    parser.add_argument("--offset", type=_number, default=0.0, metavar="OFFSET",
+                        help="added after --rescale (e.g. -1 with --rescale 1/127.5 for [-1, 1])")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON list, one object per image (path, top, error)")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    import json
+
+    if args.threads and args.model.endswith(".keras"):
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    from mobilenet.predict import Classifier
+
+    if args.model.endswith(".onnx"):
+        _require_onnx("MODEL", "onnxruntime")
+    classifier = Classifier(args.model, rescale=args.rescale, offset=args.offset,
+                            num_threads=args.threads)
+    results = classifier.classify(args.paths, top=args.top, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps([result.to_dict() for result in results], indent=2))
+    for result in results:
+        if result.error is not None:
+            print(f"mobilenet predict: error: {result.error}", file=sys.stderr)
+        elif not args.json:
+            scores = ", ".join(f"{score.name} {score.probability:.1%}" for score in result.top)
+            print(f"{result.path}: {scores}")
+    failed = sum(result.error is not None for result in results)
+    if failed:
+        print(f"mobilenet predict: {failed} of {len(results)} files could not be classified",
+              file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

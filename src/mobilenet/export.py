@@ -1,6 +1,6 @@
-"""Deploy a trained model: LiteRT (TFLite) export, verification, BatchNorm folding.
+"""Deploy a trained model: LiteRT (TFLite) and ONNX export, verification, BatchNorm folding.
 
-Three functions, each adding what Keras and the LiteRT converter lack:
+Functions, each adding what Keras and the LiteRT converter lack:
 
 - `to_tflite` writes a ``.tflite`` file through Keras' own LiteRT export
   (``model.export(path, format="litert")``, which drives
@@ -8,6 +8,9 @@ Three functions, each adding what Keras and the LiteRT converter lack:
   one argument, checked calibration data and an atomic write.
 - `verify_tflite` runs the file in the LiteRT interpreter and compares it with
   the Keras model on real images.
+- `to_onnx` and `verify_onnx` do the same for ONNX Runtime, through Keras'
+  ``model.export(path, format="onnx")`` (tf2onnx) and ONNX Runtime's static
+  int8 quantization (the optional ``onnx`` extra).
 - `fold_batchnorm` returns an inference-only copy of a model with every
   BatchNorm folded into the convolution before it.
 
@@ -35,14 +38,18 @@ from mobilenet._validation import check_choice, check_positive_int, invalid
 from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
 
 __all__ = [
+    "ONNX_QUANTIZATIONS",
     "QUANTIZATIONS",
     "ExportResult",
     "TFLiteReport",
     "export_model",
     "fold_batchnorm",
     "pixel_input_range",
+    "run_onnx",
     "run_tflite",
+    "to_onnx",
     "to_tflite",
+    "verify_onnx",
     "verify_tflite",
 ]
 
@@ -371,12 +378,14 @@ def _check_model(model: Any) -> keras.Model:
     return model
 
 
-def _check_run_arguments(path: str | os.PathLike, batch_size: int, num_threads: int | None) -> None:
+def _check_run_arguments(
+    path: str | os.PathLike, batch_size: int, num_threads: int | None, suffix: str = ".tflite"
+) -> None:
     check_positive_int(batch_size, "batch_size")
     if num_threads is not None:
         check_positive_int(num_threads, "num_threads")
     if not Path(path).is_file():
-        raise invalid("path", "an existing .tflite file", None, shown=f"path={str(path)!r}")
+        raise invalid("path", f"an existing {suffix} file", None, shown=f"path={str(path)!r}")
 
 
 def run_tflite(
@@ -631,6 +640,274 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
 
 
 # --------------------------------------------------------------------------
+# ONNX
+# --------------------------------------------------------------------------
+
+#: The values `to_onnx` accepts for ``quantization``.
+ONNX_QUANTIZATIONS = (None, "int8")
+ONNX_EXTRA_HINT = 'pip install "mobilenet[onnx]"'
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
+               "tensor(double)": "float64", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
+
+
+def _onnx_module(name: str) -> Any:
+    """Imports ``name`` (onnx, onnxruntime or tf2onnx), or says which extra brings it."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(
+            f"ONNX export and inference need the `{name}` package, which is not "
+            f"installed; install the optional `onnx` extra: {ONNX_EXTRA_HINT}"
+        ) from error
+
+
+def _onnx_session(path: str | os.PathLike, num_threads: int | None, argument: str = "path"):
+    """An ONNX Runtime CPU session on ``path``; a file it cannot read is a ValueError."""
+    ort = _onnx_module("onnxruntime")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    if num_threads:
+        options.intra_op_num_threads = num_threads
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own exception types are not public
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise ValueError(
+            f"Invalid value for argument `{argument}`: {str(path)!r} is not an ONNX model "
+            f"that ONNX Runtime can run ({reason})"
+        ) from error
+
+
+def _onnx_type(value: Any) -> str:
+    """The NumPy name of an ONNX Runtime tensor type (``"tensor(float)"`` -> ``"float32"``)."""
+    return _ONNX_TYPES.get(value.type, value.type)
+
+
+def _calibration_reader(generate: Any, input_name: str, batch_size: int = 32) -> Any:
+    """An ONNX Runtime CalibrationDataReader over the images ``generate`` yields one by one."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    def batches() -> Iterator[np.ndarray]:
+        images = []
+        for (image,) in generate():
+            images.append(image)
+            if len(images) == batch_size:
+                yield np.concatenate(images)
+                images = []
+        if images:
+            yield np.concatenate(images)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = batches()
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._batches, None)
+            return None if batch is None else {input_name: batch}
+
+    return Reader()
+
+
+def to_onnx(
+    model: keras.Model,
+    path: str | os.PathLike,
+    quantization: str | None = None,
+    representative_data: Any = None,
+    *,
+    pointwise_as_conv: bool = True,
+    opset: int | None = None,
+) -> Path:
+    """Writes ``model`` as an ONNX file, float32 or int8, for ONNX Runtime.
+
+    Conversion goes through Keras' own ``model.export(..., format="onnx")``,
+    which on TensorFlow drives ``tf2onnx``; int8 goes through ONNX Runtime's
+    static quantization (``quantize_static``: QDQ format, int8 weights per
+    output channel, int8 activations), calibrated on ``representative_data``.
+    The file is written to a temporary name in the same folder and moved into
+    place only when everything succeeded. Its input is float32 with a free
+    batch size, the model's input as it is (pixels 0-255 for a model that
+    takes pixels); an int8 file quantizes it inside, and for a model that
+    takes pixels the input's int8 range is exactly 0-255 (scale 1).
+
+    Needs the optional ``onnx`` extra: ``pip install "mobilenet[onnx]"``.
+
+    Args:
+        model: keras.Model, a float32 model with one image input, in
+            inference mode.
+        path: str or PathLike, the ``.onnx`` file to write, in an existing
+            folder.
+        quantization: ``None`` (float32) or ``"int8"``.
+        representative_data: needed for ``"int8"``: real images shaped like
+            the model input, as the model takes them (an array or a
+            ``tf.data.Dataset``, as for `to_tflite`). A few hundred are enough.
+        pointwise_as_conv: bool, write `PointwiseConv2D` layers as plain 1x1
+            ``Conv`` nodes (as `to_tflite` does) rather than ``MatMul``.
+            Defaults to True.
+        opset: int or None, the ONNX opset (None: tf2onnx's default).
+
+    Returns:
+        The path of the written file.
+
+    Raises:
+        ValueError: for an unknown ``quantization``, missing or wrongly shaped
+            ``representative_data`` with ``"int8"``, or a ``path`` that cannot
+            be written.
+        ImportError: the ``onnx`` extra is not installed.
+
+    Example:
+
+    ```python
+    from mobilenet import MobileNetV1
+    from mobilenet.export import to_onnx
+
+    model = MobileNetV1(alpha=0.25, input_shape=(32, 32, 3), num_classes=10)
+    to_onnx(model, "mobilenet.onnx")
+    to_onnx(model, "mobilenet_int8.onnx", "int8", representative_data=images)
+    ```
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            "Invalid value for argument `model`: expected a keras.Model. "
+            f"Received: model={model!r}"
+        )
+    if quantization not in ONNX_QUANTIZATIONS:
+        raise ValueError(
+            "Invalid value for argument `quantization`: expected one of "
+            f"{ONNX_QUANTIZATIONS} for an ONNX file. Received: quantization={quantization!r}"
+        )
+    target = _writable_target(path, ".onnx")
+    calibration = None
+    if quantization == "int8":
+        calibration = _anchored(
+            _representative_dataset(representative_data, model), pixel_input_range(model)
+        )
+    for name in ("onnx", "tf2onnx") + (("onnxruntime",) if calibration else ()):
+        _onnx_module(name)
+    signature = [keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="float32")]
+
+    import tempfile
+
+    with atomic_target(target, suffix=".onnx") as temporary, tempfile.TemporaryDirectory() as work:
+        float_path = temporary if calibration is None else os.path.join(work, "float.onnx")
+        switch = _pointwise_as_conv(model) if pointwise_as_conv else contextlib.nullcontext()
+        with switch, warnings.catch_warnings():
+            # Keras' numpy-2 patch of tf2onnx looks up `np.object`, which warns.
+            warnings.simplefilter("ignore", FutureWarning)
+            model.export(float_path, format="onnx", verbose=False,
+                         input_signature=signature, opset_version=opset)
+        if calibration is not None:
+            from onnxruntime import quantization as ort_quantization
+            from onnxruntime.quantization.shape_inference import quant_pre_process
+
+            # Folds constants and fuses ops first, as ONNX Runtime recommends;
+            # ONNX's own shape inference is enough for a CNN (no sympy needed).
+            prepared = os.path.join(work, "prepared.onnx")
+            quant_pre_process(float_path, prepared, skip_symbolic_shape=True)
+            input_name = _onnx_session(prepared, None).get_inputs()[0].name
+            ort_quantization.quantize_static(
+                prepared, temporary, _calibration_reader(calibration, input_name),
+                quant_format=ort_quantization.QuantFormat.QDQ, per_channel=True,
+                activation_type=ort_quantization.QuantType.QInt8,
+                weight_type=ort_quantization.QuantType.QInt8,
+            )
+    return target
+
+
+def run_onnx(
+    path: str | os.PathLike,
+    images: Any,
+    *,
+    batch_size: int = 32,
+    num_threads: int | None = None,
+) -> np.ndarray:
+    """Runs a single-input, single-output ``.onnx`` file in ONNX Runtime (CPU).
+
+    Args:
+        path: str or PathLike, the ``.onnx`` file.
+        images: array of shape ``(N, ...)`` in the Keras model's input space;
+            cast to the file's input type.
+        batch_size: int, images per call. Defaults to 32.
+        num_threads: int or None, ONNX Runtime's intra-op threads (None: its
+            default, one per core).
+
+    Returns:
+        A float32 array with the file's output for every image.
+
+    Example:
+
+    ```python
+    probabilities = run_onnx("mobilenet.onnx", images)
+    ```
+    """
+    _check_run_arguments(path, batch_size, num_threads, ".onnx")
+    return _run_onnx(_onnx_session(path, num_threads), np.asarray(images), batch_size)
+
+
+def _run_onnx(session: Any, images: np.ndarray, batch_size: int) -> np.ndarray:
+    (input_,) = session.get_inputs()
+    dtype = np.dtype(_onnx_type(input_))
+    outputs = [
+        session.run(None, {input_.name: images[start:start + batch_size].astype(dtype)})[0]
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs).astype(np.float32)
+
+
+def verify_onnx(
+    path: str | os.PathLike,
+    model: keras.Model,
+    images: Any,
+    *,
+    batch_size: int = 32,
+    num_threads: int | None = None,
+) -> TFLiteReport:
+    """Compares an ``.onnx`` file with its Keras model on real images.
+
+    The same comparison as `verify_tflite`, with the file run in ONNX Runtime.
+
+    Args:
+        path: str or PathLike, the ``.onnx`` file written from ``model``.
+        model: keras.Model, the model the file was converted from.
+        images: array of images shaped like the model input, ``(N, H, W, C)``,
+            as the model takes them.
+        batch_size: int, images per call on both sides. Defaults to 32.
+        num_threads: int or None, ONNX Runtime's intra-op threads.
+
+    Returns:
+        A `TFLiteReport` (the report `verify_tflite` gives): maximum absolute
+        output difference, top-1 agreement, the file's input and output types.
+
+    Example:
+
+    ```python
+    report = verify_onnx("mobilenet_int8.onnx", model, test_images)
+    print(f"{report.top1_agreement:.1%} agree, max diff {report.max_abs_diff:.3g}")
+    ```
+    """
+    images = _check_images(images, model, "images")
+    _check_run_arguments(path, batch_size, num_threads, ".onnx")
+    session = _onnx_session(path, num_threads)
+    expected = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
+    actual = _run_onnx(session, images, batch_size)
+    if actual.shape != expected.shape:
+        raise ValueError(
+            f"The file {str(path)!r} gives outputs of shape {actual.shape}, the model "
+            f"{expected.shape}: was it converted from this model?"
+        )
+    flat_expected = expected.reshape(len(images), -1)
+    flat_actual = actual.reshape(len(images), -1)
+    return TFLiteReport(
+        num_images=len(images),
+        max_abs_diff=float(np.max(np.abs(flat_actual - flat_expected))),
+        top1_agreement=float(np.mean(flat_actual.argmax(-1) == flat_expected.argmax(-1))),
+        input_type=_onnx_type(session.get_inputs()[0]),
+        output_type=_onnx_type(session.get_outputs()[0]),
+    )
+
+
+# --------------------------------------------------------------------------
 # From a saved model to a verified file
 # --------------------------------------------------------------------------
 
@@ -640,7 +917,7 @@ class ExportResult:
     """What `export_model` wrote and found.
 
     Attributes:
-        path: the ``.tflite`` file written.
+        path: the ``.tflite`` or ``.onnx`` file written.
         input_type: its input dtype (``"float32"``, ``"uint8"``...).
         input_quantization: ``(scale, zero_point)`` of an integer input, else None.
         report: the `TFLiteReport` when verification images were given, else None.
@@ -662,20 +939,21 @@ def export_model(
     fold_bn: bool = False,
     verify_images: Any = None,
 ) -> ExportResult:
-    """Exports a saved ``.keras`` model to a LiteRT file and optionally verifies it.
+    """Exports a saved ``.keras`` model to a LiteRT or ONNX file and optionally verifies it.
 
     What ``mobilenet export`` does: loads the model with
     `mobilenet.load_model`, folds its BatchNorms if asked, writes the file with
-    `to_tflite` (int8 calibrated on ``calibration_images``, a pixel model's
-    input kept as pixels) and compares it with the Keras model on
-    ``verify_images``.
+    `to_tflite` or, for an ``.onnx`` ``output_path``, `to_onnx` (int8
+    calibrated on ``calibration_images``, a pixel model's input kept as
+    pixels) and compares it with the Keras model on ``verify_images``.
 
     Args:
         model_path: the ``.keras`` file.
-        output_path: the ``.tflite`` file to write, in an existing folder.
-        quantization: as in `to_tflite`.
+        output_path: the ``.tflite`` or ``.onnx`` file to write, in an
+            existing folder; its suffix picks the format.
+        quantization: as in `to_tflite`, or `to_onnx` (None or ``"int8"``).
         calibration_images: images for ``"int8"``, as the model takes them.
-        io_type: as in `to_tflite`.
+        io_type: as in `to_tflite`; ignored for ONNX.
         fold_bn: bool, fold every BatchNorm into the conv before it first.
         verify_images: optional images to verify the file on.
 
@@ -695,9 +973,20 @@ def export_model(
     """
     from mobilenet.saving import _load_model
 
-    _writable_target(output_path, ".tflite", "output_path")
+    suffix = Path(output_path).suffix
+    if suffix not in (".tflite", ".onnx"):
+        raise ValueError(
+            "Invalid value for argument `output_path`: expected a .tflite (LiteRT) or .onnx "
+            f"file name. Received: output_path={str(output_path)!r}"
+        )
+    _writable_target(output_path, suffix, "output_path")
     model = _load_model(model_path, compile=False, argument="model_path")
     source = fold_batchnorm(model) if fold_bn else model
+    if suffix == ".onnx":
+        path = to_onnx(source, output_path, quantization, representative_data=calibration_images)
+        report = verify_onnx(path, model, verify_images) if verify_images is not None else None
+        input_type = _onnx_type(_onnx_session(path, None).get_inputs()[0])
+        return ExportResult(path=path, input_type=input_type, input_quantization=None, report=report)
     path = to_tflite(
         source, output_path, quantization,
         representative_data=calibration_images, io_type=io_type,

@@ -1,0 +1,477 @@
+"""Classify image files with a trained model: a ``.keras``, ``.tflite`` or ``.onnx`` file.
+
+```python
+from mobilenet.predict import classify
+
+for result in classify("runs/cifar10/best.keras", ["cat.jpg", "photos/"], top=3):
+    print(result.path, result.error or result.top[0].name)
+```
+
+Images are read by TensorFlow (``tf.io.decode_image``: JPEG, PNG, GIF's first
+frame, BMP), resized to the model's input size (bilinear, antialiased, the
+aspect ratio not kept) and fed as pixels, 0-255:
+
+- a Keras model that takes pixels (its first layer a ``Rescaling``, see
+  `mobilenet.export.pixel_input_range`), as every model `mobilenet train`
+  writes, gets them as they are; any other Keras model needs ``rescale`` (and
+  ``offset``): its input is then ``pixels * rescale + offset``;
+- a ``.tflite`` or ``.onnx`` file cannot say what it expects, so it gets
+  pixels as they are, as the files `mobilenet.export` writes from a pixel
+  model take them; a file whose input is ``uint8`` gets the pixel bytes
+  themselves (its own scale and zero point say what they mean). ``rescale``
+  and ``offset`` change the float values fed (a ``uint8`` or ``int8`` input
+  then quantizes them with the file's scale and zero point).
+
+Outputs are read as class probabilities; outputs that are not (logits: a
+model without a softmax) go through a softmax first. Classes are named after
+CIFAR-10 for a 10-class model, after ImageNet for a 1000-class model (Keras'
+``decode_predictions``, which downloads its class index once), else
+``"class N"``, unless ``class_names`` are given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from mobilenet._validation import check_positive_int, invalid, is_real
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ClassScore",
+    "Classifier",
+    "Prediction",
+    "classify",
+    "image_files",
+]
+
+#: The suffixes (any case) a folder's image files are found by.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassScore:
+    """One class of a prediction: its index, name and probability."""
+
+    index: int
+    name: str
+    probability: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """The top classes of one image file, best first, or why it could not be classified.
+
+    Attributes:
+        path: the image file.
+        top: tuple of `ClassScore`, best first; empty when ``error`` is set.
+        error: None, or a one-line message naming the file.
+    """
+
+    path: Path
+    top: tuple[ClassScore, ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``path``, ``top`` (list of dicts) and ``error``."""
+        return {
+            "path": str(self.path),
+            "top": [dataclasses.asdict(score) for score in self.top],
+            "error": self.error,
+        }
+
+
+def image_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """The image files ``paths`` name: files as given, folders searched recursively.
+
+    A folder contributes its files ending in one of `IMAGE_SUFFIXES` (any
+    case; hidden ones skipped), sorted. A file is kept whatever its name, so
+    that a file that is not an image is reported, not skipped. A path that
+    does not exist is kept too (classifying it reports it).
+
+    Raises:
+        ValueError: no path, or a folder without image files.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(
+            file for file in path.rglob("*")
+            if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file()
+            and not any(part.startswith(".") for part in file.relative_to(path).parts)
+        )
+        if not found:
+            raise ValueError(
+                f"Invalid value for argument `paths`: the folder {str(path)!r} holds no image "
+                f"files (ending in {', '.join(IMAGE_SUFFIXES)})"
+            )
+        files.extend(found)
+    if not files:
+        raise invalid("paths", "at least one image file or folder", [])
+    return files
+
+
+class Classifier:
+    """A trained image classifier, from a ``keras.Model`` or a model file, fed image files.
+
+    Loads the model once; `classify` then reads, resizes and classifies image
+    files in batches, and `predict` classifies pixel arrays.
+
+    Args:
+        model: a ``keras.Model``, or the path of a ``.keras``, ``.tflite``
+            (run in LiteRT) or ``.onnx`` file (run in ONNX Runtime, the
+            optional ``onnx`` extra).
+        rescale: float or None, for a model that does not take pixels: its
+            input is ``pixels * rescale + offset`` (e.g. ``1 / 255`` for
+            [0, 1]). None (the default): pixels as they are (see the module
+            docstring); required for a Keras model without a ``Rescaling``
+            first layer.
+        offset: float, added after ``rescale``. Defaults to 0.
+        num_threads: int or None, the LiteRT or ONNX Runtime threads (None:
+            the runtime's default). Keras models use TensorFlow's thread pools.
+        class_names: optional sequence of one name per class.
+
+    Attributes:
+        input_size: ``(height, width)`` images are resized to.
+        channels: 1, 3 or 4, the channels images are decoded to.
+        num_classes: int.
+        class_names: tuple of str, one per class.
+        runtime: ``"keras"``, ``"litert"`` or ``"onnxruntime"``.
+
+    Raises:
+        FileNotFoundError: no file at ``model``.
+        ValueError: a model file of an unknown kind or that cannot be read,
+            a model that is not an image classifier with a fixed input size,
+            a Keras model that does not take pixels and no ``rescale``, or
+            ``class_names`` of the wrong length.
+
+    Example:
+
+    ```python
+    classifier = Classifier("model.onnx")
+    probabilities = classifier.predict(pixels)   # (N, H, W, C), 0-255
+    results = classifier.classify(["cat.png", "dog.jpg"], top=3)
+    ```
+    """
+
+    def __init__(
+        self,
+        model: keras.Model | str | os.PathLike,
+        *,
+        rescale: float | None = None,
+        offset: float = 0.0,
+        num_threads: int | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        if rescale is not None and not is_real(rescale):
+            raise invalid("rescale", "a number or None", rescale)
+        if not is_real(offset):
+            raise invalid("offset", "a number", offset)
+        if num_threads is not None:
+            num_threads = check_positive_int(num_threads, "num_threads")
+        self.rescale = rescale
+        self.offset = float(offset)
+        self.num_threads = num_threads
+        if isinstance(model, keras.Model):
+            self._load_keras(model)
+        else:
+            self._load_file(model)
+        self.class_names = _class_names(self.num_classes, class_names)
+
+    # ---------------------------------------------------------------- loading
+
+    def _load_file(self, path: str | os.PathLike) -> None:
+        file = Path(path)
+        if file.suffix not in MODEL_SUFFIXES:
+            raise ValueError(
+                "Invalid value for argument `model`: expected a .keras, .tflite or .onnx file. "
+                f"Received: model={str(path)!r}"
+            )
+        if file.suffix == ".keras":
+            from mobilenet.saving import _load_model
+
+            self._load_keras(_load_model(file, compile=False, argument="model"))
+            return
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"Invalid value for argument `model`: expected an existing {file.suffix} file. "
+                f"Received: model={str(path)!r}" + (" (a folder)" if file.is_dir() else " (no such file)")
+            )
+        if file.suffix == ".tflite":
+            self._load_tflite(file)
+        else:
+            self._load_onnx(file)
+
+    def _load_keras(self, model: keras.Model) -> None:
+        from mobilenet.export import pixel_input_range
+
+        if self.rescale is None and pixel_input_range(model) is None:
+            raise ValueError(
+                "Invalid value for argument `rescale`: the model does not take pixels (its "
+                "first layer is not a Rescaling), so say what its input is: pixels * rescale "
+                "+ offset, e.g. rescale=1/255 for [0, 1], or rescale=1/127.5 and offset=-1 "
+                "for [-1, 1]. Received: rescale=None"
+            )
+        self.runtime = "keras"
+        self._set_shapes(model.input_shape, model.output_shape)
+        self._run = lambda pixels: np.asarray(model.predict_on_batch(self._scaled(pixels)))
+
+    def _load_tflite(self, path: Path) -> None:
+        from mobilenet import export
+
+        try:
+            interpreter = export._interpreter(path, self.num_threads)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"Invalid value for argument `model`: {str(path)!r} is not a LiteRT model "
+                f"({_first_line(error)})"
+            ) from error
+        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(
+                f"Invalid value for argument `model`: expected a file with one input and one "
+                f"output. Received: {str(path)!r} with {len(inputs)} and {len(outputs)}"
+            )
+        (detail,) = inputs
+        self.runtime = "litert"
+        self._set_shapes(tuple(detail["shape"]), tuple(outputs[0]["shape"]))
+        scale, zero_point = detail["quantization"]
+        if self.rescale is None and np.dtype(detail["dtype"]) == np.uint8 and scale:
+            # The bytes themselves: `_run` quantizes (q - zero_point) * scale back to q.
+            scaled = lambda pixels: (pixels - zero_point) * np.float32(scale)  # noqa: E731
+        else:
+            scaled = self._scaled
+        self._run = lambda pixels: export._run(interpreter, scaled(pixels), len(pixels))
+
+    def _load_onnx(self, path: Path) -> None:
+        from mobilenet import export
+
+        session = export._onnx_session(path, self.num_threads, argument="model")
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(
+                f"Invalid value for argument `model`: expected a file with one input and one "
+                f"output. Received: {str(path)!r} with {len(inputs)} and {len(outputs)}"
+            )
+        self.runtime = "onnxruntime"
+        self._set_shapes(tuple(inputs[0].shape), tuple(outputs[0].shape))
+        raw = self.rescale is None and export._onnx_type(inputs[0]) == "uint8"
+        scaled = (lambda pixels: pixels) if raw else self._scaled
+        self._run = lambda pixels: export._run_onnx(session, scaled(pixels), len(pixels))
+
+    def _set_shapes(self, input_shape: tuple, output_shape: tuple) -> None:
+        dims = input_shape[1:]
+        fixed = len(dims) == 3 and all(isinstance(d, (int, np.integer)) and d > 0 for d in dims)
+        if not fixed or dims[-1] not in (1, 3, 4):
+            raise ValueError(
+                "Invalid value for argument `model`: expected an image model with a fixed input "
+                f"size, (N, height, width, 1, 3 or 4 channels). Received: input shape {input_shape}"
+            )
+        classes = output_shape[-1] if len(output_shape) == 2 else None
+        if not isinstance(classes, (int, np.integer)) or classes < 1:
+            raise ValueError(
+                "Invalid value for argument `model`: expected a classifier, with an output of "
+                f"shape (N, classes). Received: output shape {output_shape}"
+            )
+        self.input_size = (int(dims[0]), int(dims[1]))
+        self.channels = int(dims[2])
+        self.num_classes = int(classes)
+
+    # ---------------------------------------------------------------- running
+
+    def _scaled(self, pixels: np.ndarray) -> np.ndarray:
+        if self.rescale is None:
+            return pixels
+        return pixels * np.float32(self.rescale) + np.float32(self.offset)
+
+    def predict(self, pixels: Any) -> np.ndarray:
+        """Class probabilities for images ``(N, height, width, channels)`` of pixels 0-255.
+
+        The images must already have the model's input size; `classify`
+        reads and resizes files. Returns a float32 array ``(N, num_classes)``.
+        """
+        array = np.asarray(pixels, np.float32)
+        if array.ndim != 4 or array.shape[1:] != (*self.input_size, self.channels) or not len(array):
+            raise ValueError(
+                "Invalid value for argument `pixels`: expected a non-empty array of shape "
+                f"(N, {self.input_size[0]}, {self.input_size[1]}, {self.channels}). Received: "
+                f"pixels with shape {array.shape}"
+            )
+        return _probabilities(np.asarray(self._run(array), np.float32).reshape(len(array), -1))
+
+    def read_image(self, path: str | os.PathLike) -> np.ndarray:
+        """An image file as float32 pixels ``(height, width, channels)`` of the model's size.
+
+        Raises:
+            ValueError: the file is missing or not a readable image; the message names it.
+        """
+        import tensorflow as tf
+
+        if not Path(path).is_file():
+            raise ValueError(f"cannot read {str(path)!r}: no such file")
+        try:
+            image = tf.io.decode_image(
+                tf.io.read_file(str(path)), channels=self.channels, expand_animations=False
+            )
+        except tf.errors.OpError as error:
+            raise ValueError(
+                f"cannot read {str(path)!r} as an image ({_op_message(error)})"
+            ) from error
+        if tuple(image.shape[:2]) != self.input_size:
+            image = tf.image.resize(image, self.input_size, antialias=True)
+        return np.asarray(image, np.float32)
+
+    def classify(
+        self,
+        paths: str | os.PathLike | Iterable[str | os.PathLike],
+        *,
+        top: int = 5,
+        batch_size: int = 32,
+    ) -> list[Prediction]:
+        """Classifies image files and folders (see `image_files`), ``batch_size`` at a time.
+
+        A file that cannot be read gets a `Prediction` with ``error`` set,
+        and the others are classified all the same.
+
+        Args:
+            paths: a file or folder, or several.
+            top: int, how many classes to keep per image, best first (at most
+                ``num_classes``). Defaults to 5.
+            batch_size: int, images per model call. Defaults to 32.
+
+        Returns:
+            One `Prediction` per image file, in the order of ``paths``.
+        """
+        top = min(check_positive_int(top, "top"), self.num_classes)
+        batch_size = check_positive_int(batch_size, "batch_size")
+        files = image_files(paths)
+        results: list[Prediction] = []
+        for start in range(0, len(files), batch_size):
+            chunk = files[start:start + batch_size]
+            images, errors = {}, {}
+            for index, file in enumerate(chunk):
+                try:
+                    images[index] = self.read_image(file)
+                except ValueError as error:
+                    errors[index] = str(error)
+            scores = iter(self.predict(np.stack(list(images.values()))) if images else ())
+            for index, file in enumerate(chunk):
+                if index in errors:
+                    results.append(Prediction(file, error=errors[index]))
+                else:
+                    results.append(Prediction(file, self._top(next(scores), top)))
+        return results
+
+    def _top(self, probabilities: np.ndarray, top: int) -> tuple[ClassScore, ...]:
+        best = np.argsort(-probabilities, kind="stable")[:top]
+        return tuple(
+            ClassScore(int(i), self.class_names[i], float(probabilities[i])) for i in best
+        )
+
+
+def classify(
+    model: keras.Model | str | os.PathLike,
+    paths: str | os.PathLike | Iterable[str | os.PathLike],
+    *,
+    top: int = 5,
+    batch_size: int = 32,
+    rescale: float | None = None,
+    offset: float = 0.0,
+    num_threads: int | None = None,
+    class_names: Sequence[str] | None = None,
+) -> list[Prediction]:
+    """Classifies image files and folders with a model or a model file.
+
+    ``Classifier(model, ...).classify(paths, top=top, batch_size=batch_size)``;
+    see `Classifier` for the arguments and how pixels are fed.
+
+    Returns:
+        One `Prediction` per image file, in order; an unreadable file's has
+        ``error`` set and the others are classified all the same.
+
+    Example:
+
+    ```python
+    for result in classify("model.tflite", ["images/"], top=3):
+        print(result.path, [(s.name, round(s.probability, 3)) for s in result.top])
+    ```
+    """
+    classifier = Classifier(
+        model, rescale=rescale, offset=offset, num_threads=num_threads, class_names=class_names
+    )
+    return classifier.classify(paths, top=top, batch_size=batch_size)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _probabilities(outputs: np.ndarray) -> np.ndarray:
+    """``outputs`` if every row already is a distribution (softmax, or dequantized), else their softmax."""
+    if np.all(outputs >= 0) and np.allclose(outputs.sum(-1), 1.0, atol=0.05):
+        return outputs
+    shifted = np.exp(outputs - outputs.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def _class_names(num_classes: int, names: Sequence[str] | None) -> tuple[str, ...]:
+    if names is not None:
+        names = tuple(str(name) for name in names)
+        if len(names) != num_classes:
+            raise invalid(
+                "class_names", f"one name per class, {num_classes} names", names,
+                shown=f"{len(names)} names",
+            )
+        return names
+    if num_classes == 10:
+        from mobilenet.cifar10 import CLASS_NAMES
+
+        return tuple(CLASS_NAMES)
+    if num_classes == 1000:
+        return _imagenet_class_names()
+    return tuple(f"class {index}" for index in range(num_classes))
+
+
+def _imagenet_class_names() -> tuple[str, ...]:
+    """ImageNet's 1000 class names, through Keras' `decode_predictions`.
+
+    Keras downloads its class index (a 35 KB JSON file) to its cache on first
+    use; offline, classes are numbered instead, with a warning.
+    """
+    from keras.applications import imagenet_utils
+
+    scores = np.arange(1000, 0, -1, dtype=np.float32)[None]  # class i ranks i-th
+    try:
+        decoded = imagenet_utils.decode_predictions(scores, top=1000)[0]
+    except Exception as error:  # Keras raises a bare Exception when the download fails
+        warnings.warn(
+            f"ImageNet class names are unavailable ({_first_line(error)}); classes are "
+            "shown as numbers", stacklevel=3,
+        )
+        return tuple(f"class {index}" for index in range(1000))
+    return tuple(name for _, name, _ in decoded)
+
+
+def _op_message(error: Any) -> str:
+    """A TensorFlow op error's message without its op and device decorations."""
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", _first_line(error.message))
+    return re.sub(r"\s*\[Op:\w+\].*$", "", text)
+
+
+def _first_line(error: Any) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+

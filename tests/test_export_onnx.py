@@ -1,0 +1,164 @@
+"""Tests for mobilenet.export's ONNX half: to_onnx, verify_onnx, run_onnx, `mobilenet export x.onnx`.
+
+Truth comes from outside the module: the Keras model's own outputs, the ONNX
+graph read with ``onnx`` and run with ``onnxruntime`` directly here, and the
+files on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+
+import keras
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the optional `onnx` extra is not installed")
+ort = pytest.importorskip("onnxruntime", reason="the optional `onnx` extra is not installed")
+
+from mobilenet.cifar10 import load_cifar10  # noqa: E402
+from mobilenet.cli import main  # noqa: E402
+from mobilenet.export import run_onnx, to_onnx, verify_onnx  # noqa: E402
+from tests.inference_models import pixel_mobilenet, tiny_pixel_cnn  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cifar(cifar10_subset_dir):
+    """200 training images (calibration) and 100 test images of the real subset, as pixels."""
+    (x_train, _), (x_test, _) = load_cifar10(cifar10_subset_dir)
+    return x_train[:200], x_test[:100]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, cifar):
+    """A tiny pixel model (stem conv, one separable block) written as float and int8 ONNX files."""
+    keras.utils.set_random_seed(0)
+    model = tiny_pixel_cnn()
+    folder = tmp_path_factory.mktemp("onnx")
+    float_path = to_onnx(model, folder / "float.onnx")
+    int8_path = to_onnx(model, folder / "int8.onnx", "int8", representative_data=cifar[0])
+    return model, folder, float_path, int8_path
+
+
+def _ops(path) -> Counter:
+    return Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+
+def test_float_file_runs_in_onnx_runtime_like_the_keras_model(files, cifar):
+    model, folder, path, _ = files
+    assert sorted(os.listdir(folder)) == ["float.onnx", "int8.onnx"]  # no temporary files left
+    onnx.checker.check_model(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (input_,) = session.get_inputs()
+    assert input_.type == "tensor(float)" and input_.shape[1:] == [32, 32, 3]
+    images = cifar[1]
+    outputs = session.run(None, {input_.name: images.astype(np.float32)})[0]
+    expected = model.predict(images.astype(np.float32), verbose=0)
+    np.testing.assert_allclose(outputs, expected, atol=1e-5)
+    np.testing.assert_allclose(run_onnx(path, images, batch_size=7), expected, atol=1e-5)
+
+    report = verify_onnx(path, model, images)
+    assert report.num_images == 100 and report.top1_agreement == 1.0
+    assert report.max_abs_diff < 1e-5
+    assert (report.input_type, report.output_type) == ("float32", "float32")
+
+
+def test_pointwise_layers_are_written_as_conv_nodes(files, tmp_path):
+    model, _, path, _ = files
+    # Stem, depthwise and pointwise convs; the one MatMul is the classifier.
+    assert _ops(path)["Conv"] == 3 and _ops(path)["MatMul"] == 1
+    matmul = to_onnx(model, tmp_path / "matmul.onnx", pointwise_as_conv=False)
+    assert _ops(matmul)["Conv"] == 2 and _ops(matmul)["MatMul"] == 2
+
+
+def test_int8_file_is_per_channel_qdq_with_a_pixel_input(files, cifar):
+    model, _, float_path, path = files
+    ops = _ops(path)
+    assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] >= 3
+    graph = onnx.load(str(path)).graph
+    constants = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+    weights = [node for node in graph.node
+               if node.op_type == "DequantizeLinear" and constants.get(node.input[0]) is not None
+               and constants[node.input[0]].dtype == np.int8 and constants[node.input[0]].ndim == 4]
+    assert len(weights) == 3
+    assert all(constants[node.input[1]].size > 1 for node in weights)  # one scale per channel
+    # The input's int8 range is exactly the pixels': scale 1, zero point -128.
+    (first,) = [node for node in graph.node
+                if node.op_type == "QuantizeLinear" and node.input[0] == graph.input[0].name]
+    assert constants[first.input[1]] == 1.0 and constants[first.input[2]] == -128
+
+    report = verify_onnx(path, model, cifar[1])
+    assert report.num_images == 100 and 0.0 <= report.top1_agreement <= 1.0
+    assert report.input_type == "float32"
+
+
+def test_bad_arguments_raise_before_writing(tmp_path, cifar):
+    model = tiny_pixel_cnn()
+    with pytest.raises(ValueError, match="`quantization`: expected one of"):
+        to_onnx(model, tmp_path / "m.onnx", "float16")
+    with pytest.raises(ValueError, match="`representative_data`: quantization='int8' calibrates"):
+        to_onnx(model, tmp_path / "m.onnx", "int8")
+    with pytest.raises(ValueError, match="`representative_data`"):
+        to_onnx(model, tmp_path / "m.onnx", "int8", representative_data=cifar[0][:, :16])
+    with pytest.raises(ValueError, match="ending in '.onnx'"):
+        to_onnx(model, tmp_path / "m.tflite")
+    with pytest.raises(ValueError, match="existing, writable folder"):
+        to_onnx(model, tmp_path / "missing" / "m.onnx")
+    with pytest.raises(ValueError, match="existing .onnx file"):
+        run_onnx(tmp_path / "absent.onnx", cifar[1])
+    (tmp_path / "bad.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(ValueError, match="not an ONNX model"):
+        run_onnx(tmp_path / "bad.onnx", cifar[1])
+    (tmp_path / "bad.onnx").unlink()
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_extra_names_it(tmp_path, monkeypatch):
+    model = tiny_pixel_cnn()
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if not installed
+    with pytest.raises(ImportError, match=r'pip install "mobilenet\[onnx\]"'):
+        to_onnx(model, tmp_path / "m.onnx")
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_export_picks_onnx_by_suffix(tmp_path_factory, tmp_path, capsys, cifar):
+    folder = tmp_path_factory.mktemp("cli_onnx")
+    tiny_pixel_cnn().save(folder / "model.keras")
+    np.save(tmp_path / "images.npy", cifar[0][:48])
+    out = tmp_path / "m8.onnx"
+    code = main(["export", str(folder / "model.keras"), str(out), "--int8", "--fold-bn",
+                 "--calibration-data", str(tmp_path / "images.npy"), "--verify"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "int8, BatchNorm folded" in printed
+    assert "verified on 48 images" in printed and "(input float32, output float32)" in printed
+    assert _ops(out)["QuantizeLinear"] > 0
+    (tmp_path / "images.npy").unlink()
+
+    assert main(["export", str(folder / "model.keras"), str(tmp_path / "m.onnx"),
+                 "--quantization", "float16"]) == 2
+    assert "`--quantization`: expected one of (None, 'int8') for an ONNX file" in capsys.readouterr().err
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "tf2onnx", None)  # as if the extra were not installed
+        assert main(["export", str(folder / "model.keras"), str(tmp_path / "m.onnx")]) == 2
+    assert '`OUTPUT`: ONNX export and inference need the `tf2onnx` package' in capsys.readouterr().err
+    assert main(["export", str(folder / "model.keras"), str(tmp_path / "m.pb")]) == 2
+    assert "`OUTPUT`: expected a .tflite (LiteRT) or .onnx file name" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["m8.onnx"]
+
+
+@pytest.mark.slow
+def test_mobilenet_float_and_int8_files_on_the_subset_test_images(tmp_path, cifar10_subset_dir):
+    """The whole MobileNet (27 convolutions) through ONNX, verified on 1,000 real images."""
+    (x_train, _), (x_test, _) = load_cifar10(cifar10_subset_dir)
+    model = pixel_mobilenet()
+    float_path = to_onnx(model, tmp_path / "float.onnx")
+    int8_path = to_onnx(model, tmp_path / "int8.onnx", "int8", representative_data=x_train[:500])
+    assert _ops(float_path)["Conv"] == 27 and _ops(float_path)["MatMul"] == 1
+    assert int8_path.stat().st_size < 0.5 * float_path.stat().st_size
+    report = verify_onnx(float_path, model, x_test)
+    assert report.top1_agreement == 1.0 and report.max_abs_diff < 1e-4
+    report = verify_onnx(int8_path, model, x_test)
+    assert report.num_images == 1000 and 0.0 <= report.top1_agreement <= 1.0
