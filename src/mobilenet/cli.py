@@ -353,7 +353,10 @@ def _run_train(args: argparse.Namespace) -> int:
         mixed_precision=args.mixed_precision or False,
         time_budget=args.time_budget, seed=args.seed,
     )
+    # Every worker of a multi-worker run evaluates (predict is collective); the chief writes.
     report = cifar10.evaluate(result.model, x_test, y_test)
+    if not result.chief:
+        return 0
     _print_report(report)
     written = [report.save_json(output_dir / "test.json")]
     missing = _plots_missing()

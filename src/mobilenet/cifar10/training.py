@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 
 from mobilenet._files import atomic_save_model
 from mobilenet._validation import check_choice, check_int, check_number, check_positive_int, invalid
-from mobilenet.cifar10.callbacks import BestCheckpoint, HistoryWriter, TimeBudget, read_history
+from mobilenet.cifar10.callbacks import HISTORY_CSV, HISTORY_JSON, BestCheckpoint, HistoryWriter, TimeBudget, read_history
 from mobilenet.cifar10.data import CLASS_NAMES, IMAGE_SHAPE, check_images_and_labels, split_validation
 from mobilenet.cifar10.pipeline import make_dataset
 from mobilenet.schedules import WarmupCosineDecay
@@ -53,6 +54,8 @@ class TrainResult:
         best_model_path: ``best.keras`` if it was written, else None.
         final_model_path: ``final.keras``.
         stopped_early: whether ``time_budget`` cut the run short.
+        chief: whether this process wrote the files (False on the other
+            workers of a multi-worker run).
     """
 
     model: Any
@@ -61,6 +64,7 @@ class TrainResult:
     best_model_path: Path | None
     final_model_path: Path | None = None
     stopped_early: bool = False
+    chief: bool = True
 
 
 def build_model(
@@ -135,7 +139,7 @@ def _fit_verbosity(verbose: int | str) -> int | str:
     return 1 if hasattr(stream, "isatty") and stream.isatty() else 2
 
 
-def _prepare_output_dir(output_dir: Path, resume: bool) -> None:
+def _prepare_output_dir(output_dir: Path, resume: bool, chief: bool = True) -> None:
     """Checks what ``output_dir`` holds against ``resume``; clears a run being replaced."""
     if output_dir.exists() and not output_dir.is_dir():
         raise invalid("output_dir", "a folder", str(output_dir), shown=f"output_dir={str(output_dir)!r}, a file")
@@ -158,9 +162,7 @@ def _prepare_output_dir(output_dir: Path, resume: bool) -> None:
             f"finished ({finished} epochs, {FINAL_MODEL} written); nothing to resume. "
             "Train into another output_dir, or without resume to start it over."
         )
-    if not resume:
-        from mobilenet.cifar10.callbacks import HISTORY_CSV, HISTORY_JSON
-
+    if not resume and chief:
         for name in (HISTORY_JSON, HISTORY_CSV, BEST_MODEL, FINAL_MODEL):
             if (output_dir / name).exists():
                 (output_dir / name).unlink()
@@ -238,7 +240,12 @@ def train(
         label_smoothing: float in [0, 1).
         augment: random crop and flip of training images.
         strategy: optional ``tf.distribute.Strategy`` (MirroredStrategy,
-            MultiWorkerMirroredStrategy, TPUStrategy).
+            MultiWorkerMirroredStrategy, TPUStrategy). For several workers,
+            use ``make_strategy("multi-worker")`` and call ``train`` the same
+            way on every worker, with one ``output_dir`` on shared storage:
+            only the chief (worker 0) writes there. With more than one
+            replica, the default model's BatchNorms are synchronised.
+            ``batch_size`` is the global batch, split across replicas.
         mixed_precision: False, True/'auto' (mixed_float16 on GPU,
             mixed_bfloat16 otherwise), 'mixed_float16' or 'mixed_bfloat16'.
         resume: continue an interrupted run found in ``output_dir`` (nothing
@@ -307,8 +314,16 @@ def train(
         (x_train, y_train), validation_data = split_validation(
             x_train, y_train, validation_fraction, seed
         )
+    # Only the chief (worker 0 of a multi-worker run; the only process otherwise)
+    # writes to output_dir, so that no two processes write one file.
+    chief = strategy is None or strategy.extended.should_checkpoint
+    if time_budget is not None and strategy is not None and _is_multi_worker(strategy):
+        raise invalid(
+            "time_budget", "None with several workers (each would cut the run by its own "
+            "clock, and the workers would wait on each other)", time_budget,
+        )
     output_dir = Path(output_dir)
-    _prepare_output_dir(output_dir, resume)
+    _prepare_output_dir(output_dir, resume, chief)
 
     keras.utils.set_random_seed(seed)
     train_ds = make_dataset(
@@ -330,6 +345,8 @@ def train(
         with scope:
             if model is None:
                 model = build_model(alpha, early_downsampling, dropout)
+                if strategy is not None and strategy.num_replicas_in_sync > 1:
+                    _synchronize_batch_norm(model)
             total_steps = epochs * steps_per_epoch
             warmup_steps = min(
                 warmup_epochs * steps_per_epoch, int(MAX_WARMUP_FRACTION * total_steps)
@@ -348,10 +365,14 @@ def train(
         keras.mixed_precision.set_global_policy(previous_policy)
 
     monitor = "val_accuracy" if val_ds is not None else "accuracy"
-    history = HistoryWriter(output_dir)
+    # Another worker writes the same files to a private folder, removed at the end.
+    write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="mobilenet-worker-"))
+    if resume and not chief and (output_dir / HISTORY_JSON).is_file():
+        shutil.copy(output_dir / HISTORY_JSON, write_dir / HISTORY_JSON)
+    history = HistoryWriter(write_dir)
     seen = [row[monitor] for row in history.rows if monitor in row]
     best = BestCheckpoint(
-        output_dir / BEST_MODEL, monitor,
+        write_dir / BEST_MODEL, monitor,
         max(seen) if seen and (output_dir / BEST_MODEL).is_file() else -math.inf,
     )
     # The backup comes last: an epoch it has recorded is already in the history.
@@ -361,23 +382,70 @@ def train(
         budget = TimeBudget(time_budget, epochs, steps_per_epoch, schedule)
         callbacks.append(budget)
     callbacks.extend(extra_callbacks or [])
-    callbacks.append(
-        keras.callbacks.BackupAndRestore(str(output_dir / BACKUP_DIR), double_checkpoint=True)
-    )
-    model.fit(
-        train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks,
-        verbose=_fit_verbosity(verbose), shuffle=False,
-    )
-    final = atomic_save_model(model, output_dir / FINAL_MODEL)
-    best = output_dir / BEST_MODEL
+    # Every worker restores the chief's backup; only the chief writes and deletes it.
+    backup = keras.callbacks.BackupAndRestore if chief else _RestoreOnly
+    callbacks.append(backup(str(output_dir / BACKUP_DIR), double_checkpoint=True))
+    try:
+        model.fit(
+            train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks,
+            verbose=_fit_verbosity(verbose), shuffle=False,
+        )
+        atomic_save_model(model, write_dir / FINAL_MODEL)
+        rows = read_history(write_dir)
+    finally:
+        if not chief:
+            shutil.rmtree(write_dir, ignore_errors=True)
+    best, final = output_dir / BEST_MODEL, output_dir / FINAL_MODEL
     return TrainResult(
         model=model,
-        history=read_history(output_dir),
+        history=rows,
         output_dir=output_dir,
-        best_model_path=best if best.is_file() else None,
-        final_model_path=final,
+        best_model_path=best if chief and best.is_file() else None,
+        final_model_path=final if chief else None,
         stopped_early=bool(budget and budget.stopped),
+        chief=chief,
     )
+
+
+def _is_multi_worker(strategy: Any) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return False
+    cluster = resolver.cluster_spec().as_dict()
+    return sum(len(tasks) for tasks in cluster.values()) > 1
+
+
+def _synchronize_batch_norm(model: keras.Model) -> None:
+    """Makes every BatchNorm of ``model`` normalise with the statistics of the global batch.
+
+    Keras 3 keeps a BatchNorm's moving statistics in mirrored variables that
+    each replica updates with its own share of the batch, so replicas (workers)
+    drift apart, and the model the chief saves is not the one the other
+    workers evaluate with. Synchronised, every replica sees the statistics of
+    the whole global batch, as one process training at that batch size would.
+    """
+    for layer in model.layers:
+        for norm in (layer, getattr(layer, "depthwise_bn", None), getattr(layer, "pointwise_bn", None)):
+            if isinstance(norm, keras.layers.BatchNormalization):
+                norm.synchronized = True
+
+
+class _RestoreOnly(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that restores the backup at the start but never writes or deletes it.
+
+    Keras 3's ``BackupAndRestore`` has no multi-worker mode: every worker would
+    write the same files (and h5py's file lock makes the second writer fail).
+    A non-chief worker uses this one on the chief's backup folder.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        return None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        return None
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        return None
 
 
 def make_strategy(name: str | None) -> Any:
@@ -405,13 +473,40 @@ def make_strategy(name: str | None) -> Any:
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
     raise invalid("strategy", f"one of {STRATEGIES}", name)
+
+
+def _multi_worker_strategy() -> Any:
+    """A ``MultiWorkerMirroredStrategy`` whose ``reduce`` serves the two calls of Keras 3's ``fit``.
+
+    With several workers, Keras 3 (up to 3.15 at least, keras-team/keras#20585)
+    asks ``strategy.reduce`` for two things this strategy cannot do
+    (keras/src/backend/tensorflow/trainer.py):
+
+    - ``_maybe_symbolic_build`` averages the first input batch, a nest
+      ``(images, labels)`` of per-replica values, only to learn its shapes.
+      ``Strategy.reduce`` takes no nest, and an all-reduce would fail anyway
+      where the workers' batches differ in size: this worker's batch serves.
+    - ``reduce_per_replica`` averages each scalar log (loss, accuracy) with
+      ``axis=0``, which a scalar lacks: the mean across workers is ``axis=None``.
+    """
+    import tensorflow as tf
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op: Any, value: Any, axis: Any = None) -> Any:
+            if tf.nest.is_nested(value):
+                return tf.nest.map_structure(lambda v: self.experimental_local_results(v)[0], value)
+            if axis is not None and self.experimental_local_results(value)[0].shape.rank == 0:
+                axis = None
+            return super().reduce(reduce_op, value, axis)
+
+    return MultiWorkerMirroredStrategy()
 
 
 class _null_scope:

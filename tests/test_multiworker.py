@@ -1,0 +1,181 @@
+"""`mobilenet train --strategy multi-worker`: two worker processes on this machine.
+
+Each test starts the installed console script twice, as worker 0 (the chief)
+and worker 1 of a ``TF_CONFIG`` cluster on free 127.0.0.1 ports, with the same
+command line and the same ``--output-dir``, as on shared storage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+MOBILENET = Path(sys.executable).with_name("mobilenet")
+#: Seconds a run of a worker may take before the test gives up on it.
+TIMEOUT = 300
+#: What a finished run leaves in --output-dir, each written by the chief alone.
+OUTPUTS = {
+    "best.keras", "final.keras", "history.json", "history.csv", "test.json",
+    "curves.png", "confusion.png",
+}
+TINY = ["--limit", "128", "--alpha", "0.25", "--early-downsampling", "4", "--batch-size", "32"]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+class _Cluster:
+    """Two `mobilenet train --strategy multi-worker` processes with one command line."""
+
+    def __init__(self, tmp_path: Path, tag: str, argv: list[str]) -> None:
+        if not MOBILENET.is_file():
+            pytest.skip(f"the console script is not installed beside {sys.executable}")
+        workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+        self.logs = [tmp_path / f"{tag}-worker{i}.log" for i in range(2)]
+        # Each worker's own temporary folder, to see what it leaves there.
+        self.tmpdirs = [tmp_path / f"{tag}-tmp{i}" for i in range(2)]
+        self.processes = []
+        for index in range(2):
+            self.tmpdirs[index].mkdir()
+            env = {
+                key: value for key, value in os.environ.items()
+                if key.lower() not in ("http_proxy", "https_proxy", "all_proxy", "grpc_proxy")
+            }
+            env.update(
+                TF_CONFIG=json.dumps({
+                    "cluster": {"worker": workers}, "task": {"type": "worker", "index": index},
+                }),
+                TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", NO_PROXY="127.0.0.1",
+                TMPDIR=str(self.tmpdirs[index]),
+            )
+            with open(self.logs[index], "w") as log:
+                self.processes.append(subprocess.Popen(
+                    [str(MOBILENET), "train", "--strategy", "multi-worker", *argv],
+                    stdout=log, stderr=subprocess.STDOUT, env=env,
+                ))
+
+    def log(self, index: int) -> str:
+        return self.logs[index].read_text(errors="replace")
+
+    def wait(self, index: int, timeout: float = TIMEOUT) -> int:
+        try:
+            return self.processes[index].wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"worker {index} did not end in {timeout} s:\n{self.log(index)[-3000:]}")
+
+    def kill(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    def finish(self) -> None:
+        """Waits for both workers and asserts that both exited 0."""
+        try:
+            for index in range(2):
+                code = self.wait(index)
+                assert code == 0, f"worker {index} exited {code}:\n{self.log(index)[-3000:]}"
+        finally:
+            self.kill()
+
+
+def _rows(output_dir: Path) -> list[dict]:
+    return json.loads((output_dir / "history.json").read_text())
+
+
+def test_two_workers_train_and_only_the_chief_writes(cifar10_subset_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    argv = ["--data-dir", str(cifar10_subset_dir), "--output-dir", str(output_dir), "--epochs", "2", *TINY]
+    cluster = _Cluster(tmp_path, "train", argv)
+    cluster.finish()
+
+    # Each file once, whole, from the chief: no temporary files, no backup left.
+    assert {path.name for path in output_dir.iterdir()} == OUTPUTS
+    rows = _rows(output_dir)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert (output_dir / "history.csv").read_text().count("\n") == 3
+    assert "test accuracy:" in cluster.log(0)
+    assert "test accuracy:" not in cluster.log(1)
+    # The other worker wrote its copies to a private folder and removed it.
+    assert list(cluster.tmpdirs[1].iterdir()) == []
+
+    # A new process loads both models; the final one scores what the workers reported.
+    code = (
+        "import json, sys\n"
+        "import mobilenet\n"
+        "import keras\n"
+        "from mobilenet import cifar10\n"
+        "_, (x, y) = cifar10.load_cifar10(sys.argv[1])\n"
+        "best = keras.saving.load_model(sys.argv[2] + '/best.keras')\n"
+        "final = keras.saving.load_model(sys.argv[2] + '/final.keras')\n"
+        "report = cifar10.evaluate(final, x[:128], y[:128])\n"
+        "print(json.dumps({'steps': int(final.optimizer.iterations.numpy()),\n"
+        "                  'accuracy': report.accuracy,\n"
+        "                  'confusion_matrix': report.confusion_matrix.tolist()}))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("TF_CONFIG", None)
+    loaded = subprocess.run(
+        [sys.executable, "-c", code, str(cifar10_subset_dir), str(output_dir)],
+        capture_output=True, text=True, env=env, timeout=TIMEOUT,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    result = json.loads(loaded.stdout.strip().splitlines()[-1])
+    # 115 training images in global batches of 32: 4 steps an epoch.
+    assert result["steps"] == 8
+    reported = json.loads((output_dir / "test.json").read_text())
+    assert reported["num_examples"] == 128
+    assert result["accuracy"] == pytest.approx(reported["accuracy"])
+    assert result["confusion_matrix"] == reported["confusion_matrix"]
+
+
+def test_killed_worker_resumes_from_the_last_finished_epoch(cifar10_subset_dir, tmp_path):
+    output_dir = tmp_path / "run"
+    argv = ["--data-dir", str(cifar10_subset_dir), "--output-dir", str(output_dir), "--epochs", "3", *TINY]
+    metadata = output_dir / "backup" / "training_metadata.json"
+
+    cluster = _Cluster(tmp_path, "first", argv)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (metadata.is_file() and metadata.read_text().strip()):
+            assert time.monotonic() < deadline, f"no backup in {TIMEOUT} s:\n{cluster.log(0)[-3000:]}"
+            assert cluster.processes[0].poll() is None, cluster.log(0)[-3000:]
+            time.sleep(0.2)
+        # Worker 1 dies; the chief cannot go on without it.
+        cluster.processes[1].send_signal(signal.SIGKILL)
+        assert cluster.wait(0) != 0
+    finally:
+        cluster.kill()
+    finished = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= finished < 3
+    before = _rows(output_dir)
+    assert len(before) >= finished
+
+    resumed = _Cluster(tmp_path, "resumed", [*argv, "--resume"])
+    resumed.finish()
+    rows = _rows(output_dir)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    # The finished epochs were kept, not trained again.
+    assert rows[:finished] == before[:finished]
+    assert f"Epoch {finished}/3" not in resumed.log(0)
+    assert f"Epoch {finished + 1}/3" in resumed.log(0)
+    assert {path.name for path in output_dir.iterdir()} == OUTPUTS
