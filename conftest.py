@@ -1,0 +1,115 @@
+"""Runs the Python blocks of README.md and docs/*.md as tests.
+
+pytest-markdown-docs (``--markdown-docs`` in pyproject's addopts, README.md
+and docs/ in its testpaths) makes every ```python block a test; a block marked
+``continuation`` runs after the blocks before it, one marked ``notest`` is
+not run. This file sits at the repository root so that its fixture reaches
+README.md as well as docs/.
+
+Each block runs in an empty temporary folder that stands in for the clone, so
+what it writes (``runs/``, ``.keras`` and ``.tflite`` files) never lands in the
+repository; ``../shared/data/cifar10-subset`` there points at the real subset,
+so the paths the docs show work as they are. Blocks run offline: a block that
+needs the network (an ImageNet weights download, ``load_cifar10()`` with no
+local copy) must be marked ``notest``, and one that tries anyway fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent
+#: Where the docs say the CIFAR-10 subset is, relative to the clone.
+DOCS_SUBSET = Path("..", "shared", "data", "cifar10-subset")
+
+
+def _cifar10_subset() -> Path:
+    """The real subset: beside the clone, or where the tests are told it is."""
+    override = os.environ.get("MOBILENET_TEST_CIFAR10_DIR")
+    return Path(override) if override else REPO_ROOT / DOCS_SUBSET
+
+
+def _offline(*args, **kwargs):
+    raise OSError(
+        "a docs block tried to reach the network; blocks run offline, so mark "
+        "one that needs the network `notest`"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _markdown_block_sandbox(request: pytest.FixtureRequest):
+    """For markdown blocks only: a temporary clone folder, the subset, no network."""
+    if request.node.get_closest_marker("markdown-docs") is None:
+        yield
+        return
+
+    subset = _cifar10_subset()
+    if DOCS_SUBSET.as_posix() in getattr(request.node, "code", ""):
+        if not (subset / "cifar-10-batches-py").is_dir():
+            message = (
+                f"this block reads the CIFAR-10 subset, which is not at {subset} "
+                "(set MOBILENET_TEST_CIFAR10_DIR to a folder holding cifar-10-batches-py/)"
+            )
+            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                pytest.fail(f"CI=true but {message}")
+            pytest.skip(message)
+
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    clone = tmp_path / "mobilenet"
+    clone.mkdir()
+    if subset.is_dir():
+        link = clone / DOCS_SUBSET
+        link.parent.mkdir(parents=True)
+        link.symlink_to(subset.resolve(), target_is_directory=True)
+    monkeypatch.chdir(clone)
+    monkeypatch.setattr(socket.socket, "connect", _offline)
+    monkeypatch.setattr(socket, "getaddrinfo", _offline)
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+    keras.backend.clear_session()
+
+
+@pytest.fixture(scope="session")
+def _train_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Model files as `mobilenet.cifar10.train` saves them, built once per worker."""
+    import keras
+
+    from mobilenet import cifar10
+
+    model = cifar10.build_model()
+    model.compile(
+        optimizer=keras.optimizers.SGD(cifar10.WarmupCosineDecay(0.2, 70, 1050), momentum=0.9),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+        metrics=["accuracy"],
+    )
+    model.optimizer.build(model.trainable_variables)   # as after training: its slots are saved too
+    folder = tmp_path_factory.mktemp("train_output")
+    for name in ("best.keras", "final.keras"):
+        model.save(folder / name)
+    keras.backend.clear_session()
+    return folder
+
+
+@pytest.fixture
+def runs_c10(_markdown_block_sandbox, _train_output: Path) -> Path:
+    """What ``mobilenet train --output-dir runs/c10`` leaves, for blocks that start there.
+
+    Request it with ```python fixture:runs_c10. ``runs/c10/best.keras`` and
+    ``final.keras`` hold the model `train` builds, compiled as `train`
+    compiles it (so the files carry its learning-rate schedule) but not
+    trained: training takes minutes, and exporting or loading does not care.
+    """
+    folder = Path("runs", "c10")
+    shutil.copytree(_train_output, folder)
+    return folder.resolve()
