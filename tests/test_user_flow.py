@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 
 BIN = Path(sys.executable).parent
+# One pytest-xdist worker runs this whole module, so the trained run below is made once.
+pytestmark = pytest.mark.xdist_group("user_flow")
 
 
 def _console_script() -> str:
