@@ -9,12 +9,8 @@ models (runs/cifar10-example/best.keras, final.keras) take pixels as they come,
 """
 
 import argparse
-import os
 
-# A script may quiet TensorFlow's C++ start-up log, before TensorFlow loads.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from mobilenet import cifar10  # noqa: E402
+from mobilenet import cifar10
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")

@@ -376,10 +376,13 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from mobilenet import cifar10
 
+    from mobilenet.saving import _load_model
+
     if args.plot and _plots_missing():
         raise UsageError(f"Invalid value for argument `--plot`: {_plots_missing()}")
+    model = _load_model(args.model, compile=False, argument="model")  # before any data download
     _, (x_test, y_test) = _load_cifar10(args)
-    report = cifar10.evaluate(args.model, x_test, y_test, batch_size=args.batch_size or 256)
+    report = cifar10.evaluate(model, x_test, y_test, batch_size=args.batch_size or 256)
     _print_report(report)
     if args.json:
         print(f"wrote {report.save_json(args.json)}")
@@ -537,11 +540,13 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 #: Lines of TensorFlow's C++ log (absl format, e.g. ``I0000 00:00:17.5 123 port.cc:153] ...``),
-#: its banner, and the continuation line of its CPU-feature notice.
+#: its banner, the continuation line of its CPU-feature notice, and LiteRT's notices.
 _TF_LOG_LINE = re.compile(
     r"^([IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w./-]+:\d+\]"
     r"|WARNING: All log messages before absl::InitializeLog\(\)"
-    r"|To enable the following instructions: .* rebuild TensorFlow)"
+    r"|To enable the following instructions: .* rebuild TensorFlow"
+    r"|fully_quantize: \d+, inference_type: "  # the LiteRT quantizer's settings
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate)"
 )
 
 

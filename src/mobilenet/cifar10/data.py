@@ -214,7 +214,7 @@ def load_cifar10(
     except Exception as error:  # get_file raises a bare Exception when offline
         raise ConnectionError(
             f"Could not download CIFAR-10 through keras.datasets.cifar10 ({error}). "
-            f"Point at a local copy instead: pass data_dir= (or --data-dir) or set "
+            f"Point at a local copy instead: pass `data_dir` or set "
             f"{DATA_DIR_ENV} to a folder holding {_FOLDER}/ or {_ARCHIVE}"
         ) from error
     return (
