@@ -247,3 +247,17 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert len(report["devices"]) == 2 and all("CPU" in d.upper() for d in report["devices"])
     assert report["epochs"] == [1, 2]
     assert np.isfinite(report["loss"])
+
+
+def test_time_budget_end_to_end_cuts_the_run_and_its_schedule(tmp_path):
+    # A budget already spent after the first epoch: the run stops there, and the
+    # schedule is moved to end at that epoch (2 steps), so its rate is 0 from there on.
+    result = cifar10.train(np.zeros((16, 32, 32, 3), np.uint8), np.arange(16) % 10,
+                           output_dir=tmp_path, model=_tiny_model(), epochs=50, batch_size=8,
+                           warmup_epochs=0, time_budget=1e-3, validation_fraction=0, verbose=0)
+    assert result.stopped_early
+    assert [row["epoch"] for row in result.history] == [1]
+    optimizer = result.model.optimizer
+    assert int(optimizer.iterations.numpy()) == 2
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-7)
+    assert (tmp_path / "final.keras").is_file() and not (tmp_path / "backup").exists()
