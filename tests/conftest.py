@@ -1,4 +1,9 @@
-"""Shared test fixtures: quiet TensorFlow, the shared CIFAR-10 subset, seeds."""
+"""Shared test fixtures: quiet TensorFlow, the shared CIFAR-10 subset, seeds.
+
+Keras' backend is TensorFlow unless ``KERAS_BACKEND`` says otherwise: ``.ci/run``
+runs the backend-neutral test files a second time with ``KERAS_BACKEND=jax``,
+where tests marked ``tf_only`` skip.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,19 @@ import pytest  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: The real CIFAR-10 subset laid beside the clone (see the README's "Data" section).
 SHARED_CIFAR10 = REPO_ROOT.parent / "shared" / "data" / "cifar10-subset"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skips tests marked ``tf_only`` when Keras runs on another backend (KERAS_BACKEND)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(
+        reason=f"needs Keras' TensorFlow backend; this run uses KERAS_BACKEND={backend}"
+    )
+    for item in items:
+        if item.get_closest_marker("tf_only") is not None:
+            item.add_marker(skip)
 
 
 def _on_ci() -> bool:

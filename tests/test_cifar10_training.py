@@ -125,6 +125,7 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
         (dict(x_train=np.zeros((8, 32, 32, 3), np.int16)), "`x_train`"),
         (dict(x_train=np.full((8, 32, 32, 3), 300.0)), "`x_train`: expected pixels in 0..255"),
         (dict(validation_data=(np.zeros((2, 32, 32, 3), np.uint8), [0, 11])), "`validation_data`: expected class indices"),
+        (dict(strategy="mirrored"), "`strategy`: expected None, a tf.distribute.Strategy (see make_strategy)"),
     ],
 )
 def test_train_rejects_bad_arguments_before_training(tmp_path, change, message):
@@ -135,6 +136,15 @@ def test_train_rejects_bad_arguments_before_training(tmp_path, change, message):
         cifar10.train(**arguments)
     assert message in str(error.value)
     assert not (tmp_path / "run").exists()  # nothing written before the checks pass
+
+
+@pytest.mark.tf_only  # the other half of the check: on JAX it is the tf.distribute strategy that is refused
+def test_a_keras_distribution_is_refused_on_the_tensorflow_backend(tmp_path):
+    with pytest.raises(ValueError, match=r"`strategy`: expected a tf.distribute.Strategy on the "
+                       r"TensorFlow backend .* with KERAS_BACKEND='tensorflow'"):
+        cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
+                      strategy=keras.distribution.DataParallel(), validation_fraction=0, verbose=0)
+    assert not tmp_path.joinpath("backup").exists()
 
 
 def test_make_strategy_names_the_choices():
@@ -261,3 +271,78 @@ def test_time_budget_end_to_end_cuts_the_run_and_its_schedule(tmp_path):
     assert int(optimizer.iterations.numpy()) == 2
     assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-7)
     assert (tmp_path / "final.keras").is_file() and not (tmp_path / "backup").exists()
+
+
+_DATA_PARALLEL_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    import numpy as np
+    from mobilenet import cifar10
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(8) % 10
+    options = dict(epochs=1, alpha=0.25, early_downsampling=4, batch_size=8, validation_fraction=0,
+                   augment=False, verbose=0)
+    report, weights = {"devices": keras.distribution.list_devices()}, {}
+    for name, strategy in (("single", None), ("parallel", keras.distribution.DataParallel())):
+        result = cifar10.train(x, y, output_dir=f"{sys.argv[1]}/{name}", strategy=strategy, **options)
+        kernel = result.model.get_layer("fc").kernel.value
+        report[name] = {
+            "loss": result.history[0]["loss"],
+            "steps": int(keras.ops.convert_to_numpy(result.model.optimizer.iterations)),
+            "kernel_devices": len(kernel.sharding.device_set),
+            "final_model": result.final_model_path.is_file(),
+        }
+        weights.update({f"{name}/{w.path}": keras.ops.convert_to_numpy(w) for w in result.model.weights})
+        keras.backend.clear_session()
+    report["distribution_after"] = repr(keras.distribution.distribution())
+    try:  # 7 images in batches of 8: one batch of 7, which 2 devices cannot split
+        cifar10.train(x[:7], y[:7], output_dir=f"{sys.argv[1]}/uneven",
+                      strategy=keras.distribution.DataParallel(), **options)
+    except ValueError as error:
+        report["uneven"] = str(error)
+    np.savez(f"{sys.argv[1]}/weights.npz", **weights)
+    print(json.dumps(report))
+    """
+)
+
+
+def test_data_parallel_on_jax_takes_the_same_step_as_one_device(tmp_path):
+    """A keras.distribution.DataParallel over 2 CPU devices: one step equals one device's."""
+    pytest.importorskip("jax", reason="jax is not installed (it comes with the dev extra)")
+    # Keras' backend and JAX's device count are fixed when they start, hence a fresh
+    # process. XLA's CPU optimisation level 0 only makes compiling, a good part of
+    # this test's time, quicker; both runs are compiled alike.
+    xla_flags = "--xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0"
+    env = {
+        **os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "2",
+        "KERAS_BACKEND": "jax", "XLA_FLAGS": xla_flags, "JAX_PLATFORMS": "cpu",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", _DATA_PARALLEL_SCRIPT, str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report["devices"] == ["cpu:0", "cpu:1"]
+    single, parallel = report["single"], report["parallel"]
+    assert single["steps"] == parallel["steps"] == 1
+    assert (single["kernel_devices"], parallel["kernel_devices"]) == (1, 2)  # replicated on both
+    assert single["final_model"] and parallel["final_model"]
+    assert parallel["loss"] == pytest.approx(single["loss"], rel=1e-5)
+    # The batch of 8 split 4 + 4, BatchNorm's statistics those of all 8: the same step.
+    weights = np.load(tmp_path / "weights.npz")
+    names = [name.removeprefix("single/") for name in weights.files if name.startswith("single/")]
+    assert len(names) > 100
+    for name in names:
+        expected, got = weights[f"single/{name}"], weights[f"parallel/{name}"]
+        scale = float(np.max(np.abs(expected))) or 1.0
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4 * scale, err_msg=name)
+    assert report["distribution_after"] == "None"  # the scope was left as it was found
+    assert report["uneven"].startswith(
+        "Invalid value for argument `batch_size`: expected batches that split evenly over "
+        "the 2 devices of the DataParallel strategy. Received: 7 training images in batches "
+        "of 8, which makes a batch of 7"
+    )

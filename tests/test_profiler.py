@@ -71,6 +71,7 @@ def test_totals_equal_keras_applications_mobilenet(alpha, side, keras_count):
         assert theirs.count_params() == keras_count
 
 
+@pytest.mark.tf_only  # traces the model into a TensorFlow graph, which needs TF's Keras backend
 def test_tensorflow_flop_counter_agrees_per_op_type():
     """TF's graph profiler counts 2 FLOPs per mult-add of convs and matmuls."""
     tf = pytest.importorskip("tensorflow")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -39,6 +40,8 @@ FINAL_MODEL = "final.keras"
 BACKUP_DIR = "backup"
 #: The longest warm-up, as a share of the run: a run shorter than its warm-up still decays.
 MAX_WARMUP_FRACTION = 0.25
+#: The smallest batch validation runs in (``batch_size`` if larger).
+VALIDATION_BATCH_SIZE = 256
 #: The names `make_strategy` accepts.
 STRATEGIES = ("default", "mirrored", "multi-worker", "tpu")
 
@@ -240,12 +243,17 @@ def train(
         label_smoothing: float in [0, 1).
         augment: random crop and flip of training images.
         strategy: optional ``tf.distribute.Strategy`` (MirroredStrategy,
-            MultiWorkerMirroredStrategy, TPUStrategy). For several workers,
+            MultiWorkerMirroredStrategy, TPUStrategy) on the TensorFlow
+            backend, or a ``keras.distribution.DataParallel`` over this
+            process's devices on the JAX backend. For several workers,
             use ``make_strategy("multi-worker")`` and call ``train`` the same
             way on every worker, with one ``output_dir`` on shared storage:
             only the chief (worker 0) writes there. With more than one
-            replica, the default model's BatchNorms are synchronised.
-            ``batch_size`` is the global batch, split across replicas.
+            replica, the default model's BatchNorms are synchronised (under
+            ``DataParallel`` XLA computes the statistics of the global batch
+            by itself). ``batch_size`` is the global batch, split across
+            replicas; with ``DataParallel`` every batch, the last one of an
+            epoch included, must split evenly across the devices.
         mixed_precision: False, True/'auto' (mixed_float16 on GPU,
             mixed_bfloat16 otherwise), 'mixed_float16' or 'mixed_bfloat16'.
         resume: continue an interrupted run found in ``output_dir`` (nothing
@@ -293,8 +301,7 @@ def train(
     if time_budget is not None:
         time_budget = check_number(time_budget, "time_budget", low=0.0, low_open=True)
     seed = check_int(seed, "seed", minimum=0)
-    if strategy is not None and not hasattr(strategy, "scope"):
-        raise invalid("strategy", "None or a tf.distribute.Strategy (see make_strategy)", strategy)
+    _check_strategy(strategy)
     policy = _mixed_precision_policy(mixed_precision)
     image_shape = tuple(model.input_shape[1:]) if model is not None else IMAGE_SHAPE
     num_classes = int(model.output_shape[-1]) if model is not None else len(CLASS_NAMES)
@@ -302,6 +309,8 @@ def train(
         x_train, y_train, num_classes=num_classes, image_shape=image_shape,
         images_argument="x_train", labels_argument="y_train",
     )
+    # Named in an error about the validation batches: the argument that made them.
+    validation_argument = "validation_data" if validation_data is not None else "validation_fraction"
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise invalid("validation_data", "None or a pair (images, labels)", validation_data,
@@ -314,9 +323,16 @@ def train(
         (x_train, y_train), validation_data = split_validation(
             x_train, y_train, validation_fraction, seed
         )
+    validation_batch_size = max(batch_size, VALIDATION_BATCH_SIZE)
+    _check_even_batches(strategy, "batch_size", len(x_train), batch_size, "training images")
+    if validation_data is not None:
+        _check_even_batches(
+            strategy, validation_argument, len(validation_data[0]), validation_batch_size,
+            "validation images",
+        )
     # Only the chief (worker 0 of a multi-worker run; the only process otherwise)
     # writes to output_dir, so that no two processes write one file.
-    chief = strategy is None or strategy.extended.should_checkpoint
+    chief = _is_chief(strategy)
     if time_budget is not None and strategy is not None and _is_multi_worker(strategy):
         raise invalid(
             "time_budget", "None with several workers (each would cut the run by its own "
@@ -333,19 +349,19 @@ def train(
     val_ds = None
     if validation_data is not None:
         val_ds = make_dataset(
-            *validation_data, batch_size=max(batch_size, 256), num_classes=num_classes
+            *validation_data, batch_size=validation_batch_size, num_classes=num_classes
         )
 
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
     previous_policy = keras.mixed_precision.global_policy()
-    scope = strategy.scope() if strategy is not None else _null_scope()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     try:
         if policy:
             keras.mixed_precision.set_global_policy(policy)
         with scope:
             if model is None:
                 model = build_model(alpha, early_downsampling, dropout)
-                if strategy is not None and strategy.num_replicas_in_sync > 1:
+                if _needs_synchronized_batch_norm(strategy):
                     _synchronize_batch_norm(model)
             total_steps = epochs * steps_per_epoch
             warmup_steps = min(
@@ -386,10 +402,11 @@ def train(
     backup = keras.callbacks.BackupAndRestore if chief else _RestoreOnly
     callbacks.append(backup(str(output_dir / BACKUP_DIR), double_checkpoint=True))
     try:
-        model.fit(
-            train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks,
-            verbose=_fit_verbosity(verbose), shuffle=False,
-        )
+        with _fit_scope(strategy):
+            model.fit(
+                train_ds, epochs=epochs, validation_data=val_ds, callbacks=callbacks,
+                verbose=_fit_verbosity(verbose), shuffle=False,
+            )
         atomic_save_model(model, write_dir / FINAL_MODEL)
         rows = read_history(write_dir)
     finally:
@@ -405,6 +422,97 @@ def train(
         stopped_early=bool(budget and budget.stopped),
         chief=chief,
     )
+
+
+def _is_keras_distribution(strategy: Any) -> bool:
+    return isinstance(strategy, keras.distribution.DataParallel)
+
+
+def _check_strategy(strategy: Any) -> None:
+    """Rejects a strategy that this backend cannot train with, before any work."""
+    if strategy is None:
+        return
+    backend = keras.backend.backend()
+    if _is_keras_distribution(strategy):
+        if backend != "jax":
+            raise invalid(
+                "strategy", "a tf.distribute.Strategy on the TensorFlow backend (Keras "
+                "trains with a keras.distribution only on the JAX backend)", strategy,
+                shown=f"strategy={strategy!r} with KERAS_BACKEND={backend!r}",
+            )
+        if strategy.num_processes > 1:
+            raise invalid(
+                "strategy", "a keras.distribution.DataParallel over the devices of one "
+                "process (train does not run several JAX processes)", strategy,
+                shown=f"strategy={strategy!r} over {strategy.num_processes} processes",
+            )
+        return
+    if not hasattr(strategy, "scope"):
+        raise invalid(
+            "strategy", "None, a tf.distribute.Strategy (see make_strategy) or, on the "
+            "JAX backend, a keras.distribution.DataParallel", strategy,
+        )
+    if backend != "tensorflow":
+        raise invalid(
+            "strategy", "a keras.distribution.DataParallel on the "
+            f"{backend} backend (a tf.distribute strategy needs KERAS_BACKEND=tensorflow)",
+            strategy, shown=f"strategy={strategy!r} with KERAS_BACKEND={backend!r}",
+        )
+
+
+def _check_even_batches(strategy: Any, argument: str, count: int, batch_size: int, what: str) -> None:
+    """Under ``DataParallel``, refuses batches that do not split evenly over the devices.
+
+    JAX shards each batch over the devices along its first axis, and a batch
+    that does not divide (an epoch's short last batch, say) fails in the
+    middle of ``fit``, after the compilation; here it fails before any work.
+    """
+    if not _is_keras_distribution(strategy):
+        return
+    devices = strategy.num_model_replicas
+    sizes = ({batch_size} if count >= batch_size else set()) | ({count % batch_size} - {0})
+    uneven = sorted(size for size in sizes if size % devices)
+    if uneven:
+        raise invalid(
+            argument, f"batches that split evenly over the {devices} devices of the "
+            "DataParallel strategy", None,
+            shown=f"{count} {what} in batches of {batch_size}, which makes a batch of {uneven[0]}",
+        )
+
+
+def _is_chief(strategy: Any) -> bool:
+    """Whether this process writes the run's files: worker 0, or the only process."""
+    if strategy is None or _is_keras_distribution(strategy):
+        return True  # one process (_check_strategy refuses several)
+    return bool(strategy.extended.should_checkpoint)
+
+
+def _needs_synchronized_batch_norm(strategy: Any) -> bool:
+    """Whether BatchNorm must be told to use the global batch's statistics.
+
+    A tf.distribute strategy runs one copy of the model per replica, each
+    seeing its share of the batch. Under a Keras ``DataParallel`` (JAX), XLA
+    compiles one program for the global batch, sharded over the devices, so
+    BatchNorm's mean and variance are already those of the global batch (and
+    ``synchronized`` is a TensorFlow-only option).
+    """
+    return (
+        strategy is not None
+        and not _is_keras_distribution(strategy)
+        and strategy.num_replicas_in_sync > 1
+    )
+
+
+def _fit_scope(strategy: Any) -> Any:
+    """The scope ``fit`` runs in: a Keras distribution's, else none.
+
+    A model remembers the tf.distribute strategy it was built under, so its
+    ``fit`` needs no scope. A Keras distribution is global state that ``fit``
+    reads while it runs (to shard each batch over the devices), so ``fit``
+    runs inside its ``scope()``, which sets it and restores the previous
+    one on the way out.
+    """
+    return strategy.scope() if _is_keras_distribution(strategy) else contextlib.nullcontext()
 
 
 def _is_multi_worker(strategy: Any) -> bool:
@@ -507,11 +615,3 @@ def _multi_worker_strategy() -> Any:
             return super().reduce(reduce_op, value, axis)
 
     return MultiWorkerMirroredStrategy()
-
-
-class _null_scope:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
