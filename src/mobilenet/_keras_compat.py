@@ -83,6 +83,9 @@ def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
     Example:
 
     ```python
+    import keras
+    from mobilenet._keras_compat import current_learning_rate
+
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 1, 0.5)
     optimizer = keras.optimizers.SGD(schedule)
     current_learning_rate(optimizer)  # 0.1, then 0.05 after one step

@@ -83,6 +83,8 @@ def layer_strides(early_downsampling: int = 4) -> tuple[int, ...]:
     Example:
 
     ```python
+    from mobilenet.architecture import layer_strides
+
     layer_strides(4)  # (2, 1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1)
     layer_strides(1)  # (1, 1, 1, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1)
     ```

@@ -286,11 +286,13 @@ def to_tflite(
 
     ```python
     from mobilenet import MobileNetV1
+    from mobilenet.cifar10 import load_cifar10
     from mobilenet.export import to_tflite
 
-    model = MobileNetV1(alpha=0.25, input_shape=(32, 32, 3), num_classes=10)
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    (images, _), _ = load_cifar10("../shared/data/cifar10-subset")  # pixels: what the model takes
     to_tflite(model, "mobilenet.tflite")
-    to_tflite(model, "mobilenet_int8.tflite", "int8", representative_data=images)
+    to_tflite(model, "mobilenet_int8.tflite", "int8", representative_data=images[:100])
     ```
     """
     _check_model(model)
@@ -412,7 +414,14 @@ def run_tflite(
     Example:
 
     ```python
-    probabilities = run_tflite("mobilenet_int8.tflite", images)
+    import numpy as np
+    from mobilenet import MobileNetV1
+    from mobilenet.export import run_tflite, to_tflite
+
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    to_tflite(model, "mobilenet.tflite")
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    probabilities = run_tflite("mobilenet.tflite", images)  # shape (8, 10)
     ```
     """
     _check_run_arguments(path, batch_size, num_threads)
@@ -465,7 +474,14 @@ def verify_tflite(
     Example:
 
     ```python
-    report = verify_tflite("mobilenet_int8.tflite", model, test_images)
+    from mobilenet import MobileNetV1
+    from mobilenet.cifar10 import load_cifar10
+    from mobilenet.export import to_tflite, verify_tflite
+
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    (train_images, _), (test_images, _) = load_cifar10("../shared/data/cifar10-subset")
+    to_tflite(model, "mobilenet_int8.tflite", "int8", representative_data=train_images[:100])
+    report = verify_tflite("mobilenet_int8.tflite", model, test_images[:100])
     print(f"{report.top1_agreement:.1%} agree, max diff {report.max_abs_diff:.3g}")
     ```
     """
@@ -578,8 +594,14 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     Example:
 
     ```python
+    import numpy as np
+    from mobilenet import MobileNetV1
+    from mobilenet.export import fold_batchnorm
+
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10)
     folded = fold_batchnorm(model)
-    np.testing.assert_allclose(folded.predict(x), model.predict(x), atol=1e-5)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     ```
     """
     _check_model(model)
@@ -760,11 +782,13 @@ def to_onnx(
 
     ```python
     from mobilenet import MobileNetV1
+    from mobilenet.cifar10 import load_cifar10
     from mobilenet.export import to_onnx
 
-    model = MobileNetV1(alpha=0.25, input_shape=(32, 32, 3), num_classes=10)
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    (images, _), _ = load_cifar10("../shared/data/cifar10-subset")  # pixels: what the model takes
     to_onnx(model, "mobilenet.onnx")
-    to_onnx(model, "mobilenet_int8.onnx", "int8", representative_data=images)
+    to_onnx(model, "mobilenet_int8.onnx", "int8", representative_data=images[:100])
     ```
     """
     if not isinstance(model, keras.Model):
@@ -838,7 +862,14 @@ def run_onnx(
     Example:
 
     ```python
-    probabilities = run_onnx("mobilenet.onnx", images)
+    import numpy as np
+    from mobilenet import MobileNetV1
+    from mobilenet.export import run_onnx, to_onnx
+
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    to_onnx(model, "mobilenet.onnx")
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    probabilities = run_onnx("mobilenet.onnx", images)  # shape (8, 10)
     ```
     """
     _check_run_arguments(path, batch_size, num_threads, ".onnx")
@@ -882,7 +913,14 @@ def verify_onnx(
     Example:
 
     ```python
-    report = verify_onnx("mobilenet_int8.onnx", model, test_images)
+    from mobilenet import MobileNetV1
+    from mobilenet.cifar10 import load_cifar10
+    from mobilenet.export import to_onnx, verify_onnx
+
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    (train_images, _), (test_images, _) = load_cifar10("../shared/data/cifar10-subset")
+    to_onnx(model, "mobilenet_int8.onnx", "int8", representative_data=train_images[:100])
+    report = verify_onnx("mobilenet_int8.onnx", model, test_images[:100])
     print(f"{report.top1_agreement:.1%} agree, max diff {report.max_abs_diff:.3g}")
     ```
     """

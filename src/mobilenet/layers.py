@@ -70,6 +70,9 @@ class PointwiseConv2D(keras.layers.Conv2D):
     Example:
 
     ```python
+    import keras
+    from mobilenet import PointwiseConv2D
+
     layer = PointwiseConv2D(64, use_bias=False)
     y = layer(keras.random.normal((2, 8, 8, 32)))  # (2, 8, 8, 64)
     ```

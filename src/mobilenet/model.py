@@ -244,7 +244,16 @@ def MobileNetV1(
 
     model = MobileNetV1(alpha=0.5, rho=5 / 7, num_classes=10)  # 160x160 input
     backbone = MobileNetV1(0.75, include_top=False)  # any input size
+    ```
+
+    With the ImageNet weights, which it downloads on first use:
+
+    ```python notest
+    import numpy as np
+    from mobilenet import MobileNetV1
+
     classifier = MobileNetV1(weights="imagenet", include_preprocessing=True)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
     probabilities = classifier(pixels)  # uint8 or float pixels in [0, 255]
     ```
 

@@ -1,10 +1,16 @@
 """Classify image files with a trained model: a ``.keras``, ``.tflite`` or ``.onnx`` file.
 
 ```python
+import keras
+import numpy as np
+from mobilenet import MobileNetV1
 from mobilenet.predict import classify
 
-for result in classify("runs/cifar10/best.keras", ["cat.jpg", "photos/"], top=3):
-    print(result.path, result.error or result.top[0].name)
+model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+model.save("model.keras")
+keras.utils.save_img("cat.png", np.random.default_rng(0).integers(0, 256, (48, 48, 3)))
+for result in classify("model.keras", ["cat.png", "missing.jpg"], top=3):
+    print(result.path, result.error or result.top[0].name)  # missing.jpg: its error
 ```
 
 Images are read by TensorFlow (``tf.io.decode_image``: JPEG, PNG, GIF's first
@@ -161,9 +167,17 @@ class Classifier:
     Example:
 
     ```python
-    classifier = Classifier("model.onnx")
+    import keras
+    import numpy as np
+    from mobilenet import MobileNetV1
+    from mobilenet.predict import Classifier
+
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    classifier = Classifier(model)   # or the path of a .keras, .tflite or .onnx file
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     probabilities = classifier.predict(pixels)   # (N, H, W, C), 0-255
-    results = classifier.classify(["cat.png", "dog.jpg"], top=3)
+    keras.utils.save_img("cat.png", pixels[0])
+    results = classifier.classify(["cat.png"], top=3)
     ```
     """
 
@@ -406,7 +420,17 @@ def classify(
     Example:
 
     ```python
-    for result in classify("model.tflite", ["images/"], top=3):
+    import os
+    import keras
+    import numpy as np
+    from mobilenet import MobileNetV1
+    from mobilenet.predict import classify
+
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    model.save("model.keras")   # or a .tflite or .onnx file from mobilenet.export
+    os.makedirs("images")
+    keras.utils.save_img("images/cat.png", np.random.default_rng(0).integers(0, 256, (48, 48, 3)))
+    for result in classify("model.keras", ["images/"], top=3):
         print(result.path, [(s.name, round(s.probability, 3)) for s in result.top])
     ```
     """

@@ -202,6 +202,8 @@ class ModelProfile:
         Example:
 
         ```python
+        from mobilenet import MobileNetV1, profile
+
         shares = profile(MobileNetV1()).shares(include_biases=False)
         round(100 * shares["pointwise"]["mult_adds"], 2)  # 94.86
         ```

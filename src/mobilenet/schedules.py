@@ -25,6 +25,9 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     Example:
 
     ```python
+    import keras
+    from mobilenet.cifar10 import WarmupCosineDecay
+
     optimizer = keras.optimizers.SGD(WarmupCosineDecay(0.1, 100, 3000), momentum=0.9)
     ```
     """

@@ -4,7 +4,8 @@
 from mobilenet import cifar10
 
 (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10("../shared/data/cifar10-subset")
-result = cifar10.train(x_train[:256], y_train[:256], output_dir="runs/c10", epochs=1, alpha=0.25)
+result = cifar10.train(x_train[:64], y_train[:64], output_dir="runs/c10", epochs=1, alpha=0.25,
+                       verbose=0)
 report = cifar10.evaluate(result.model, x_test, y_test)
 print(report.accuracy)
 ```

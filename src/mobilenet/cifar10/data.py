@@ -199,8 +199,10 @@ def load_cifar10(
     Example:
 
     ```python
+    from mobilenet.cifar10 import load_cifar10
+
     (x_train, y_train), (x_test, y_test) = load_cifar10("../shared/data/cifar10-subset")
-    x_train.shape  # (2500, 32, 32, 3)
+    x_train.shape  # (2500, 32, 32, 3) for this subset; (50000, 32, 32, 3) for the full set
     ```
     """
     if data_dir is not None:
@@ -240,7 +242,11 @@ def split_validation(
     Example:
 
     ```python
+    from mobilenet.cifar10 import load_cifar10, split_validation
+
+    (x_train, y_train), _ = load_cifar10("../shared/data/cifar10-subset")
     (x_fit, y_fit), (x_val, y_val) = split_validation(x_train, y_train, 0.1)
+    len(x_fit), len(x_val)  # (2251, 249): 10% of each class held out
     ```
     """
     fraction = check_number(fraction, "fraction", low=0.0, high=1.0, low_open=True)

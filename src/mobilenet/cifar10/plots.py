@@ -42,7 +42,13 @@ def plot_history(history: list[dict[str, float]], path: str | os.PathLike) -> Pa
     Example:
 
     ```python
-    plot_history(result.history, "runs/cifar10/curves.png")
+    from mobilenet.cifar10 import plot_history
+
+    history = [  # as in `train(...).history` or history.json
+        {"epoch": 1, "loss": 2.1, "accuracy": 0.25, "val_loss": 1.9, "val_accuracy": 0.31},
+        {"epoch": 2, "loss": 1.7, "accuracy": 0.38, "val_loss": 1.6, "val_accuracy": 0.42},
+    ]
+    plot_history(history, "runs/cifar10/curves.png")
     ```
     """
     plt = _pyplot()
@@ -72,7 +78,11 @@ def plot_confusion_matrix(report: EvaluationReport, path: str | os.PathLike) -> 
     Example:
 
     ```python
-    plot_confusion_matrix(evaluate(model, x_test, y_test), "confusion.png")
+    from mobilenet.cifar10 import build_model, evaluate, load_cifar10, plot_confusion_matrix
+
+    _, (x_test, y_test) = load_cifar10("../shared/data/cifar10-subset")
+    model = build_model(alpha=0.25)  # untrained here; use your trained model
+    plot_confusion_matrix(evaluate(model, x_test[:100], y_test[:100]), "confusion.png")
     ```
     """
     plt = _pyplot()
@@ -109,7 +119,12 @@ def save_plots(
     Example:
 
     ```python
-    save_plots(result.history, evaluate(result.model, x_test, y_test), "runs/cifar10")
+    from mobilenet.cifar10 import build_model, evaluate, load_cifar10, save_plots
+
+    _, (x_test, y_test) = load_cifar10("../shared/data/cifar10-subset")
+    report = evaluate(build_model(alpha=0.25), x_test[:100], y_test[:100])
+    history = [{"epoch": 1, "loss": 2.1, "accuracy": 0.25}, {"epoch": 2, "loss": 1.7, "accuracy": 0.38}]
+    save_plots(history, report, "runs/cifar10")  # runs/cifar10/curves.png and confusion.png
     ```
     """
     try:

@@ -288,7 +288,9 @@ def train(
     from mobilenet.cifar10 import load_cifar10, train
 
     (x_train, y_train), (x_test, y_test) = load_cifar10("../shared/data/cifar10-subset")
-    result = train(x_train[:64], y_train[:64], output_dir="runs/tiny", epochs=1, alpha=0.25)
+    result = train(x_train[:64], y_train[:64], output_dir="runs/tiny", epochs=1, alpha=0.25,
+                   verbose=0)
+    result.final_model_path  # runs/tiny/final.keras
     ```
     """
     epochs = check_positive_int(epochs, "epochs")
@@ -571,7 +573,12 @@ def make_strategy(name: str | None) -> Any:
     Example:
 
     ```python
-    train(x, y, output_dir="runs/gpus", strategy=make_strategy("mirrored"))
+    from mobilenet.cifar10 import load_cifar10, make_strategy, train
+
+    (x, y), _ = load_cifar10("../shared/data/cifar10-subset")
+    strategy = make_strategy("mirrored")  # every local GPU, or the CPU
+    result = train(x[:64], y[:64], output_dir="runs/gpus", epochs=1, alpha=0.25,
+                   strategy=strategy, verbose=0)
     ```
     """
     import tensorflow as tf
