@@ -124,8 +124,9 @@ def test_bad_data_folders_give_one_line_naming_data_dir(tmp_path, capsys):
     folder.mkdir(parents=True)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         (folder / name).write_bytes(b"\x80\x03}q\x00(X")  # a truncated pickle
-    assert main(["evaluate", str(tmp_path / "m.keras"), "--data-dir", str(tmp_path / "data")]) == 2
-    assert "Corrupt CIFAR-10 batch file" in _one_error_line(capsys, "mobilenet evaluate: error:")
+    assert main(["train", "--data-dir", str(tmp_path / "data"), "--output-dir", str(tmp_path / "r")]) == 2
+    assert "Corrupt CIFAR-10 batch file" in _one_error_line(capsys, "mobilenet train: error:")
+    assert not (tmp_path / "r").exists()
 
 
 def test_evaluate_of_a_missing_or_corrupt_model_names_it(cifar10_subset_dir, tmp_path, capsys):
