@@ -442,11 +442,15 @@ def _check_strategy(strategy: Any) -> None:
                 "trains with a keras.distribution only on the JAX backend)", strategy,
                 shown=f"strategy={strategy!r} with KERAS_BACKEND={backend!r}",
             )
-        if strategy.num_processes > 1:
+        # JAX's own count: DataParallel has no public one before Keras 3.15.
+        import jax
+
+        processes = jax.process_count()
+        if processes > 1:
             raise invalid(
                 "strategy", "a keras.distribution.DataParallel over the devices of one "
                 "process (train does not run several JAX processes)", strategy,
-                shown=f"strategy={strategy!r} over {strategy.num_processes} processes",
+                shown=f"strategy={strategy!r} over {processes} processes",
             )
         return
     if not hasattr(strategy, "scope"):
@@ -471,7 +475,9 @@ def _check_even_batches(strategy: Any, argument: str, count: int, batch_size: in
     """
     if not _is_keras_distribution(strategy):
         return
-    devices = strategy.num_model_replicas
+    # DataParallel's mesh is one axis of devices (num_model_replicas, its own
+    # count, is new in Keras 3.15).
+    devices = strategy.device_mesh.devices.size
     sizes = ({batch_size} if count >= batch_size else set()) | ({count % batch_size} - {0})
     uneven = sorted(size for size in sizes if size % devices)
     if uneven:
