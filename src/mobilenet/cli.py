@@ -284,6 +284,9 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
                         help="fit the run into this many seconds: fewer epochs if needed, with the "
                         "learning-rate schedule shortened to match")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="repeat exactly: the same --seed on the same machine gives the same "
+                        "history and weights, at some cost in speed (TensorFlow's op determinism)")
 
 
 def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
@@ -351,7 +354,7 @@ def _run_train(args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction, augment=args.augment,
         strategy=cifar10.make_strategy(args.strategy),
         mixed_precision=args.mixed_precision or False,
-        time_budget=args.time_budget, seed=args.seed,
+        time_budget=args.time_budget, seed=args.seed, deterministic=args.deterministic,
     )
     # Every worker of a multi-worker run evaluates (predict is collective); the chief writes.
     report = cifar10.evaluate(result.model, x_test, y_test)

@@ -195,6 +195,7 @@ def train(
     time_budget: float | None = None,
     extra_callbacks: list | None = None,
     seed: int = 0,
+    deterministic: bool = False,
     verbose: int | str = "auto",
 ) -> TrainResult:
     """Trains a MobileNet V1 on CIFAR-10 images with ``model.fit``.
@@ -268,6 +269,14 @@ def train(
         seed: int >= 0, seed of the weights, split, shuffle and augmentation.
             `train` sets it as the process-wide seed of Keras, NumPy and
             Python (``keras.utils.set_random_seed``), as a script would.
+        deterministic: make the run repeat exactly: the same seed on the same
+            machine and software gives a bit-identical history and weights.
+            On TensorFlow this turns on op determinism
+            (``tf.config.experimental.enable_op_determinism``) for the rest of
+            the process, which `train` cannot turn off again; it costs speed
+            (see ``docs/cifar10.md``). On JAX's CPU backend runs repeat
+            without it. Without it, TensorFlow's multi-threaded kernels add up
+            in a varying order and two runs with one seed drift apart.
         verbose: Keras ``fit`` verbosity ("auto": a progress bar on a
             terminal, one line per epoch when output is redirected).
 
@@ -303,6 +312,8 @@ def train(
     if time_budget is not None:
         time_budget = check_number(time_budget, "time_budget", low=0.0, low_open=True)
     seed = check_int(seed, "seed", minimum=0)
+    if not isinstance(deterministic, bool):
+        raise invalid("deterministic", "True or False", deterministic)
     _check_strategy(strategy)
     policy = _mixed_precision_policy(mixed_precision)
     image_shape = tuple(model.input_shape[1:]) if model is not None else IMAGE_SHAPE
@@ -344,6 +355,10 @@ def train(
     _prepare_output_dir(output_dir, resume, chief)
 
     keras.utils.set_random_seed(seed)
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     train_ds = make_dataset(
         x_train, y_train, batch_size=batch_size, training=True, seed=seed,
         padding=4 if augment else None, num_classes=num_classes,
