@@ -39,6 +39,27 @@ def test_evaluate_by_hand():
     assert report.num_examples == 8
 
 
+def test_flip_tta_averages_the_image_and_its_mirror():
+    # The model weighs three pixels of row 0: column 0 by 0.5, column 1 by 0.2,
+    # column 31 by 0.3 (each votes for the class written in it). The image has
+    # class 1 at column 0, class 2 at column 1 and class 3 at columns 30 and 31.
+    # As it is: 0.5 for class 1, 0.3 for class 3 -> 1. Mirrored, class 3 sits at
+    # columns 0 and 1 (0.7) and class 1 at column 31 (0.3). Average: class 3 gets
+    # (0.3 + 0.7) / 2 = 0.5, class 1 (0.5 + 0.3) / 2 = 0.4 -> 3.
+    def votes(x):
+        vote = [keras.ops.one_hot(keras.ops.cast(x[:, 0, c, 0], "int32"), 10) for c in (0, 1, 31)]
+        return 0.5 * vote[0] + 0.2 * vote[1] + 0.3 * vote[2]
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(votes)(inputs))
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    image[0, 0, [0, 1, 30, 31], 0] = [1, 2, 3, 3]
+    assert cifar10.evaluate(model, image, [1]).accuracy == 1.0
+    assert cifar10.evaluate(model, image, [3], flip_tta=True).accuracy == 1.0
+    with pytest.raises(ValueError, match="`flip_tta`: expected True or False"):
+        cifar10.evaluate(model, image, [3], flip_tta="yes")
+
+
 def test_plots_are_pngs(tmp_path):
     pytest.importorskip("matplotlib")
     history = [{"epoch": 1, "loss": 2.0, "accuracy": 0.2, "val_loss": 2.1, "val_accuracy": 0.15},

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mobilenet import cifar10
 from mobilenet.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -86,6 +87,16 @@ def test_train_then_evaluate_end_to_end(cifar10_subset_dir, tmp_path, capsys):
     assert report["accuracy"] == pytest.approx(trained["accuracy"])
     assert f"{report['accuracy']:.2%}" in out
     assert sum(map(sum, report["confusion_matrix"])) == 48
+
+    # --flip-tta reports what evaluate(flip_tta=True) computes.
+    code = main([
+        "evaluate", str(output_dir / "final.keras"), "--data-dir", str(cifar10_subset_dir),
+        "--limit", "48", "--flip-tta", "--json", str(report_path),
+    ])
+    assert code == 0
+    _, (x_test, y_test) = cifar10.load_cifar10(cifar10_subset_dir)
+    expected = cifar10.evaluate(output_dir / "final.keras", x_test[:48], y_test[:48], flip_tta=True)
+    assert json.loads(report_path.read_text())["accuracy"] == pytest.approx(expected.accuracy)
 
 
 def _one_error_line(capsys, prefix: str) -> str:

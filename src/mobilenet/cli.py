@@ -305,6 +305,9 @@ def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON here")
     parser.add_argument("--plot", metavar="PATH",
                         help="also save the confusion matrix as a PNG (needs matplotlib)")
+    parser.add_argument("--flip-tta", action="store_true",
+                        help="also classify each image flipped left-right and average the two "
+                        "(test-time augmentation; twice the inference time)")
 
 
 def _print_report(report) -> None:  # noqa: ANN001 - an EvaluationReport
@@ -385,7 +388,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         raise UsageError(f"Invalid value for argument `--plot`: {_plots_missing()}")
     model = _load_model(args.model, compile=False, argument="model")  # before any data download
     _, (x_test, y_test) = _load_cifar10(args)
-    report = cifar10.evaluate(model, x_test, y_test, batch_size=args.batch_size or 256)
+    report = cifar10.evaluate(model, x_test, y_test, batch_size=args.batch_size or 256,
+                              flip_tta=args.flip_tta)
     _print_report(report)
     if args.json:
         print(f"wrote {report.save_json(args.json)}")

@@ -58,6 +58,7 @@ def evaluate(
     *,
     batch_size: int = 256,
     class_names: tuple[str, ...] = CLASS_NAMES,
+    flip_tta: bool = False,
 ) -> EvaluationReport:
     """Overall and per-class accuracy and the confusion matrix of ``model`` on a test set.
 
@@ -72,6 +73,10 @@ def evaluate(
         y_test: int labels ``(n,)``.
         batch_size: int >= 1, inference batch size.
         class_names: the names of the classes, in label order.
+        flip_tta: test-time augmentation: also classify every image flipped
+            left-right and average the two probability vectors (twice the
+            inference cost). Off by default, so the accuracy is what
+            ``model.predict`` gives; `train` augments with the same flips.
 
     Returns:
         An `EvaluationReport`.
@@ -107,7 +112,12 @@ def evaluate(
         x_test, y_test, num_classes=num_classes, image_shape=image_shape,
         images_argument="x_test", labels_argument="y_test",
     )
+    if not isinstance(flip_tta, bool):
+        raise invalid("flip_tta", "True or False", flip_tta)
     probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+    if flip_tta:
+        flipped = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
+        probabilities = (probabilities + flipped) / 2
     predicted = np.argmax(probabilities, axis=-1)
     matrix = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(matrix, (labels, predicted), 1)
