@@ -1,43 +1,118 @@
-"""Speed, size and int8 agreement: ours vs keras.applications.MobileNet, Keras vs LiteRT.
+"""Speed, size and int8 agreement: ours vs keras.applications, Keras vs LiteRT vs ONNX Runtime.
 
-Measures, in one process with TensorFlow's default threading (all cores):
+Measures, in one process with TensorFlow's default threading (all cores), on
+the CPU it runs on:
 
-1. Keras inference at batch 1 and 32 (224x224 at alpha 1.0 and 0.25, 32x32 at
-   alpha 1.0): ``keras.applications.MobileNet``, our ``MobileNetV1`` and ours
-   after ``fold_batchnorm``. Each model runs as one ``tf.function`` of
+0. The machine: CPU model and ISA flags (AVX2, AVX-512, VNNI, BF16, AMX),
+   whether TensorFlow's oneDNN custom ops are on (observed in TensorFlow's own
+   import log), the float32 matmul peak (an n x n ``tf.matmul``, GFLOP/s =
+   2 n^3 / t), the load average and the busiest other processes, at the start
+   and at the end, and the versions of everything timed. Every inference row
+   gets its share of that peak: images/s x 2 x mult-adds per image (from
+   `mobilenet.profile`) / peak.
+1. ``inference``: Keras at batch 1 and 32 (224x224 at alpha 1.0 and 0.25,
+   32x32 at alpha 1.0): ``keras.applications.MobileNet``, our ``MobileNetV1``
+   and ours after ``fold_batchnorm``, each a ``tf.function`` of
    ``model(x, training=False)``.
-2. A Keras training step (``train_on_batch``) at 32x32, batch 64, alpha 1.0.
-3. LiteRT at batch 1: float32, float16 and int8 files of ours, with sizes, and
-   the pointwise conv written as matmul vs as conv.
-4. int8 agreement: a MobileNetV1 (alpha 0.5, 32x32) trained here for a few
-   minutes on the shared CIFAR-10 subset's training batches, exported to int8
-   (calibrated on 500 training images) and compared with the float model on
-   the subset's 1,000 test images.
+2. ``training``: a ``train_on_batch`` step at 32x32, batch 64, alpha 1.0,
+   keras.applications vs ours, as TensorFlow runs by default on this CPU and,
+   in a child process of this script, with ``TF_ENABLE_ONEDNN_OPTS=0`` (what
+   TensorFlow does by default on an AVX2-only CPU). The variable is read when
+   TensorFlow is imported, hence the child.
+3. ``litert``: LiteRT files of ours (`mobilenet.export.to_tflite`) against our
+   Keras model at the same batch. At 224x224, alpha 1.0: float32 and int8 at
+   batch 1 and 32, float16 and the pointwise conv kept as matmul at batch 1.
+   At 224x224 alpha 0.25 and 32x32 alpha 1.0: float32, float16 and int8 at
+   batch 1. File sizes, and the LiteRT ops of the conv and matmul forms.
+4. ``onnx``: ONNX Runtime at 224x224, alpha 1.0, batch 1 and 32: Keras' own
+   ``model.export(path, format="onnx")`` of our model (which keeps
+   ``PointwiseConv2D``'s matmul form), `mobilenet.export.to_onnx` float32 and
+   ``to_onnx(..., "int8")``, against our Keras model.
+5. ``int8``: a CIFAR-10 model (``--model``, or trained here with
+   `mobilenet.cifar10.train` on the shared subset's training batches), written
+   to LiteRT and ONNX files, int8 calibrated on 500 training images; top-1
+   agreement of each file with the Keras model on the subset's 1,000 test
+   images, split by the float model's top-1 margin, and test accuracy.
+6. ``predict``: `mobilenet.predict.Classifier` (what ``mobilenet predict``
+   runs) over a folder of PNG files (CIFAR-10 test images, written at 64x64
+   so that each is decoded and resized back to 32x32) with the ``.keras``
+   file and its LiteRT and ONNX files, float32 and int8: images/s from file to
+   top-5, and the load time.
 
-Every figure is the median of several timed repeats after two warm-up runs.
-Prints markdown tables. Run through the shared lock so benchmarks never overlap:
+Then a table of issue 13's goals, met or missed, computed from the figures
+above. Compared models are timed in turns (`interleaved_rates`), so that
+other load on the machine hits them alike; every figure is the median of
+several timed turns after two warm-up runs. LiteRT and ONNX Runtime get the
+same threads (``--threads``, default: all cores); ONNX Runtime's threads do
+not spin-wait between runs, which would slow whatever is timed next (see
+`onnx_session`). Prints markdown tables, progress rows on stderr.
 
-    flock /work/bench.lock python benchmarks/speed.py
-    python benchmarks/speed.py --quick     # a one-minute smoke run
+Run it alone, on a quiet machine, through the shared lock, from the
+repository root (about 25 minutes):
+
+    PYTHONPATH=src flock /work/bench.lock python benchmarks/speed.py
+    PYTHONPATH=src python benchmarks/speed.py --quick   # a 2-3 minute smoke run
+    PYTHONPATH=src python benchmarks/speed.py --only onnx litert
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 DEFAULT_CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
+SECTIONS = ("inference", "training", "litert", "onnx", "int8", "predict")
+#: The /proc/cpuinfo flags that decide which kernels TensorFlow, XNNPACK and ONNX Runtime use.
+ISA_FLAGS = (
+    "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
+)
+#: What TensorFlow logs (at INFO level) when it is imported with oneDNN's custom ops on.
+ONEDNN_ON_LOG = "oneDNN custom operations are on"
+ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
+#: The line a `--child` run prints its result on (JSON after it).
+CHILD_RESULT = "speed.py child result: "
+#: Versions printed in the header (distribution names).
+PACKAGES = ("tensorflow", "keras", "numpy", "onnxruntime", "onnx", "tf2onnx", "ai-edge-litert")
+
+
+@dataclass
+class Bench:
+    """What every section needs: the arguments, the matmul peak, a scratch folder, the figures."""
+
+    args: argparse.Namespace
+    folder: Path
+    peak_gflops: float = float("nan")
+    #: Whether TensorFlow's oneDNN ops are on in this process ("on" or "off"), from the header.
+    onednn: str = "unknown"
+    #: Figures the goals table reads, by name (see `GOALS`).
+    found: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def big_batch(self) -> int:
+        return 8 if self.args.quick else 32
+
+    def share(self, images_per_second: float, mult_adds: int) -> str:
+        """The share of the matmul peak that ``images_per_second`` of ``mult_adds`` each reach."""
+        return f"{images_per_second * 2 * mult_adds / (self.peak_gflops * 1e9):.1%}"
+
+
+# --------------------------------------------------------------------------- timing
 
 
 def interleaved_rates(steps: dict, repeats: int, min_seconds: float = 0.0) -> dict:
@@ -63,9 +138,193 @@ def interleaved_rates(steps: dict, repeats: int, min_seconds: float = 0.0) -> di
     return {name: steps[name][1] / statistics.median(times[name]) for name in steps}
 
 
-def keras_inference(args, keras, tf, np, MobileNetV1, fold_batchnorm):
+def progress(row: str) -> None:
+    print(row, file=sys.stderr, flush=True)
+
+
+def keras_step(model, batch: int, size: int) -> Callable[[], Any]:
+    """One ``tf.function`` inference of ``model`` on a random batch, as a callable."""
+    import numpy as np
+    import tensorflow as tf
+
+    x = tf.constant(np.random.default_rng(0).random((batch, size, size, 3), np.float32))
+    forward = tf.function(lambda x: model(x, training=False))
+    return lambda: forward(x).numpy()
+
+
+def mult_adds(model) -> int:
+    from mobilenet import profile
+
+    return profile(model).mult_adds
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and which of `ISA_FLAGS` it has, from /proc/cpuinfo."""
+    name, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                if flags and name:
+                    break
+    return name, [flag for flag in ISA_FLAGS if flag in flags]
+
+
+def onednn_state(env: dict[str, str]) -> str:
+    """``"on"`` or ``"off"``: whether TensorFlow, imported with ``env``, turns oneDNN's ops on.
+
+    TensorFlow logs `ONEDNN_ON_LOG` at INFO level on import when they are on,
+    so a child process imports it with INFO logging and the log is read.
+    """
+    child = subprocess.run(
+        [sys.executable, "-c", "import tensorflow"], env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"},
+        capture_output=True, text=True, check=False,
+    )
+    if child.returncode != 0:
+        return f"unknown (importing TensorFlow failed: exit {child.returncode})"
+    return "on" if ONEDNN_ON_LOG in child.stderr else "off"
+
+
+def onednn_setting(env: dict[str, str]) -> str:
+    value = env.get(ONEDNN_VARIABLE)
+    return f"{ONEDNN_VARIABLE}={value}" if value is not None else f"{ONEDNN_VARIABLE} unset"
+
+
+def matmul_peak(n: int, repeats: int) -> tuple[float, float]:
+    """GFLOP/s of an ``n x n`` float32 ``tf.matmul``: the median and the best of ``repeats`` runs."""
+    import tensorflow as tf
+
+    a = tf.random.stateless_uniform((n, n), seed=(0, 1))
+    b = tf.random.stateless_uniform((n, n), seed=(0, 2))
+    # One element of the product is enough to wait for all of it.
+    multiply = tf.function(lambda: tf.matmul(a, b)[0, 0])
+    multiply().numpy()
+    multiply().numpy()
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        multiply().numpy()
+        times.append(time.perf_counter() - begin)
+    flops = 2 * n**3
+    return flops / statistics.median(times) / 1e9, flops / min(times) / 1e9
+
+
+def busy_processes(seconds: float = 1.0, top: int = 5) -> list[str]:
+    """The processes that used the most CPU over ``seconds`` (this one left out), busiest first.
+
+    Sampled from /proc, so only processes this system shows are listed
+    (another container's are not, though the load average counts them).
+    """
+    def cpu_ticks() -> dict[int, int]:
+        ticks = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime + stime
+        return ticks
+
+    if not os.path.isdir("/proc"):
+        return []
+    before = cpu_ticks()
+    time.sleep(seconds)
+    after = cpu_ticks()
+    hertz = os.sysconf("SC_CLK_TCK")
+    used = sorted(
+        ((after[pid] - before[pid]) / hertz / seconds, pid)
+        for pid in after.keys() & before.keys() if pid != os.getpid()
+    )
+    rows = []
+    for share, pid in reversed(used[-top:]):
+        if share < 0.02:
+            break
+        command = ""
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        if len(command) > 90:
+            command = command[:87] + "..."
+        rows.append(f"{share:.0%} pid {pid} `{command or '?'}`")
+    return rows
+
+
+def load_line() -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    busy = busy_processes()
+    others = "; ".join(busy) if busy else "none above 2% of a core"
+    return (f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min) on "
+            f"{os.cpu_count()} cores; busiest other processes over 1 s: {others}")
+
+
+def versions() -> str:
+    from importlib import metadata
+
+    found = []
+    for package in PACKAGES:
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{package} not installed")
+    return ", ".join(found) + f", Python {platform.python_version()}"
+
+
+def litert_runtime() -> str:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return "TensorFlow's tf.lite.Interpreter (ai-edge-litert is not installed)"
+    return "ai_edge_litert.interpreter.Interpreter"
+
+
+def header(bench: Bench) -> None:
+    args = bench.args
+    cpu, flags = cpu_model_and_flags()
+    missing = [flag for flag in ISA_FLAGS if flag not in flags]
+    onednn = bench.onednn = onednn_state(dict(os.environ))
+    print(f"# mobilenet speed benchmark{' (--quick)' if args.quick else ''}\n")
+    print(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`")
+    print(f"- CPU: {cpu}, {os.cpu_count()} cores, {platform.platform()}")
+    print(f"- ISA flags: {', '.join(flags) or 'none of ' + ', '.join(ISA_FLAGS)}"
+          + (f" (absent: {', '.join(missing)})" if missing and flags else ""))
+    print(f"- TensorFlow's oneDNN custom ops: {onednn} ({onednn_setting(os.environ)}; read from "
+          "TensorFlow's import log in a child process)")
+    n = 2048 if args.quick else 4096
+    peak, best = matmul_peak(n, repeats=5 if args.quick else 7)
+    bench.peak_gflops = peak
+    print(f"- float32 matmul peak: {peak:.1f} GFLOP/s (median; best {best:.1f}) of a "
+          f"{n}x{n} tf.matmul in a tf.function, TensorFlow's default threading. "
+          "\"share of peak\" below: images/s x 2 x mult-adds per image / this peak (int8 "
+          "rows can pass 100%: the peak is float32's)")
+    print(f"- at the start: {load_line()}")
+    print(f"- {versions()}")
+    print(f"- LiteRT runs in {litert_runtime()} (XNNPACK), ONNX Runtime on its CPU provider "
+          "with its threads' spin-wait off (it slows whatever runs next); both with "
+          f"{args.threads} threads. Keras: a tf.function of model(x, training=False)")
+    print(f"- each figure: median of >= {args.repeats} timed runs (and >= {args.min_seconds} s) "
+          "after 2 warm-up runs, the compared models taking turns\n")
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+def keras_inference(bench: Bench) -> str:
+    import keras
+
+    from mobilenet import MobileNetV1
+    from mobilenet.export import fold_batchnorm
+
+    args = bench.args
     configs = [(32, 1.0)] if args.quick else [(224, 1.0), (224, 0.25), (32, 1.0)]
-    batches = (1, 8) if args.quick else (1, 32)
     rows = []
     for size, alpha in configs:
         models = {
@@ -75,32 +334,34 @@ def keras_inference(args, keras, tf, np, MobileNetV1, fold_batchnorm):
             "ours": MobileNetV1(alpha=alpha, input_shape=(size, size, 3), num_classes=1000),
         }
         models["ours, BN folded"] = fold_batchnorm(models["ours"])
-        for batch in batches:
-            x = tf.constant(np.random.default_rng(0).random((batch, size, size, 3), np.float32))
-            steps = {}
-            for name, model in models.items():
-                forward = tf.function(lambda x, model=model: model(x, training=False))
-                steps[name] = (lambda forward=forward: forward(x).numpy(), batch)
+        costs = {name: mult_adds(model) for name, model in models.items()}
+        for batch in (1, bench.big_batch):
+            steps = {name: (keras_step(model, batch, size), batch) for name, model in models.items()}
             rates = interleaved_rates(steps, args.repeats, args.min_seconds)
-            base = rates["keras.applications"]
+            base, ours, folded = (rates[name] for name in models)
+            shares = " / ".join(bench.share(rates[name], costs[name]) for name in models)
             rows.append(
-                f"| {size}x{size} | {alpha} | {batch} | {base:.1f} | {rates['ours']:.1f} "
-                f"| {rates['ours, BN folded']:.1f} | {rates['ours'] / base:.2f}x "
-                f"| {rates['ours, BN folded'] / base:.2f}x "
-                f"| {rates['ours, BN folded'] / rates['ours']:.2f}x |"
+                f"| {size}x{size} | {alpha} | {batch} | {base:.1f} | {ours:.1f} | {folded:.1f} "
+                f"| {ours / base:.2f}x | {folded / base:.2f}x | {folded / ours:.2f}x | {shares} |"
             )
-            print(rows[-1], file=sys.stderr, flush=True)
+            progress(rows[-1])
         del models
         keras.backend.clear_session()
-    header = (
+    return (
         "| input | alpha | batch | keras.applications img/s | ours img/s | ours BN-folded img/s "
-        "| ours / keras.app | folded / keras.app | folded / ours |\n"
-        "|---|---|---|---|---|---|---|---|---|"
+        "| ours / keras.app | folded / keras.app | folded / ours "
+        "| share of peak (keras.app / ours / folded) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    return header + "\n" + "\n".join(rows)
 
 
-def keras_training(args, keras, tf, np, MobileNetV1):
+def training_rates(args: argparse.Namespace) -> dict:
+    """Images/s of a ``train_on_batch`` step, keras.applications vs ours, in this process."""
+    import keras
+    import numpy as np
+
+    from mobilenet import MobileNetV1
+
     batch = 16 if args.quick else 64
     rng = np.random.default_rng(0)
     x = rng.random((batch, 32, 32, 3), np.float32)
@@ -116,21 +377,83 @@ def keras_training(args, keras, tf, np, MobileNetV1):
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=False)
         steps[name] = (lambda model=model: model.train_on_batch(x, y), batch)
     rates = interleaved_rates(steps, max(3, args.repeats // 2))
-    base = rates["keras.applications"]
-    return (
-        "| step | batch | keras.applications img/s | ours img/s | ours / keras.app |\n"
-        "|---|---|---|---|---|\n"
-        f"| train_on_batch, 32x32, alpha 1.0 | {batch} | {base:.1f} | {rates['ours']:.1f} "
-        f"| {rates['ours'] / base:.2f}x |"
+    return {"batch": batch, **rates}
+
+
+def training_in_child(args: argparse.Namespace, env: dict[str, str]) -> tuple[dict | None, str]:
+    """`training_rates` in a child process with ``env``: its figures and oneDNN state (or why not)."""
+    command = [
+        sys.executable, str(Path(__file__).resolve()), "--child", "--only", "training",
+        "--repeats", str(args.repeats), "--min-seconds", str(args.min_seconds),
+    ] + (["--quick"] if args.quick else [])
+    # INFO logging, so that the child's own import log says whether oneDNN is on.
+    child = subprocess.run(command, env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"},
+                           capture_output=True, text=True, check=False)
+    results = [line for line in child.stdout.splitlines() if line.startswith(CHILD_RESULT)]
+    if child.returncode != 0 or not results:
+        last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, f"child failed (exit {child.returncode}: {last})"
+    return json.loads(results[-1][len(CHILD_RESULT):]), (
+        "on" if ONEDNN_ON_LOG in child.stderr else "off"
     )
 
 
-def litert_step(path, np, interpreter_for, threads: int):
-    """One batch-1 inference of the file at ``path`` (input and invoke), as a callable."""
-    interpreter = interpreter_for(path, threads)
+def keras_training(bench: Bench) -> str:
+    here = dict(os.environ)
+    # The child runs the other setting: oneDNN off, or TensorFlow's default if this process has it off.
+    other = dict(here)
+    if here.get(ONEDNN_VARIABLE) == "0":
+        other.pop(ONEDNN_VARIABLE)
+    else:
+        other[ONEDNN_VARIABLE] = "0"
+    measured = [(f"{onednn_setting(here)}, this process", training_rates(bench.args),
+                 bench.onednn)]
+    progress(f"training, this process: {measured[0][1]}")
+    rates, state = training_in_child(bench.args, other)
+    measured.append((f"{onednn_setting(other)}, a child process", rates, state))
+    progress(f"training, child: {rates} (oneDNN {state})")
+    rows = []
+    for setting, rates, state in measured:
+        if rates is None:
+            rows.append(f"| {setting} | {state} | | | | |")
+            continue
+        base, ours = rates["keras.applications"], rates["ours"]
+        rows.append(f"| {setting} | {state} | {rates['batch']} | {base:.1f} | {ours:.1f} "
+                    f"| {ours / base:.2f}x |")
+    table = (
+        "`train_on_batch` (Adam), 32x32, alpha 1.0, 10 classes; keras.applications and ours take "
+        "turns within a row; the two rows ran one after the other, not interleaved.\n\n"
+        "| TensorFlow setting | oneDNN | batch | keras.applications img/s | ours img/s "
+        "| ours / keras.app |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    if all(rates is not None for _, rates, _ in measured):
+        (_, a, _), (_, b, _) = measured
+        table += (f"\n\nFirst row / second row: ours {a['ours'] / b['ours']:.2f}x, "
+                  f"keras.applications {a['keras.applications'] / b['keras.applications']:.2f}x.")
+    return table
+
+
+# --------------------------------------------------------------------------- LiteRT and ONNX
+
+
+def litert_step(path: Path, batch: int, threads: int) -> Callable[[], None]:
+    """One inference of the ``.tflite`` file at ``path`` on a random batch, as a callable."""
+    import numpy as np
+
+    from mobilenet import export
+
+    interpreter = export._interpreter(path, threads)
+    (detail,) = interpreter.get_input_details()
+    # The files keep a free batch axis in their signature: resize to the batch.
+    interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
     interpreter.allocate_tensors()
     (detail,) = interpreter.get_input_details()
-    x = np.random.default_rng(0).integers(0, 255, detail["shape"]).astype(detail["dtype"])
+    rng, dtype = np.random.default_rng(0), np.dtype(detail["dtype"])
+    if np.issubdtype(dtype, np.integer):
+        x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, detail["shape"], endpoint=True)
+    else:
+        x = rng.random(detail["shape"])
+    x = x.astype(dtype)
 
     def step():
         interpreter.set_tensor(detail["index"], x)
@@ -139,177 +462,505 @@ def litert_step(path, np, interpreter_for, threads: int):
     return step
 
 
-def op_counts(path, interpreter_for) -> str:
-    interpreter = interpreter_for(path, 1)
+def onnx_session(path: str | os.PathLike, num_threads: int | None, argument: str = "path"):
+    """`mobilenet.export._onnx_session`'s ONNX Runtime session, with no spin-waiting.
+
+    ONNX Runtime's intra-op threads spin after each run by default, taking the
+    CPU from whatever runs next: in turn-taking loops on 2 cores (32x32, with
+    another process using most of both), the Keras model timed after three
+    sessions ran 3 to 5 times slower than it did next to LiteRT, and 1.4 times
+    slower next to one session, while turning the spinning off cost ONNX
+    Runtime nothing measurable (2,096 vs 2,108 img/s at batch 8). The benchmark runs every session without it; a process
+    that runs ONNX Runtime alone, as ``mobilenet predict`` does, loses nothing
+    to its spinning. ``argument`` is accepted for the library's signature.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only, as the library's
+    if num_threads:
+        options.intra_op_num_threads = num_threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_step(path: Path, batch: int, threads: int) -> Callable[[], Any]:
+    """One inference of the ``.onnx`` file at ``path`` on a random batch, as a callable."""
+    import numpy as np
+
+    session = onnx_session(path, threads)
+    (input_,) = session.get_inputs()
+    x = np.random.default_rng(0).random((batch, *input_.shape[1:]), np.float32)
+    return lambda: session.run(None, {input_.name: x})
+
+
+def op_counts(path: Path) -> str:
+    from mobilenet import export
+
+    interpreter = export._interpreter(path, 1)
     counts = Counter(op["op_name"] for op in interpreter._get_ops_details())
     return ", ".join(f"{n} {name}" for name, n in counts.most_common())
 
 
-def litert(args, keras, tf, np, MobileNetV1, export, folder: Path):
-    configs = [(32, 1.0)] if args.quick else [(224, 1.0), (224, 0.25), (32, 1.0)]
+def onnx_op_counts(path: Path) -> str:
+    import onnx
+
+    counts = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    return ", ".join(f"{n} {name}" for name, n in counts.most_common())
+
+
+def litert(bench: Bench) -> str:
+    import keras
+    import numpy as np
+
+    from mobilenet import MobileNetV1, export
+
+    args = bench.args
+    # (input size, alpha, batches, files): the first is the goals' setting.
+    if args.quick:
+        configs = [(32, 1.0, (1, bench.big_batch), ("float32", "int8", "float32, pw as matmul"))]
+    else:
+        configs = [
+            (224, 1.0, (1, 32), ("float32", "float16", "int8",
+                                 "float32, pw as matmul", "int8, pw as matmul")),
+            (224, 0.25, (1,), ("float32", "float16", "int8")),
+            (32, 1.0, (1,), ("float32", "float16", "int8")),
+        ]
     rows, op_rows = [], []
-    for size, alpha in configs:
+    for index, (size, alpha, batches, labels) in enumerate(configs):
         model = MobileNetV1(alpha=alpha, input_shape=(size, size, 3), num_classes=1000)
+        cost = mult_adds(model)
         # Speed only: random images in [0, 1] are enough to calibrate.
         calibration = np.random.default_rng(1).random((32, size, size, 3), np.float32)
-        variants = [("float32", None, True), ("float16", "float16", True), ("int8", "int8", True)]
-        if (size, alpha) == configs[0]:
-            variants += [("float32, pw as matmul", None, False), ("int8, pw as matmul", "int8", False)]
-        sizes, steps = {}, {}
-        for label, quantization, as_conv in variants:
-            path = folder / f"m{size}_{alpha}_{label.replace(', ', '_').replace(' ', '_')}.tflite"
+        paths = {}
+        for label in labels:
+            quantization = None if label.startswith("float32") else label.split(",")[0]
+            paths[label] = bench.folder / f"m{size}_{alpha}_{label.replace(', ', '_').replace(' ', '_')}.tflite"
             export.to_tflite(
-                model, path, quantization,
+                model, paths[label], quantization,
                 representative_data=calibration if quantization == "int8" else None,
-                pointwise_as_conv=as_conv,
+                pointwise_as_conv="matmul" not in label,
             )
-            sizes[label] = path.stat().st_size
-            steps[label] = (litert_step(path, np, export._interpreter, args.threads), 1)
-            if (size, alpha) == configs[0] and label in ("float32", "float32, pw as matmul"):
-                op_rows.append(f"| {'conv' if as_conv else 'matmul'} "
-                               f"| {op_counts(path, export._interpreter)} |")
-        # Our Keras model at batch 1 takes turns with the files, for a fair ratio.
-        x = tf.constant(np.random.default_rng(0).random((1, size, size, 3), np.float32))
-        forward = tf.function(lambda x: model(x, training=False))
-        steps["keras"] = (lambda: forward(x).numpy(), 1)
-        rates = interleaved_rates(steps, args.repeats * 3, args.min_seconds * 2)
-        keras_rate = rates.pop("keras")
-        for label in sizes:
-            rows.append(
-                f"| {size}x{size} | {alpha} | {label} | {sizes[label] / 1e6:.2f} "
-                f"| {sizes[label] / sizes['float32']:.0%} | {rates[label]:.1f} | {keras_rate:.1f} "
-                f"| {rates[label] / keras_rate:.2f}x |"
-            )
-            print(rows[-1], file=sys.stderr, flush=True)
+            if index == 0 and label.startswith("float32"):
+                form = "matmul" if "matmul" in label else "conv"
+                op_rows.append(f"| {form} | {op_counts(paths[label])} |")
+        for batch in batches:
+            # At the larger batch only the two files the goals are about.
+            timed = labels if batch == 1 else ("float32", "int8")
+            steps = {"our Keras model": (keras_step(model, batch, size), batch)}
+            steps.update({label: (litert_step(paths[label], batch, args.threads), batch)
+                          for label in timed})
+            rates = interleaved_rates(steps, args.repeats * (3 if batch == 1 else 1),
+                                      args.min_seconds * 2)
+            keras_rate = rates["our Keras model"]
+            for label, rate in rates.items():
+                size_mb = relative = ""
+                if label in paths:
+                    bytes_ = paths[label].stat().st_size
+                    size_mb = f"{bytes_ / 1e6:.2f}"
+                    relative = f"{bytes_ / paths['float32'].stat().st_size:.0%}"
+                rows.append(
+                    f"| {size}x{size} | {alpha} | {batch} | {label} | {size_mb} | {relative} "
+                    f"| {rate:.1f} | {rate / keras_rate:.2f}x | {bench.share(rate, cost)} |"
+                )
+                progress(rows[-1])
+            if index == 0:
+                key = "1" if batch == 1 else "big"
+                bench.found[f"litert int8 / keras, batch {key}"] = rates["int8"] / keras_rate
+                bench.found[f"litert float32 share, batch {key}"] = (
+                    rates["float32"] * 2 * cost / (bench.peak_gflops * 1e9)
+                )
+        del model
         keras.backend.clear_session()
-    table = (
-        "| input | alpha | file | size MB | size / float32 | LiteRT img/s (batch 1) "
-        "| our Keras img/s (batch 1) | LiteRT / our Keras |\n|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    return (
+        "| input | alpha | batch | model | size MB | size / float32 | img/s | / our Keras "
+        "| share of peak |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        + "\n\n\"pw as matmul\" keeps `PointwiseConv2D` in its training form; the other files "
+        "write it as a 1x1 conv (`to_tflite`'s default). LiteRT ops of the float32 files:\n\n"
+        "| pointwise conv written as | LiteRT ops |\n|---|---|\n" + "\n".join(op_rows)
     )
-    ops = "| pointwise conv written as | LiteRT ops |\n|---|---|\n" + "\n".join(op_rows)
-    return table, ops
 
 
-def int8_agreement(args, keras, tf, np, MobileNetV1, export, folder: Path):
-    batches = Path(args.cifar10_dir) / "cifar-10-batches-py"
-    if not batches.is_dir():
-        return f"(skipped: no CIFAR-10 subset at {batches})"
-    from mobilenet.cifar10 import load_cifar10
+def onnx_runtime(bench: Bench) -> str:
+    import keras
+    import numpy as np
 
-    (x_train, y_train), (x_test, y_test) = load_cifar10(args.cifar10_dir)
-    x_train = x_train.astype(np.float32) / 255.0
-    x_test = x_test.astype(np.float32) / 255.0
+    from mobilenet import MobileNetV1, export
+
+    args = bench.args
+    size, alpha = (32, 1.0) if args.quick else (224, 1.0)
+    model = MobileNetV1(alpha=alpha, input_shape=(size, size, 3), num_classes=1000)
+    cost = mult_adds(model)
+    calibration = np.random.default_rng(1).random((32, size, size, 3), np.float32)
+    keras_export, ours_float, ours_int8 = (
+        "Keras' model.export (pw as matmul)", "to_onnx float32", "to_onnx int8"
+    )
+    paths = {label: bench.folder / f"m{size}_{alpha}_{name}.onnx" for label, name in (
+        (keras_export, "keras_export"), (ours_float, "float32"), (ours_int8, "int8"))}
+    # Keras' export without an input signature refuses a model never called
+    # ("The model provided has never called."), as a fresh functional model is;
+    # a trained one has been, so call it once, as training or predict would.
+    model(calibration[:1], training=False)
+    with warnings.catch_warnings():
+        # Keras' numpy-2 patch of tf2onnx looks up `np.object`, which warns.
+        warnings.simplefilter("ignore", FutureWarning)
+        model.export(str(paths[keras_export]), format="onnx", verbose=False)
+    export.to_onnx(model, paths[ours_float])
+    export.to_onnx(model, paths[ours_int8], "int8", representative_data=calibration)
+    rows = []
+    for batch in (1, bench.big_batch):
+        steps = {"our Keras model": (keras_step(model, batch, size), batch)}
+        steps.update({label: (onnx_step(path, batch, args.threads), batch)
+                      for label, path in paths.items()})
+        rates = interleaved_rates(steps, args.repeats * (3 if batch == 1 else 1), args.min_seconds * 2)
+        keras_rate, export_rate = rates["our Keras model"], rates[keras_export]
+        for label, rate in rates.items():
+            size_mb = f"{paths[label].stat().st_size / 1e6:.2f}" if label in paths else ""
+            rows.append(
+                f"| {size}x{size} | {alpha} | {batch} | {label} | {size_mb} | {rate:.1f} "
+                f"| {rate / keras_rate:.2f}x | {rate / export_rate:.2f}x | {bench.share(rate, cost)} |"
+            )
+            progress(rows[-1])
+        key = "1" if batch == 1 else "big"
+        bench.found[f"onnx float32 / keras export, batch {key}"] = rates[ours_float] / export_rate
+        bench.found[f"onnx int8 / keras, batch {key}"] = rates[ours_int8] / keras_rate
+    del model
+    keras.backend.clear_session()
+    ops = "\n".join(f"| {label} | {onnx_op_counts(path)} |" for label, path in paths.items())
+    return (
+        "| input | alpha | batch | model | size MB | img/s | / our Keras | / Keras' ONNX export "
+        "| share of peak |\n|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+        + "\n\nThe files' ONNX nodes (ONNX Runtime fuses some when it loads them):\n\n"
+        "| file | ONNX nodes |\n|---|---|\n" + ops
+    )
+
+
+# --------------------------------------------------------------------------- a trained CIFAR-10 model
+
+#: The files of the CIFAR-10 model: suffix and quantization.
+CIFAR_FILES = {
+    "LiteRT float32": (".tflite", None),
+    "LiteRT float16": (".tflite", "float16"),
+    "LiteRT dynamic": (".tflite", "dynamic"),
+    "LiteRT int8": (".tflite", "int8"),
+    "ONNX float32": (".onnx", None),
+    "ONNX int8": (".onnx", "int8"),
+}
+
+
+class CifarModel:
+    """The trained CIFAR-10 model of the ``int8`` and ``predict`` sections, and its files, made once."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self._data = None
+        self._model = None
+        self.keras_path: Path | None = None
+        self.description = ""
+        self._files: dict[str, Path] = {}
+
+    def data(self):
+        """``(x_train, y_train), (x_test, y_test)`` of the subset, pixels as they come."""
+        if self._data is None:
+            from mobilenet.cifar10 import load_cifar10
+
+            self._data = load_cifar10(self.bench.args.cifar10_dir)
+        return self._data
+
+    def model(self):
+        if self._model is None:
+            self._model = self._load() if self.bench.args.model else self._train()
+        return self._model
+
+    def _load(self):
+        from mobilenet import load_model
+        from mobilenet.export import pixel_input_range
+
+        self.keras_path = Path(self.bench.args.model)
+        model = load_model(self.keras_path)
+        if pixel_input_range(model) is None:
+            raise SystemExit(
+                f"speed.py: error: --model {self.keras_path} does not take pixels (its first layer "
+                "is not a Rescaling); give a model from `mobilenet train` or examples/cifar10.py"
+            )
+        self.description = f"`{self.keras_path}` (loaded)"
+        return model
+
+    def _train(self):
+        from mobilenet.cifar10 import train
+
+        args = self.bench.args
+        (x_train, y_train), _ = self.data()
+        epochs = 2 if args.quick else args.epochs
+        budget = None if args.quick else args.train_minutes * 60
+        started = time.perf_counter()
+        result = train(x_train, y_train, output_dir=self.bench.folder / "cifar10-run",
+                       validation_fraction=0.0, epochs=epochs, time_budget=budget, verbose=0)
+        minutes = (time.perf_counter() - started) / 60
+        self.keras_path = result.final_model_path
+        if args.save_model:
+            result.model.save(args.save_model)
+        self.description = (
+            f"trained here by `mobilenet.cifar10.train` with its defaults (MobileNetV1 alpha 0.5, "
+            f"early_downsampling 2, SGD with warm-up and cosine decay, crop + flip), "
+            f"{len(result.history)} of {epochs} epochs in {minutes:.1f} min"
+            + (f" (time budget {args.train_minutes:g} min)" if budget else "")
+            + f" on the subset's {len(x_train):,} training images, no validation split"
+        )
+        return result.model
+
+    def calibration(self):
+        """500 training images (never test images), as the model takes them: pixels."""
+        import numpy as np
+
+        (x_train, _), _ = self.data()
+        chosen = np.random.default_rng(0).permutation(len(x_train))[:500]
+        return x_train[chosen].astype(np.float32)
+
+    def file(self, label: str) -> Path:
+        if label not in self._files:
+            from mobilenet import export
+
+            suffix, quantization = CIFAR_FILES[label]
+            path = self.bench.folder / f"cifar_{label.replace(' ', '_')}{suffix}"
+            calibration = self.calibration() if quantization == "int8" else None
+            if suffix == ".onnx":
+                export.to_onnx(self.model(), path, quantization, representative_data=calibration)
+            else:
+                export.to_tflite(self.model(), path, quantization, representative_data=calibration)
+            self._files[label] = path
+        return self._files[label]
+
+
+def int8_agreement(bench: Bench, cifar: CifarModel) -> str:
+    import numpy as np
+
+    from mobilenet import export
+
+    args = bench.args
+    model = cifar.model()
+    _, (x_test, y_test) = cifar.data()
     if args.quick:
         x_test, y_test = x_test[:200], y_test[:200]
-
-    keras.utils.set_random_seed(0)
-    model = MobileNetV1(alpha=0.5, input_shape=(32, 32, 3), num_classes=10, dropout=0.2)
-    epochs = 2 if args.quick else args.epochs
-    steps = epochs * -(-len(x_train) // 64)
-    model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"], jit_compile=False,
-    )
-    augment = keras.Sequential([keras.layers.RandomFlip("horizontal"),
-                                keras.layers.RandomTranslation(0.1, 0.1)])
-    data = (
-        tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(2500, seed=0).batch(64)
-        .map(lambda x, y: (augment(x, training=True), y)).prefetch(2)
-    )
-    started = time.perf_counter()
-    model.fit(data, epochs=epochs, verbose=0)
-    train_minutes = (time.perf_counter() - started) / 60
-    if args.save_model:
-        model.save(args.save_model)
-
     probabilities = model.predict(x_test, verbose=0)
     float_accuracy = float(np.mean(probabilities.argmax(-1) == y_test))
     top2 = np.sort(probabilities, axis=-1)[:, -2:]
     clear = top2[:, 1] - top2[:, 0] >= 0.1  # images the float model does not nearly tie on
-    calibration = x_train[np.random.default_rng(0).permutation(len(x_train))[:500]]
+    labels = ("LiteRT float32", "LiteRT int8", "ONNX float32", "ONNX int8")
+    if not args.quick:
+        labels = ("LiteRT float32", "LiteRT float16", "LiteRT dynamic", "LiteRT int8",
+                  "ONNX float32", "ONNX int8")
     rows = []
-    for label, quantization in (("float32", None), ("float16", "float16"),
-                                ("dynamic", "dynamic"), ("int8", "int8")):
-        path = folder / f"cifar_{label}.tflite"
-        export.to_tflite(model, path, quantization,
-                         representative_data=calibration if quantization == "int8" else None)
-        report = export.verify_tflite(path, model, x_test)
-        outputs = export.run_tflite(path, x_test)
+    for label in labels:
+        path = cifar.file(label)
+        if path.suffix == ".onnx":
+            report = export.verify_onnx(path, model, x_test, num_threads=args.threads)
+            outputs = export.run_onnx(path, x_test, num_threads=args.threads)
+        else:
+            report = export.verify_tflite(path, model, x_test, num_threads=args.threads)
+            outputs = export.run_tflite(path, x_test, num_threads=args.threads)
         agree = outputs.argmax(-1) == probabilities.argmax(-1)
+        if label.endswith("int8"):
+            bench.found[f"{label.split()[0].lower()} int8 agreement"] = report.top1_agreement
         rows.append(
             f"| {label} | {report.input_type} | {path.stat().st_size / 1e6:.3f} "
             f"| {report.top1_agreement:.1%} | {np.mean(agree[clear]):.1%} "
-            f"| {np.mean(agree[~clear]):.1%} | {report.max_abs_diff:.4f} "
-            f"| {np.mean(outputs.argmax(-1) == y_test):.1%} |"
+            f"| {np.mean(agree[~clear]) if (~clear).any() else float('nan'):.1%} "
+            f"| {report.max_abs_diff:.4f} | {np.mean(outputs.argmax(-1) == y_test):.1%} |"
         )
-        print(rows[-1], file=sys.stderr, flush=True)
+        progress(rows[-1])
     return (
-        f"MobileNetV1(alpha=0.5, 32x32, 10 classes), trained {train_minutes:.1f} min "
-        f"({epochs} epochs, Adam with cosine decay from 2e-3, flip+translate) on the subset's 2,500 "
-        f"training images; Keras float test accuracy {float_accuracy:.1%} on {len(y_test)} test "
-        "images. int8 calibrated on 500 training images. "
-        f"{clear.mean():.0%} of the test images have a float top-1 margin (p1 - p2) of at "
-        "least 0.1; agreement is also shown separately for them and for the near ties.\n\n"
+        f"The model: {cifar.description}; Keras float test accuracy {float_accuracy:.1%} on "
+        f"{len(y_test):,} test images. int8 calibrated on 500 training images, as pixels. "
+        f"{clear.mean():.0%} of the test images have a float top-1 margin (p1 - p2) of at least "
+        "0.1; agreement is also shown separately for them and for the near ties.\n\n"
         "| file | input type | size MB | top-1 agreement with Keras | agreement, margin >= 0.1 "
         "| agreement, margin < 0.1 | max abs diff (probabilities) | test accuracy |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
 
 
-def main(argv=None) -> int:
+def write_images(bench: Bench, cifar: CifarModel, count: int, size: int) -> Path:
+    """The first ``count`` test images as ``size`` x ``size`` PNG files in a new folder."""
+    import tensorflow as tf
+
+    folder = bench.folder / "images"
+    folder.mkdir(exist_ok=True)
+    _, (x_test, _) = cifar.data()
+    for index, image in enumerate(x_test[:count]):
+        image = tf.convert_to_tensor(image)
+        if size != image.shape[0]:
+            image = tf.image.resize(tf.cast(image, tf.float32), (size, size), method="bicubic")
+            image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        tf.io.write_file(str(folder / f"{index:04d}.png"), tf.io.encode_png(image))
+    return folder
+
+
+def predict_throughput(bench: Bench, cifar: CifarModel) -> str:
+    from unittest import mock
+
+    import numpy as np
+
+    from mobilenet import export
+    from mobilenet.predict import Classifier
+
+    args = bench.args
+    count = 64 if args.quick else args.predict_images
+    images = write_images(bench, cifar, count, args.predict_size)
+    cost = mult_adds(cifar.model())
+    labels = (".keras", "LiteRT float32", "LiteRT int8", "ONNX float32", "ONNX int8")
+    classifiers, load_seconds = {}, {}
+    for label in labels:
+        path = cifar.keras_path if label == ".keras" else cifar.file(label)
+        begin = time.perf_counter()
+        # The Classifier's ONNX Runtime session without spin-waiting (see `onnx_session`).
+        with mock.patch.object(export, "_onnx_session", onnx_session):
+            classifiers[label] = Classifier(
+                path, num_threads=None if label == ".keras" else args.threads
+            )
+        load_seconds[label] = time.perf_counter() - begin
+    # Whether each runtime's top-1 class is the .keras file's, file by file.
+    top1 = {label: np.array([result.top[0].index for result in classifier.classify(images, top=1)])
+            for label, classifier in classifiers.items()}
+    steps = {label: (lambda classifier=classifier: classifier.classify(images), count)
+             for label, classifier in classifiers.items()}
+    rates = interleaved_rates(steps, max(2, args.repeats // 2))
+    rows = []
+    for label in labels:
+        rows.append(
+            f"| {label} | {classifiers[label].runtime} | {load_seconds[label]:.2f} "
+            f"| {rates[label]:.1f} | {rates[label] / rates['.keras']:.2f}x "
+            f"| {np.mean(top1[label] == top1['.keras']):.1%} | {bench.share(rates[label], cost)} |"
+        )
+        progress(rows[-1])
+    return (
+        f"`Classifier(path).classify(folder)` (top 5, batch 32) over {count} PNG files: CIFAR-10 "
+        f"test images written at {args.predict_size}x{args.predict_size}, so that each is read, "
+        f"decoded{' and resized to 32x32' if args.predict_size != 32 else ''} and classified; "
+        "the model is the one above. Load: building the Classifier (reading the file).\n\n"
+        "| file | runtime | load s | img/s, file to top-5 | / .keras | top-1 same as .keras "
+        "| share of peak |\n|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+
+
+# --------------------------------------------------------------------------- goals
+
+#: Issue 13's goals: text, the figure of `Bench.found` it reads, and the threshold.
+GOALS = (
+    ("to_onnx float32 >= 1.3x Keras' ONNX export in ONNX Runtime, batch 32",
+     "onnx float32 / keras export, batch big", 1.3, "x"),
+    ("LiteRT int8 >= 4x our Keras model, batch 32", "litert int8 / keras, batch big", 4.0, "x"),
+    ("LiteRT int8 >= 5x our Keras model, batch 1", "litert int8 / keras, batch 1", 5.0, "x"),
+    ("ONNX Runtime int8 (to_onnx) >= 4x our Keras model, batch 32",
+     "onnx int8 / keras, batch big", 4.0, "x"),
+    ("ONNX Runtime int8 (to_onnx) >= 5x our Keras model, batch 1",
+     "onnx int8 / keras, batch 1", 5.0, "x"),
+    ("LiteRT float32 >= 80% of the matmul peak, batch 32",
+     "litert float32 share, batch big", 0.8, "%"),
+    ("LiteRT int8 top-1 agreement >= 98% (trained CIFAR-10 model, test images)",
+     "litert int8 agreement", 0.98, "%"),
+    ("ONNX Runtime int8 top-1 agreement >= 98% (trained CIFAR-10 model, test images)",
+     "onnx int8 agreement", 0.98, "%"),
+)
+
+
+def goals_table(bench: Bench) -> str:
+    def shown(value: float, unit: str) -> str:
+        return f"{value:.2f}x" if unit == "x" else f"{value:.1%}"
+
+    rows = []
+    for goal, key, threshold, unit in GOALS:
+        if key not in bench.found:
+            rows.append(f"| {goal} | not measured (its section was skipped) | |")
+            continue
+        value = bench.found[key]
+        verdict = "met" if value >= threshold else (
+            f"**missed** by {threshold - value:.2f}x" if unit == "x"
+            else f"**missed** by {(threshold - value) * 100:.1f} points"
+        )
+        rows.append(f"| {goal} | {shown(value, unit)} | {verdict} |")
+    _, flags = cpu_model_and_flags()
+    vnni = [flag for flag in flags if "vnni" in flag or flag == "amx_int8"]
+    note = (
+        "Speed goals are set at 224x224, alpha 1.0, for one run on a CPU with VNNI; this CPU has "
+        + (", ".join(vnni) if vnni else "no VNNI (AVX2-only int8 kernels)") + "."
+    )
+    if bench.args.quick:
+        note += (" **--quick** measures 32x32 and batch 8 instead, with a 2-epoch model and a "
+                 "smaller matmul, so these verdicts do not answer the goals.")
+    return note + "\n\n| goal | measured | verdict |\n|---|---|---|\n" + "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_arguments(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument("--quick", action="store_true", help="a 2-3 minute smoke run")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
+                        help=f"run only these sections, of: {', '.join(SECTIONS)}")
+    parser.add_argument("--skip", nargs="+", default=(), choices=SECTIONS, metavar="SECTION",
+                        help="skip these sections")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per figure")
     parser.add_argument("--min-seconds", type=float, default=None,
                         help="keep repeating a figure until this much time has passed")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="LiteRT threads")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs for the int8 agreement model")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="LiteRT and ONNX Runtime threads (default: all cores)")
     parser.add_argument("--cifar10-dir", default=str(DEFAULT_CIFAR10),
-                        help="folder holding cifar-10-batches-py/")
-    parser.add_argument("--save-model", help="save the int8-agreement model here (.keras)")
-    parser.add_argument("--skip", nargs="*", default=(),
-                        choices=("inference", "training", "litert", "int8"))
+                        help="folder holding cifar-10-batches-py/ (default: %(default)s)")
+    parser.add_argument("--model", help="a trained CIFAR-10 .keras model taking pixels (from "
+                        "`mobilenet train` or examples/cifar10.py); default: train one here")
+    parser.add_argument("--epochs", type=int, default=30,
+                        help="epochs for the model trained here (default: %(default)s)")
+    parser.add_argument("--train-minutes", type=float, default=6.0,
+                        help="time budget for the model trained here (default: %(default)s)")
+    parser.add_argument("--save-model", help="save the model trained here to this .keras file")
+    parser.add_argument("--predict-images", type=int, default=300,
+                        help="image files for the predict section (default: %(default)s)")
+    parser.add_argument("--predict-size", type=int, default=64,
+                        help="side of the PNG files the predict section reads (default: "
+                        "%(default)s; 32 skips the resize)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 7)
-    args.min_seconds = args.min_seconds if args.min_seconds is not None else (0.0 if args.quick else 2.0)
+    if args.min_seconds is None:
+        args.min_seconds = 0.0 if args.quick else 2.0
+    args.sections = [name for name in (args.only or SECTIONS) if name not in args.skip]
+    return args
 
-    import keras
-    import numpy as np
-    import tensorflow as tf
 
-    from mobilenet import MobileNetV1
-    from mobilenet import export
+def main(argv=None) -> int:
+    args = parse_arguments(argv)
+    if args.child:  # the training step under another TensorFlow setting, for the parent
+        print(CHILD_RESULT + json.dumps(training_rates(args)), flush=True)
+        return 0
+    cifar_needed = {"int8", "predict"} & set(args.sections)
+    if cifar_needed and not (Path(args.cifar10_dir) / "cifar-10-batches-py").is_dir():
+        print(f"speed.py: no CIFAR-10 subset at {args.cifar10_dir}; skipping "
+              f"{', '.join(sorted(cifar_needed))}", file=sys.stderr)
+        args.sections = [name for name in args.sections if name not in cifar_needed]
 
-    print(f"# mobilenet speed benchmark{' (--quick)' if args.quick else ''}\n")
-    print(f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
-    print(f"- machine: {cpu}, {os.cpu_count()} CPU cores, {platform.platform()}")
-    print(f"- TensorFlow {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}, "
-          f"Python {platform.python_version()}; LiteRT threads {args.threads}")
-    print(f"- command: {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(f"- each figure: median of >= {args.repeats} timed runs (and >= {args.min_seconds} s) "
-          "after 2 warm-up runs\n")
-
+    titles = {
+        "inference": ("Keras inference (images/s)", keras_inference),
+        "training": ("Keras training step (images/s), TensorFlow's default and oneDNN off",
+                     keras_training),
+        "litert": ("LiteRT vs our Keras model", litert),
+        "onnx": ("ONNX Runtime: Keras' export vs to_onnx, float32 and int8", onnx_runtime),
+        "int8": ("int8 agreement on the CIFAR-10 subset's test images", int8_agreement),
+        "predict": ("`mobilenet predict` per runtime", predict_throughput),
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        if "inference" not in args.skip:
-            print("## Keras inference (images/s)\n")
-            table = keras_inference(args, keras, tf, np, MobileNetV1, export.fold_batchnorm)
-            print("\n" + table + "\n")
-        if "training" not in args.skip:
-            print("## Keras training step (images/s)\n")
-            print(keras_training(args, keras, tf, np, MobileNetV1) + "\n")
-        if "litert" not in args.skip:
-            print("## LiteRT, batch 1\n")
-            table, ops = litert(args, keras, tf, np, MobileNetV1, export, folder)
-            print("\n" + table + "\n\n" + ops + "\n")
-        if "int8" not in args.skip:
-            print("## int8 agreement on the CIFAR-10 subset's test images\n")
-            print(int8_agreement(args, keras, tf, np, MobileNetV1, export, folder) + "\n")
+        bench = Bench(args, Path(tmp))
+        header(bench)
+        cifar = CifarModel(bench)
+        for name in args.sections:
+            title, section = titles[name]
+            print(f"## {title}\n", flush=True)
+            table = section(bench, cifar) if name in ("int8", "predict") else section(bench)
+            print(table + "\n", flush=True)
+        print("## Goals (issue 13)\n")
+        print(goals_table(bench) + "\n")
+        print(f"- at the end: {load_line()}")
     return 0
 
 
