@@ -43,9 +43,9 @@ Then a table of issue 13's goals, met or missed, computed from the figures
 above. Compared models are timed in turns (`interleaved_rates`), so that
 other load on the machine hits them alike; every figure is the median of
 several timed turns after two warm-up runs. LiteRT and ONNX Runtime get the
-same threads (``--threads``, default: all cores); ONNX Runtime's threads do
-not spin-wait between runs, which would slow whatever is timed next (see
-`onnx_session`). Prints markdown tables, progress rows on stderr.
+same threads (``--threads``, default: all cores); the library's ONNX Runtime
+sessions do not spin-wait between runs, which would slow whatever is timed
+next. Prints markdown tables, progress rows on stderr.
 
 Run it alone, on a quiet machine, through the shared lock, from the
 repository root (about 25 minutes):
@@ -462,33 +462,13 @@ def litert_step(path: Path, batch: int, threads: int) -> Callable[[], None]:
     return step
 
 
-def onnx_session(path: str | os.PathLike, num_threads: int | None, argument: str = "path"):
-    """`mobilenet.export._onnx_session`'s ONNX Runtime session, with no spin-waiting.
-
-    ONNX Runtime's intra-op threads spin after each run by default, taking the
-    CPU from whatever runs next: in turn-taking loops on 2 cores (32x32, with
-    another process using most of both), the Keras model timed after three
-    sessions ran 3 to 5 times slower than it did next to LiteRT, and 1.4 times
-    slower next to one session, while turning the spinning off cost ONNX
-    Runtime nothing measurable (2,096 vs 2,108 img/s at batch 8). The benchmark runs every session without it; a process
-    that runs ONNX Runtime alone, as ``mobilenet predict`` does, loses nothing
-    to its spinning. ``argument`` is accepted for the library's signature.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only, as the library's
-    if num_threads:
-        options.intra_op_num_threads = num_threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def onnx_step(path: Path, batch: int, threads: int) -> Callable[[], Any]:
     """One inference of the ``.onnx`` file at ``path`` on a random batch, as a callable."""
     import numpy as np
 
-    session = onnx_session(path, threads)
+    from mobilenet import export
+
+    session = export._onnx_session(path, threads)
     (input_,) = session.get_inputs()
     x = np.random.default_rng(0).random((batch, *input_.shape[1:]), np.float32)
     return lambda: session.run(None, {input_.name: x})
@@ -797,11 +777,8 @@ def write_images(bench: Bench, cifar: CifarModel, count: int, size: int) -> Path
 
 
 def predict_throughput(bench: Bench, cifar: CifarModel) -> str:
-    from unittest import mock
-
     import numpy as np
 
-    from mobilenet import export
     from mobilenet.predict import Classifier
 
     args = bench.args
@@ -813,11 +790,9 @@ def predict_throughput(bench: Bench, cifar: CifarModel) -> str:
     for label in labels:
         path = cifar.keras_path if label == ".keras" else cifar.file(label)
         begin = time.perf_counter()
-        # The Classifier's ONNX Runtime session without spin-waiting (see `onnx_session`).
-        with mock.patch.object(export, "_onnx_session", onnx_session):
-            classifiers[label] = Classifier(
-                path, num_threads=None if label == ".keras" else args.threads
-            )
+        classifiers[label] = Classifier(
+            path, num_threads=None if label == ".keras" else args.threads
+        )
         load_seconds[label] = time.perf_counter() - begin
     # Whether each runtime's top-1 class is the .keras file's, file by file.
     top1 = {label: np.array([result.top[0].index for result in classifier.classify(images, top=1)])

@@ -692,6 +692,12 @@ def _onnx_session(path: str | os.PathLike, num_threads: int | None, argument: st
     options.log_severity_level = 3  # errors only
     if num_threads:
         options.intra_op_num_threads = num_threads
+    # ONNX Runtime's threads spin-wait after each run by default, taking the
+    # CPU from whatever runs next (image decoding in `mobilenet predict`,
+    # another model): on 2 cores a Keras model timed after such a session ran
+    # up to 3x slower, while turning it off cost ONNX Runtime nothing
+    # measurable (benchmarks/RESULTS.md).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime's own exception types are not public
