@@ -20,6 +20,7 @@ parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--output-dir", default="runs/cifar10-example")
 parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --output-dir")
 parser.add_argument("--limit", type=int, help="use only the first N training and test images")
+parser.add_argument("--seed", type=int, default=0, help="seed of the weights, split, shuffle and augmentation")
 args = parser.parse_args()
 
 (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
@@ -31,7 +32,7 @@ print(f"{len(x_train)} training images, {len(x_test)} test images")
 result = cifar10.train(
     x_train, y_train,
     output_dir=args.output_dir, resume=args.resume,
-    epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size,
+    epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
 )
 report = cifar10.evaluate(result.model, x_test, y_test)  # raw uint8 pixels, as a user has them
 for name, accuracy in report.per_class_accuracy.items():

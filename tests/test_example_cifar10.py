@@ -15,7 +15,7 @@ def test_example_runs_and_prints_test_accuracy(cifar10_subset_dir, tmp_path):
     command = [
         sys.executable, str(REPO_ROOT / "examples" / "cifar10.py"),
         "--data-dir", str(cifar10_subset_dir), "--epochs", "1", "--limit", "40",
-        "--alpha", "0.25", "--batch-size", "20", "--output-dir", str(tmp_path / "run"),
+        "--alpha", "0.25", "--batch-size", "20", "--seed", "1", "--output-dir", str(tmp_path / "run"),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
