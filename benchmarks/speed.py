@@ -48,7 +48,9 @@ sessions do not spin-wait between runs, which would slow whatever is timed
 next. Prints markdown tables, progress rows on stderr.
 
 Run it alone, on a quiet machine, through the shared lock, from the
-repository root (about 25 minutes):
+repository root (about 12 minutes on 2 cores: 4 for the timing sections, 2
+for int8 and predict, and up to 6 to train the CIFAR-10 model unless
+``--model`` gives one):
 
     PYTHONPATH=src flock /work/bench.lock python benchmarks/speed.py
     PYTHONPATH=src python benchmarks/speed.py --quick   # a 2-3 minute smoke run
