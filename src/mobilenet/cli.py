@@ -286,7 +286,8 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
     parser.add_argument("--deterministic", action="store_true",
                         help="repeat exactly: the same --seed on the same machine gives the same "
-                        "history and weights, at some cost in speed (TensorFlow's op determinism)")
+                        "history and weights (TensorFlow's op determinism; on a GPU some ops "
+                        "run slower or are refused)")
 
 
 def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:

@@ -273,10 +273,12 @@ def train(
             machine and software gives a bit-identical history and weights.
             On TensorFlow this turns on op determinism
             (``tf.config.experimental.enable_op_determinism``) for the rest of
-            the process, which `train` cannot turn off again; it costs speed
-            (see ``docs/cifar10.md``). On JAX's CPU backend runs repeat
-            without it. Without it, TensorFlow's multi-threaded kernels add up
-            in a varying order and two runs with one seed drift apart.
+            the process, which `train` cannot turn off again; an op with no
+            deterministic kernel (mostly on GPUs) then raises instead of
+            running, and some run slower. Without it, runs with one seed
+            repeated exactly on the CPUs measured (``docs/cifar10.md``), but
+            GPU kernels that add up in a varying order make them drift apart.
+            On JAX's CPU backend runs repeat without it.
         verbose: Keras ``fit`` verbosity ("auto": a progress bar on a
             terminal, one line per epoch when output is redirected).
 
