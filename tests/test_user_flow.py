@@ -42,15 +42,18 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
     return _run([sys.executable, "-c", textwrap.dedent(code)], cwd)
 
 
+def _train_args(data_dir: Path) -> list[str]:
+    """The tiny `mobilenet train` command line of this module's runs."""
+    return ["train", "--data-dir", str(data_dir), "--epochs", "2", "--limit", "80", "--alpha",
+            "0.25", "--batch-size", "16", "--validation-fraction", "0.25", "--seed", "3",
+            "--deterministic"]
+
+
 @pytest.fixture(scope="module")
 def trained(cifar10_subset_dir, tmp_path_factory):
-    """`mobilenet train` run once, tiny, as a user runs it."""
+    """`mobilenet train` run once, tiny, as a user runs it (deterministic, for the repeat test)."""
     work = tmp_path_factory.mktemp("flow")
-    completed = _run([
-        _console_script(), "train", "--data-dir", str(cifar10_subset_dir), "--epochs", "2",
-        "--limit", "80", "--alpha", "0.25", "--batch-size", "16", "--validation-fraction", "0.25",
-        "--output-dir", "run",
-    ], work)
+    completed = _run([_console_script(), *_train_args(cifar10_subset_dir), "--output-dir", "run"], work)
     assert completed.returncode == 0, completed.stderr[-3000:]
     return work, completed
 
@@ -161,25 +164,20 @@ def test_import_mobilenet_alone_loads_no_tensorflow(tmp_path):
     assert completed.stdout.strip() == "False False"
 
 
-def test_deterministic_runs_repeat_exactly_in_new_processes(cifar10_subset_dir, tmp_path):
-    """`--deterministic`: two runs, each its own process, give the same history and weights."""
-    for name in ("first", "second"):
-        completed = _run([
-            _console_script(), "train", "--data-dir", str(cifar10_subset_dir), "--epochs", "2",
-            "--limit", "80", "--alpha", "0.25", "--batch-size", "16", "--validation-fraction",
-            "0.25", "--seed", "3", "--deterministic", "--output-dir", name,
-        ], tmp_path)
-        assert completed.returncode == 0, completed.stderr[-3000:]
-    first, second = (json.loads((tmp_path / name / "history.json").read_text())
-                     for name in ("first", "second"))
+def test_deterministic_runs_repeat_exactly_in_new_processes(trained, cifar10_subset_dir):
+    """`--deterministic`: a second run, in its own process, gives the same history and weights."""
+    work, _ = trained
+    completed = _run([_console_script(), *_train_args(cifar10_subset_dir), "--output-dir", "again"],
+                     work)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    first, second = (json.loads((work / name / "history.json").read_text()) for name in ("run", "again"))
     assert len(first) == 2 and first == second  # every loss and metric, to the last bit
 
     import numpy as np
 
     import mobilenet
 
-    weights = [mobilenet.load_model(tmp_path / name / "final.keras").get_weights()
-               for name in ("first", "second")]
+    weights = [mobilenet.load_model(work / name / "final.keras").get_weights() for name in ("run", "again")]
     assert len(weights[0]) == len(weights[1]) > 0
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
