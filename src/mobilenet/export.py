@@ -42,6 +42,7 @@ __all__ = [
     "QUANTIZATIONS",
     "ExportResult",
     "TFLiteReport",
+    "VerificationReport",
     "export_model",
     "fold_batchnorm",
     "pixel_input_range",
@@ -322,8 +323,10 @@ def to_tflite(
 
 
 @dataclasses.dataclass(frozen=True)
-class TFLiteReport:
-    """How closely a ``.tflite`` file follows its Keras model on some images.
+class VerificationReport:
+    """How closely an exported file (``.tflite`` or ``.onnx``) follows its Keras model on some images.
+
+    What `verify_tflite` and `verify_onnx` return.
 
     Attributes:
         num_images: int, how many images were compared.
@@ -340,6 +343,10 @@ class TFLiteReport:
     top1_agreement: float
     input_type: str
     output_type: str
+
+
+#: The name `VerificationReport` had before ONNX export came: kept so that code using it runs on.
+TFLiteReport = VerificationReport
 
 
 def _interpreter(path: str | os.PathLike, num_threads: int | None):
@@ -452,7 +459,7 @@ def verify_tflite(
     *,
     batch_size: int = 32,
     num_threads: int | None = None,
-) -> TFLiteReport:
+) -> VerificationReport:
     """Compares a ``.tflite`` file with its Keras model on real images.
 
     The file runs in ``ai_edge_litert.interpreter.Interpreter`` (the optional
@@ -468,7 +475,7 @@ def verify_tflite(
         num_threads: int or None, interpreter threads.
 
     Returns:
-        A `TFLiteReport` with the maximum absolute output difference and the
+        A `VerificationReport` with the maximum absolute output difference and the
         top-1 agreement.
 
     Example:
@@ -498,7 +505,7 @@ def verify_tflite(
         )
     flat_expected = expected.reshape(len(images), -1)
     flat_actual = actual.reshape(len(images), -1)
-    return TFLiteReport(
+    return VerificationReport(
         num_images=len(images),
         max_abs_diff=float(np.max(np.abs(flat_actual - flat_expected))),
         top1_agreement=float(np.mean(flat_actual.argmax(-1) == flat_expected.argmax(-1))),
@@ -899,7 +906,7 @@ def verify_onnx(
     *,
     batch_size: int = 32,
     num_threads: int | None = None,
-) -> TFLiteReport:
+) -> VerificationReport:
     """Compares an ``.onnx`` file with its Keras model on real images.
 
     The same comparison as `verify_tflite`, with the file run in ONNX Runtime.
@@ -913,7 +920,7 @@ def verify_onnx(
         num_threads: int or None, ONNX Runtime's intra-op threads.
 
     Returns:
-        A `TFLiteReport` (the report `verify_tflite` gives): maximum absolute
+        A `VerificationReport` (the report `verify_tflite` gives): maximum absolute
         output difference, top-1 agreement, the file's input and output types.
 
     Example:
@@ -942,7 +949,7 @@ def verify_onnx(
         )
     flat_expected = expected.reshape(len(images), -1)
     flat_actual = actual.reshape(len(images), -1)
-    return TFLiteReport(
+    return VerificationReport(
         num_images=len(images),
         max_abs_diff=float(np.max(np.abs(flat_actual - flat_expected))),
         top1_agreement=float(np.mean(flat_actual.argmax(-1) == flat_expected.argmax(-1))),
@@ -964,13 +971,13 @@ class ExportResult:
         path: the ``.tflite`` or ``.onnx`` file written.
         input_type: its input dtype (``"float32"``, ``"uint8"``...).
         input_quantization: ``(scale, zero_point)`` of an integer input, else None.
-        report: the `TFLiteReport` when verification images were given, else None.
+        report: the `VerificationReport` when verification images were given, else None.
     """
 
     path: Path
     input_type: str
     input_quantization: tuple[float, int] | None
-    report: TFLiteReport | None
+    report: VerificationReport | None
 
 
 def export_model(
