@@ -497,20 +497,31 @@ def verify_tflite(
     _check_run_arguments(path, batch_size, num_threads)
     expected = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
     interpreter = _interpreter(path, num_threads)
-    actual = _run(interpreter, images, batch_size)
+    return _verification_report(
+        path, expected, _run(interpreter, images, batch_size),
+        input_type=np.dtype(interpreter.get_input_details()[0]["dtype"]).name,
+        output_type=np.dtype(interpreter.get_output_details()[0]["dtype"]).name,
+    )
+
+
+def _verification_report(
+    path: str | os.PathLike, expected: np.ndarray, actual: np.ndarray, *, input_type: str,
+    output_type: str,
+) -> VerificationReport:
+    """Compares a file's outputs with its Keras model's on the same images."""
     if actual.shape != expected.shape:
         raise ValueError(
             f"The file {str(path)!r} gives outputs of shape {actual.shape}, the model "
             f"{expected.shape}: was it converted from this model?"
         )
-    flat_expected = expected.reshape(len(images), -1)
-    flat_actual = actual.reshape(len(images), -1)
+    flat_expected = expected.reshape(len(expected), -1)
+    flat_actual = actual.reshape(len(actual), -1)
     return VerificationReport(
-        num_images=len(images),
+        num_images=len(expected),
         max_abs_diff=float(np.max(np.abs(flat_actual - flat_expected))),
         top1_agreement=float(np.mean(flat_actual.argmax(-1) == flat_expected.argmax(-1))),
-        input_type=np.dtype(interpreter.get_input_details()[0]["dtype"]).name,
-        output_type=np.dtype(interpreter.get_output_details()[0]["dtype"]).name,
+        input_type=input_type,
+        output_type=output_type,
     )
 
 
@@ -941,18 +952,8 @@ def verify_onnx(
     _check_run_arguments(path, batch_size, num_threads, ".onnx")
     session = _onnx_session(path, num_threads)
     expected = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), np.float32)
-    actual = _run_onnx(session, images, batch_size)
-    if actual.shape != expected.shape:
-        raise ValueError(
-            f"The file {str(path)!r} gives outputs of shape {actual.shape}, the model "
-            f"{expected.shape}: was it converted from this model?"
-        )
-    flat_expected = expected.reshape(len(images), -1)
-    flat_actual = actual.reshape(len(images), -1)
-    return VerificationReport(
-        num_images=len(images),
-        max_abs_diff=float(np.max(np.abs(flat_actual - flat_expected))),
-        top1_agreement=float(np.mean(flat_actual.argmax(-1) == flat_expected.argmax(-1))),
+    return _verification_report(
+        path, expected, _run_onnx(session, images, batch_size),
         input_type=_onnx_type(session.get_inputs()[0]),
         output_type=_onnx_type(session.get_outputs()[0]),
     )

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from mobilenet._files import atomic_save_model
+from mobilenet._keras_compat import flatten_layers
 from mobilenet._validation import check_choice, check_int, check_number, check_positive_int, invalid
 from mobilenet.cifar10.callbacks import HISTORY_CSV, HISTORY_JSON, BestCheckpoint, HistoryWriter, TimeBudget, read_history
 from mobilenet.cifar10.data import CLASS_NAMES, IMAGE_SHAPE, check_images_and_labels, split_validation
@@ -557,10 +558,9 @@ def _synchronize_batch_norm(model: keras.Model) -> None:
     workers evaluate with. Synchronised, every replica sees the statistics of
     the whole global batch, as one process training at that batch size would.
     """
-    for layer in model.layers:
-        for norm in (layer, getattr(layer, "depthwise_bn", None), getattr(layer, "pointwise_bn", None)):
-            if isinstance(norm, keras.layers.BatchNormalization):
-                norm.synchronized = True
+    for layer in flatten_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
 
 
 class _RestoreOnly(keras.callbacks.BackupAndRestore):
