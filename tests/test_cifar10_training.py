@@ -48,6 +48,19 @@ def test_short_training_run_learns(cifar10_subset_dir, tmp_path):
     assert np.mean(predicted == y) == pytest.approx(report.accuracy)
 
 
+def test_build_model_is_the_shallow_network_by_default():
+    """The recipe's model is paper Table 6's Shallow MobileNet: the full one less blocks 7-11."""
+    shallow, full = cifar10.build_model(), cifar10.build_model(shallow=False)
+    blocks = lambda m: [l.name for l in m.layers if l.name.startswith("block_")]  # noqa: E731
+    assert blocks(full) == [f"block_{i}" for i in range(1, 14)]
+    assert blocks(shallow) == [f"block_{i}" for i in (1, 2, 3, 4, 5, 6, 12, 13)]
+    # Each removed block at alpha 0.5 is 256 -> 256 channels: a 3x3 depthwise kernel,
+    # a 256x256 pointwise kernel and two BatchNorms of 4 vectors each.
+    removed = 5 * (3 * 3 * 256 + 256 * 256 + 2 * 4 * 256)
+    assert full.count_params() - shallow.count_params() == removed
+    assert shallow.output_shape == full.output_shape == (None, 10)
+
+
 class _Killed(Exception):
     pass
 
@@ -126,6 +139,7 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
         (dict(x_train=np.full((8, 32, 32, 3), 300.0)), "`x_train`: expected pixels in 0..255"),
         (dict(validation_data=(np.zeros((2, 32, 32, 3), np.uint8), [0, 11])), "`validation_data`: expected class indices"),
         (dict(strategy="mirrored"), "`strategy`: expected None, a tf.distribute.Strategy (see make_strategy)"),
+        (dict(shallow="no"), "`shallow`: expected True or False. Received: shallow='no'"),
     ],
 )
 def test_train_rejects_bad_arguments_before_training(tmp_path, change, message):

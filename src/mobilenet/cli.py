@@ -257,6 +257,11 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
         "final map at 32x32), 2 and 1 keep 2x2 and 4x4 maps at about 4x and 15x the cost "
         "(default: 2)",
     )
+    parser.add_argument(
+        "--shallow", action=argparse.BooleanOptionalAction, default=True,
+        help="the paper's Shallow MobileNet (blocks 7-11 removed), which learns faster from "
+        "few images; --no-shallow trains the full network (default: --shallow)",
+    )
     parser.add_argument("--learning-rate", type=float, default=0.2, metavar="LR",
                         help="peak learning rate of SGD's warm-up + cosine schedule (default: 0.2)")
     parser.add_argument("--weight-decay", type=float, default=5e-4, metavar="WD",
@@ -353,6 +358,7 @@ def _run_train(args: argparse.Namespace) -> int:
     result = cifar10.train(
         x_train, y_train, output_dir=output_dir, resume=args.resume,
         epochs=args.epochs, alpha=args.alpha, early_downsampling=args.early_downsampling,
+        shallow=args.shallow,
         batch_size=args.batch_size or 64, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         validation_fraction=args.validation_fraction, augment=args.augment,
