@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mobilenet import cifar10
 
@@ -57,3 +58,83 @@ def test_training_dataset_crops_and_flips_reproducibly():
         assert found is not None
         transforms.add(found)
     assert len(transforms) > 4  # offsets and flips vary from image to image
+
+
+def _distinct_images(n=10, seed=8):
+    """n random images, image i labelled i, so a label names the image it came from."""
+    images = np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    return images, np.arange(n)
+
+
+def test_random_erasing_replaces_one_rectangle_of_the_share_asked_for():
+    images, labels = _distinct_images()
+    # padding=None: no crop or flip, so every pixel outside the erased box is the source's.
+    dataset = cifar10.make_dataset(images, labels, batch_size=10, training=True, padding=None,
+                                   random_erasing=1.0, seed=2)
+    x, y = (np.asarray(t) for t in next(iter(dataset)))
+    np.testing.assert_array_equal(y.sum(axis=1), 1.0)  # labels untouched
+    for image, label in zip(x, y.argmax(axis=1)):
+        changed = np.any(image != images[label], axis=-1)
+        rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        assert changed.any(), "random_erasing=1.0 erases every image"
+        box = changed[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+        # One rectangle of noise (a noise pixel may equal the original by chance).
+        assert box.mean() > 0.9
+        assert changed.mean() < 0.34  # Keras's scale=(0.02, 0.33) of the area
+
+    # A share of 0.5 erases about half the images (not a quarter: Keras reads a single
+    # float factor as "a probability drawn from [0, factor]").
+    many = np.repeat(images, 20, axis=0)
+    dataset = cifar10.make_dataset(many, np.repeat(labels, 20), batch_size=200, training=True,
+                                   padding=None, random_erasing=0.5, seed=3)
+    x, y = (np.asarray(t) for t in next(iter(dataset)))
+    erased = np.mean([np.any(a != many[20 * l]) for a, l in zip(x, y.argmax(axis=1))])
+    assert 0.38 < erased < 0.62  # 200 images: 0.5 +- 3.4 standard deviations
+
+
+def test_cutmix_pastes_a_box_of_another_image_and_mixes_the_labels_by_area():
+    images, labels = _distinct_images()
+    dataset = cifar10.make_dataset(images, labels, batch_size=10, training=True, padding=None,
+                                   cutmix=True, seed=1)
+    x, y = (np.asarray(t) for t in next(iter(dataset)))
+    mixed = 0
+    for image, label in zip(x, y):
+        np.testing.assert_allclose(label.sum(), 1.0, atol=1e-6)
+        sources = np.flatnonzero(label > 0)
+        assert 1 <= len(sources) <= 2
+        # Every pixel comes from one of the images the label names ...
+        shares = {int(s): np.all(image == images[s], axis=-1) for s in sources}
+        assert np.logical_or.reduce(list(shares.values())).all()
+        if len(sources) == 2:
+            mixed += 1
+            for source, pixels in shares.items():
+                # ... in the proportion of the label, to within the box's rounding to whole
+                # pixels (Keras weighs the labels by the box before rounding: < 65/1024).
+                assert abs(pixels.mean() - label[source]) < 65 / 1024
+    assert mixed >= 5  # most images of the batch got a patch of another one
+
+
+def test_batch_augmentation_repeats_with_the_seed_and_changes_each_epoch():
+    images, labels = _distinct_images()
+    make = lambda: cifar10.make_dataset(  # noqa: E731
+        images, labels, batch_size=10, training=True, random_erasing=0.5, cutmix=True, seed=4)
+    dataset = make()
+    first, again = next(iter(dataset)), next(iter(make()))
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert not np.array_equal(first[0], next(iter(dataset))[0])
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(random_erasing=1.5), "`random_erasing`: expected a number in [0, 1]. Received: random_erasing=1.5"),
+        (dict(random_erasing=-0.1), "`random_erasing`"),
+        (dict(cutmix="yes"), "`cutmix`: expected True or False. Received: cutmix='yes'"),
+    ],
+)
+def test_batch_augmentation_arguments_are_checked(change, message):
+    images, labels = _distinct_images(2)
+    with pytest.raises(ValueError) as error:
+        cifar10.make_dataset(images, labels, training=True, **change)
+    assert message in str(error.value)

@@ -61,6 +61,27 @@ def test_build_model_is_the_shallow_network_by_default():
     assert shallow.output_shape == full.output_shape == (None, 10)
 
 
+def test_weight_decay_spares_depthwise_kernels_batchnorm_and_biases(tmp_path):
+    """One step with and without weight decay: the same gradients, so only decay differs."""
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(8) % 10
+    weights = {}
+    for decay in (0.0, 0.5):
+        result = cifar10.train(
+            images, labels, output_dir=tmp_path / str(decay), epochs=1, batch_size=8,
+            warmup_epochs=0, alpha=0.25, weight_decay=decay, augment=False,
+            validation_fraction=0, verbose=0,
+        )
+        weights[decay] = {v.path: keras.ops.convert_to_numpy(v) for v in result.model.trainable_variables}
+    decayed = {path for path in weights[0.0] if not np.array_equal(weights[0.0][path], weights[0.5][path])}
+    assert decayed, "weight decay changed nothing"
+    for path in weights[0.0]:
+        spared = path.endswith(("_dw/kernel", "/gamma", "/beta", "/bias"))
+        assert (path in decayed) != spared, path
+    assert "conv1/kernel" in decayed and "fc/kernel" in decayed
+    assert "block_1/block_1_pw/kernel" in decayed and "block_1/block_1_dw/kernel" not in decayed
+
+
 class _Killed(Exception):
     pass
 
@@ -140,6 +161,8 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
         (dict(validation_data=(np.zeros((2, 32, 32, 3), np.uint8), [0, 11])), "`validation_data`: expected class indices"),
         (dict(strategy="mirrored"), "`strategy`: expected None, a tf.distribute.Strategy (see make_strategy)"),
         (dict(shallow="no"), "`shallow`: expected True or False. Received: shallow='no'"),
+        (dict(random_erasing=2.0), "`random_erasing`: expected a number in [0, 1]"),
+        (dict(cutmix=1), "`cutmix`: expected True or False"),
     ],
 )
 def test_train_rejects_bad_arguments_before_training(tmp_path, change, message):

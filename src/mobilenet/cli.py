@@ -262,8 +262,8 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
         help="the paper's Shallow MobileNet (blocks 7-11 removed), which learns faster from "
         "few images; --no-shallow trains the full network (default: --shallow)",
     )
-    parser.add_argument("--learning-rate", type=float, default=0.2, metavar="LR",
-                        help="peak learning rate of SGD's warm-up + cosine schedule (default: 0.2)")
+    parser.add_argument("--learning-rate", type=float, default=0.15, metavar="LR",
+                        help="peak learning rate of SGD's warm-up + cosine schedule (default: 0.15)")
     parser.add_argument("--weight-decay", type=float, default=5e-4, metavar="WD",
                         help="decoupled weight decay on kernels (default: 5e-4)")
     parser.add_argument("--label-smoothing", type=float, default=0.1, metavar="S",
@@ -274,6 +274,11 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
                         "picking best.keras; 0 trains on all (default: 0.1)")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
                         help="turn off the random crops and flips of training images")
+    parser.add_argument("--random-erasing", type=float, default=0.0, metavar="P",
+                        help="also erase a random rectangle from this share of the training "
+                        "images (default: 0)")
+    parser.add_argument("--cutmix", action="store_true",
+                        help="CutMix within each training batch, for long runs that overfit")
     parser.add_argument(
         "--strategy", choices=("default", "mirrored", "multi-worker", "tpu"), default="default",
         help="tf.distribute strategy: mirrored (all local GPUs), multi-worker "
@@ -362,6 +367,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or 64, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         validation_fraction=args.validation_fraction, augment=args.augment,
+        random_erasing=args.random_erasing, cutmix=args.cutmix,
         strategy=cifar10.make_strategy(args.strategy),
         mixed_precision=args.mixed_precision or False,
         time_budget=args.time_budget, seed=args.seed, deterministic=args.deterministic,

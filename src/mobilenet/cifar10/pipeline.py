@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet._validation import check_int, check_positive_int
+from mobilenet._validation import check_int, check_number, check_positive_int, invalid
 from mobilenet.cifar10.data import CLASS_NAMES, IMAGE_SHAPE
 
 __all__ = ["make_dataset"]
@@ -21,6 +21,8 @@ def make_dataset(
     seed: int = 0,
     padding: int | None = 4,
     num_classes: int = len(CLASS_NAMES),
+    random_erasing: float = 0.0,
+    cutmix: bool = False,
 ) -> Any:
     """A ``tf.data.Dataset`` of pixel images and one-hot labels.
 
@@ -29,7 +31,12 @@ def make_dataset(
     phone feeds them later. With ``training``, each epoch is shuffled (seeded)
     and every image is augmented: padded by ``padding`` pixels (reflected),
     randomly cropped back to its size and flipped left-right with
-    probability 1/2.
+    probability 1/2. Two stronger augmentations, for long runs that
+    overfit, are off by default: ``random_erasing`` (Keras's
+    ``RandomErasing``: with that probability a random rectangle of 2-33% of
+    the image is filled with noise) and ``cutmix`` (Keras's ``CutMix``: each
+    image gets a patch of another image of the batch, and the labels are
+    mixed by area).
 
     Args:
         images: uint8 (or float, 0-255) images ``(n, rows, cols, 3)``.
@@ -40,6 +47,9 @@ def make_dataset(
         padding: int >= 0, pixels of padding before the random crop (0: no
             crop); None turns augmentation off (training then only shuffles).
         num_classes: int, the length of the one-hot labels.
+        random_erasing: float in [0, 1], the share of training images that
+            get a random rectangle erased.
+        cutmix: bool, CutMix within each training batch.
 
     Returns:
         A batched, prefetched dataset of ``(float32 pixels, float32 one-hot labels)``.
@@ -59,6 +69,9 @@ def make_dataset(
     batch_size = check_positive_int(batch_size, "batch_size")
     if padding is not None:
         padding = check_int(padding, "padding", minimum=0)
+    random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
+    if not isinstance(cutmix, bool):
+        raise invalid("cutmix", "True or False", cutmix)
     images = np.asarray(images)
     image_shape = images.shape[1:] if images.ndim == 4 else IMAGE_SHAPE
     dataset = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int32)))
@@ -84,4 +97,26 @@ def make_dataset(
         lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
+    if training and (random_erasing or cutmix):
+        dataset = dataset.map(_batch_augmentation(random_erasing, cutmix, seed))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _batch_augmentation(random_erasing: float, cutmix: bool, seed: int) -> Any:
+    """Keras's batch augmentation layers as one ``tf.data`` map function."""
+    import keras
+
+    erase = keras.layers.RandomErasing(
+        factor=(random_erasing, random_erasing), value_range=(0, 255), seed=seed
+    ) if random_erasing else None
+    mix = keras.layers.CutMix(seed=seed) if cutmix else None
+
+    def augment(images: Any, labels: Any) -> Any:
+        if erase is not None:
+            images = erase(images, training=True)
+        if mix is not None:
+            mixed = mix({"images": images, "labels": labels}, training=True)
+            images, labels = mixed["images"], mixed["labels"]
+        return images, labels
+
+    return augment
