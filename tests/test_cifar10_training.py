@@ -82,6 +82,32 @@ def test_weight_decay_spares_depthwise_kernels_batchnorm_and_biases(tmp_path):
     assert "block_1/block_1_pw/kernel" in decayed and "block_1/block_1_dw/kernel" not in decayed
 
 
+class _DatasetMade(Exception):
+    pass
+
+
+@pytest.mark.parametrize("epochs, cutmix, expected", [
+    (cifar10.CUTMIX_MIN_EPOCHS - 1, "auto", False),
+    (cifar10.CUTMIX_MIN_EPOCHS, "auto", True),
+    (1, True, True),
+    (300, False, False),
+])
+def test_cutmix_auto_is_on_for_long_runs_only(monkeypatch, tmp_path, epochs, cutmix, expected):
+    from mobilenet.cifar10 import training
+
+    asked = {}
+
+    def record(*args, **kwargs):
+        asked.update(kwargs)
+        raise _DatasetMade
+
+    monkeypatch.setattr(training, "make_dataset", record)
+    with pytest.raises(_DatasetMade):
+        cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
+                      epochs=epochs, cutmix=cutmix, validation_fraction=0, verbose=0)
+    assert asked["cutmix"] is expected
+
+
 class _Killed(Exception):
     pass
 
@@ -162,7 +188,7 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
         (dict(strategy="mirrored"), "`strategy`: expected None, a tf.distribute.Strategy (see make_strategy)"),
         (dict(shallow="no"), "`shallow`: expected True or False. Received: shallow='no'"),
         (dict(random_erasing=2.0), "`random_erasing`: expected a number in [0, 1]"),
-        (dict(cutmix=1), "`cutmix`: expected True or False"),
+        (dict(cutmix=1), '`cutmix`: expected True, False or "auto". Received: cutmix=1'),
     ],
 )
 def test_train_rejects_bad_arguments_before_training(tmp_path, change, message):

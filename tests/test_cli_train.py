@@ -116,6 +116,7 @@ def _one_error_line(capsys, prefix: str) -> str:
         (["--validation-fraction", "1"], "`--validation-fraction`"),
         (["--alpha", "-1"], "`--alpha`"),
         (["--seed", "-3"], "`--seed`"),
+        (["--random-erasing", "2"], "`--random-erasing`: expected a number in [0, 1]. Received: --random-erasing=2.0"),
     ],
 )
 def test_bad_train_values_give_one_line_naming_the_flag(cifar10_subset_dir, tmp_path, capsys, extra, expected):
@@ -165,6 +166,31 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(cifar10_subset_dir, tmp_path, c
     assert main(["train", "--data-dir", str(cifar10_subset_dir), "--limit", "40",
                  "--output-dir", str(tmp_path / "run")]) == 130
     assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], dict(shallow=True, cutmix="auto", random_erasing=0.0, learning_rate=0.15)),
+    (["--no-shallow", "--cutmix", "--random-erasing", "0.5"],
+     dict(shallow=False, cutmix=True, random_erasing=0.5)),
+    (["--no-cutmix", "--epochs", "200"], dict(cutmix=False, epochs=200)),
+])
+def test_recipe_flags_reach_train(cifar10_subset_dir, tmp_path, monkeypatch, flags, expected):
+    from mobilenet import cifar10
+
+    asked = {}
+
+    class _Called(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        asked.update(kwargs)
+        raise _Called
+
+    monkeypatch.setattr(cifar10, "train", record)
+    with pytest.raises(_Called):
+        main(["train", "--data-dir", str(cifar10_subset_dir), "--limit", "40",
+              "--output-dir", str(tmp_path / "run"), *flags])
+    assert {name: asked[name] for name in expected} == expected
 
 
 def test_train_reports_the_files_it_wrote_and_skipped_plots(cifar10_subset_dir, tmp_path, capsys, monkeypatch):

@@ -277,8 +277,9 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--random-erasing", type=float, default=0.0, metavar="P",
                         help="also erase a random rectangle from this share of the training "
                         "images (default: 0)")
-    parser.add_argument("--cutmix", action="store_true",
-                        help="CutMix within each training batch, for long runs that overfit")
+    parser.add_argument("--cutmix", action=argparse.BooleanOptionalAction, default=None,
+                        help="CutMix within each training batch, against overfitting in long "
+                        "runs (default: on for --epochs 100 or more)")
     parser.add_argument(
         "--strategy", choices=("default", "mirrored", "multi-worker", "tpu"), default="default",
         help="tf.distribute strategy: mirrored (all local GPUs), multi-worker "
@@ -367,7 +368,7 @@ def _run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or 64, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         validation_fraction=args.validation_fraction, augment=args.augment,
-        random_erasing=args.random_erasing, cutmix=args.cutmix,
+        random_erasing=args.random_erasing, cutmix="auto" if args.cutmix is None else args.cutmix,
         strategy=cifar10.make_strategy(args.strategy),
         mixed_precision=args.mixed_precision or False,
         time_budget=args.time_budget, seed=args.seed, deterministic=args.deterministic,

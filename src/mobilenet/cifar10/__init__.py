@@ -50,6 +50,7 @@ from mobilenet.cifar10.plots import plot_confusion_matrix, plot_history, save_pl
 from mobilenet.cifar10.training import (
     BACKUP_DIR,
     BEST_MODEL,
+    CUTMIX_MIN_EPOCHS,
     FINAL_MODEL,
     STRATEGIES,
     TrainResult,
@@ -63,6 +64,7 @@ __all__ = [
     "BACKUP_DIR",
     "BEST_MODEL",
     "CLASS_NAMES",
+    "CUTMIX_MIN_EPOCHS",
     "DATA_DIR_ENV",
     "FINAL_MODEL",
     "HISTORY_CSV",

@@ -26,6 +26,7 @@ from mobilenet.schedules import WarmupCosineDecay
 __all__ = [
     "BACKUP_DIR",
     "BEST_MODEL",
+    "CUTMIX_MIN_EPOCHS",
     "FINAL_MODEL",
     "MAX_WARMUP_FRACTION",
     "STRATEGIES",
@@ -41,6 +42,8 @@ FINAL_MODEL = "final.keras"
 BACKUP_DIR = "backup"
 #: The longest warm-up, as a share of the run: a run shorter than its warm-up still decays.
 MAX_WARMUP_FRACTION = 0.25
+#: The shortest run (in planned epochs) that `train`'s ``cutmix="auto"`` uses CutMix in.
+CUTMIX_MIN_EPOCHS = 100
 #: The smallest batch validation runs in (``batch_size`` if larger).
 VALIDATION_BATCH_SIZE = 256
 #: The names `make_strategy` accepts.
@@ -200,7 +203,7 @@ def train(
     label_smoothing: float = 0.1,
     augment: bool = True,
     random_erasing: float = 0.0,
-    cutmix: bool = False,
+    cutmix: bool | str = "auto",
     strategy: Any = None,
     mixed_precision: bool | str = False,
     resume: bool = False,
@@ -217,7 +220,7 @@ def train(
     momentum 0.9, SGD with Nesterov momentum 0.9, a linear warm-up to 0.15
     then cosine decay to 0, decoupled weight decay on the kernels except the
     depthwise ones, label smoothing 0.1, random crops with reflect padding
-    and horizontal flips.
+    and horizontal flips, and CutMix in runs of 100 epochs or more.
 
     Files in ``output_dir``: ``history.json`` and ``history.csv`` (one row per
     finished epoch, rewritten atomically), ``best.keras`` (the model with the
@@ -262,7 +265,12 @@ def train(
         augment: random crop and flip of training images.
         random_erasing: float in [0, 1], the share of training images that
             also get a random rectangle erased (`make_dataset`).
-        cutmix: CutMix within each training batch (`make_dataset`).
+        cutmix: CutMix within each training batch (`make_dataset`): True,
+            False, or "auto", on for runs of ``CUTMIX_MIN_EPOCHS`` (100)
+            epochs or more. It slows learning (a short run scores less with
+            it) and holds off overfitting (a long run scores more); "auto"
+            decides by ``epochs``, the planned length, also when
+            ``time_budget`` cuts the run shorter.
         strategy: optional ``tf.distribute.Strategy`` (MirroredStrategy,
             MultiWorkerMirroredStrategy, TPUStrategy) on the TensorFlow
             backend, or a ``keras.distribution.DataParallel`` over this
@@ -335,9 +343,13 @@ def train(
         time_budget = check_number(time_budget, "time_budget", low=0.0, low_open=True)
     seed = check_int(seed, "seed", minimum=0)
     random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
-    for name, flag in (("deterministic", deterministic), ("shallow", shallow), ("cutmix", cutmix)):
+    for name, flag in (("deterministic", deterministic), ("shallow", shallow)):
         if not isinstance(flag, bool):
             raise invalid(name, "True or False", flag)
+    if cutmix == "auto":
+        cutmix = epochs >= CUTMIX_MIN_EPOCHS
+    elif not isinstance(cutmix, bool):
+        raise invalid("cutmix", 'True, False or "auto"', cutmix)
     _check_strategy(strategy)
     policy = _mixed_precision_policy(mixed_precision)
     image_shape = tuple(model.input_shape[1:]) if model is not None else IMAGE_SHAPE
