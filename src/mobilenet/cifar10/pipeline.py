@@ -106,6 +106,8 @@ def _batch_augmentation(random_erasing: float, cutmix: bool, seed: int) -> Any:
     """Keras's batch augmentation layers as one ``tf.data`` map function."""
     import keras
 
+    # A pair: Keras reads a single float factor f as a probability drawn from
+    # [0, f] for each image, which would erase only half the share asked for.
     erase = keras.layers.RandomErasing(
         factor=(random_erasing, random_erasing), value_range=(0, 255), seed=seed
     ) if random_erasing else None
