@@ -94,6 +94,7 @@ def test_train_then_evaluate_end_to_end(cifar10_subset_dir, tmp_path, capsys):
         "--limit", "48", "--flip-tta", "--json", str(report_path),
     ])
     assert code == 0
+    assert "on 48 images, with flip TTA" in capsys.readouterr().out  # not mistaken for the plain figure
     _, (x_test, y_test) = cifar10.load_cifar10(cifar10_subset_dir)
     expected = cifar10.evaluate(output_dir / "final.keras", x_test[:48], y_test[:48], flip_tta=True)
     assert json.loads(report_path.read_text())["accuracy"] == pytest.approx(expected.accuracy)

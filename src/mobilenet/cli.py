@@ -322,8 +322,9 @@ def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
                         "(test-time augmentation; twice the inference time)")
 
 
-def _print_report(report) -> None:  # noqa: ANN001 - an EvaluationReport
-    print(f"test accuracy: {report.accuracy:.2%} on {report.num_examples} images")
+def _print_report(report, flip_tta: bool = False) -> None:  # noqa: ANN001 - an EvaluationReport
+    how = ", with flip TTA" if flip_tta else ""
+    print(f"test accuracy: {report.accuracy:.2%} on {report.num_examples} images{how}")
     for name, accuracy in report.per_class_accuracy.items():
         print(f"  {name:<11}{accuracy:7.1%}")
 
@@ -404,7 +405,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     _, (x_test, y_test) = _load_cifar10(args)
     report = cifar10.evaluate(model, x_test, y_test, batch_size=args.batch_size or 256,
                               flip_tta=args.flip_tta)
-    _print_report(report)
+    _print_report(report, flip_tta=args.flip_tta)
     if args.json:
         print(f"wrote {report.save_json(args.json)}")
     if args.plot:
