@@ -16,6 +16,7 @@ from typing import Any
 
 __all__ = [
     "check_activation",
+    "check_bool",
     "check_choice",
     "check_int",
     "check_number",
@@ -57,6 +58,13 @@ def check_int(value: Any, argument: str, *, minimum: int | None = None) -> int:
         expected = "an integer" if minimum is None else f"an integer >= {minimum}"
         raise invalid(argument, expected, value)
     return int(value)
+
+
+def check_bool(value: Any, argument: str) -> bool:
+    """``value`` if it is True or False (not 0, 1 or a string)."""
+    if not isinstance(value, bool):
+        raise invalid(argument, "True or False", value)
+    return value
 
 
 def check_positive_int(value: Any, argument: str) -> int:

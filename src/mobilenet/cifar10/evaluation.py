@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mobilenet._files import atomic_write_text
-from mobilenet._validation import check_positive_int, invalid
+from mobilenet._validation import check_bool, check_positive_int, invalid
 from mobilenet.cifar10.data import CLASS_NAMES, check_images_and_labels
 
 __all__ = ["EvaluationReport", "evaluate"]
@@ -112,8 +112,7 @@ def evaluate(
         x_test, y_test, num_classes=num_classes, image_shape=image_shape,
         images_argument="x_test", labels_argument="y_test",
     )
-    if not isinstance(flip_tta, bool):
-        raise invalid("flip_tta", "True or False", flip_tta)
+    check_bool(flip_tta, "flip_tta")
     probabilities = model.predict(images, batch_size=batch_size, verbose=0)
     if flip_tta:
         flipped = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)

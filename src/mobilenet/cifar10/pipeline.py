@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilenet._validation import check_int, check_number, check_positive_int, invalid
+from mobilenet._validation import check_bool, check_int, check_number, check_positive_int
 from mobilenet.cifar10.data import CLASS_NAMES, IMAGE_SHAPE
 
 __all__ = ["make_dataset"]
@@ -70,8 +70,7 @@ def make_dataset(
     if padding is not None:
         padding = check_int(padding, "padding", minimum=0)
     random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
-    if not isinstance(cutmix, bool):
-        raise invalid("cutmix", "True or False", cutmix)
+    check_bool(cutmix, "cutmix")
     images = np.asarray(images)
     image_shape = images.shape[1:] if images.ndim == 4 else IMAGE_SHAPE
     dataset = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int32)))

@@ -17,7 +17,7 @@ import numpy as np
 
 from mobilenet._files import atomic_save_model
 from mobilenet._keras_compat import flatten_layers
-from mobilenet._validation import check_choice, check_int, check_number, check_positive_int, invalid
+from mobilenet._validation import check_bool, check_choice, check_int, check_number, check_positive_int, invalid
 from mobilenet.cifar10.callbacks import HISTORY_CSV, HISTORY_JSON, BestCheckpoint, HistoryWriter, TimeBudget, read_history
 from mobilenet.cifar10.data import CLASS_NAMES, IMAGE_SHAPE, check_images_and_labels, split_validation
 from mobilenet.cifar10.pipeline import make_dataset
@@ -343,9 +343,8 @@ def train(
         time_budget = check_number(time_budget, "time_budget", low=0.0, low_open=True)
     seed = check_int(seed, "seed", minimum=0)
     random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
-    for name, flag in (("deterministic", deterministic), ("shallow", shallow)):
-        if not isinstance(flag, bool):
-            raise invalid(name, "True or False", flag)
+    check_bool(deterministic, "deterministic")
+    check_bool(shallow, "shallow")
     if cutmix == "auto":
         cutmix = epochs >= CUTMIX_MIN_EPOCHS
     elif not isinstance(cutmix, bool):
