@@ -15,6 +15,10 @@ A variant is ``name=value[,name=value...]`` with names of `train`'s arguments
 defaults. Values are Python literals. Prints one markdown row per variant and
 seed: final and best validation accuracy, the largest epoch-to-epoch rise of
 the training loss (a collapse after the warm-up shows here), and the wall time.
+
+``--train-images N`` trains every variant on a class-stratified N of the
+split's training images (scored on the same validation images): a learning
+curve, to see what more training images would buy.
 """
 
 from __future__ import annotations
@@ -75,12 +79,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15, help="epochs unless a variant sets them")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--validation-fraction", type=float, default=0.2)
+    parser.add_argument("--train-images", type=int, metavar="N",
+                        help="train on a class-stratified N of the split's training images")
     args = parser.parse_args()
 
     for variant in args.variants:
         parse_variant(variant)  # a typo fails now, not after an hour of training
     (x_train, y_train), _ = cifar10.load_cifar10(args.data_dir)
     split = cifar10.split_validation(x_train, y_train, args.validation_fraction, seed=0)
+    if args.train_images is not None:
+        (x_fit, y_fit), validation = split
+        if not 0 < args.train_images < len(x_fit):
+            raise SystemExit(f"--train-images must be in 1..{len(x_fit) - 1} (the split's "
+                             f"{len(x_fit)} training images); got {args.train_images}")
+        kept, _ = cifar10.split_validation(x_fit, y_fit, 1 - args.train_images / len(x_fit), seed=0)
+        split = kept, validation
     print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC: "
           f"{len(split[0][0])} training, {len(split[1][0])} validation images; "
           f"{args.epochs} epochs unless set; seeds {args.seeds}\n")
