@@ -21,6 +21,20 @@ def test_dataset_keeps_pixels_and_one_hots():
     np.testing.assert_array_equal(y, np.eye(10)[labels])
 
 
+def test_drop_remainder_leaves_out_a_different_short_batch_each_epoch():
+    images, labels = _distinct_images(10)
+    dataset = cifar10.make_dataset(images, labels, batch_size=4, training=True, padding=None,
+                                   drop_remainder=True, seed=2)
+    kept = []
+    for _ in range(2):
+        batches = list(dataset)
+        assert [len(batch[0]) for batch in batches] == [4, 4]
+        # Image i is labelled i (_distinct_images): the labels name the images kept.
+        kept.append(sorted(int(i) for batch in batches for i in np.argmax(np.asarray(batch[1]), axis=1)))
+        assert len(set(kept[-1])) == 8
+    assert kept[0] != kept[1]  # reshuffled: not always the same two left out
+
+
 def test_training_dataset_crops_and_flips_reproducibly():
     rng = np.random.default_rng(7)
     images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
@@ -131,6 +145,7 @@ def test_batch_augmentation_repeats_with_the_seed_and_changes_each_epoch():
         (dict(random_erasing=1.5), "`random_erasing`: expected a number in [0, 1]. Received: random_erasing=1.5"),
         (dict(random_erasing=-0.1), "`random_erasing`"),
         (dict(cutmix="yes"), "`cutmix`: expected True or False. Received: cutmix='yes'"),
+        (dict(drop_remainder=1), "`drop_remainder`: expected True or False. Received: drop_remainder=1"),
     ],
 )
 def test_batch_augmentation_arguments_are_checked(change, message):

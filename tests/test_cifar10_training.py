@@ -250,6 +250,19 @@ def test_a_run_shorter_than_its_warmup_still_reaches_the_peak_and_decays(tmp_pat
     assert seen[-1] < 0.01
 
 
+@pytest.mark.parametrize("images, batch_size, steps", [(40, 16, 2), (10, 16, 1)])
+def test_an_epochs_short_last_batch_is_left_out(tmp_path, images, batch_size, steps):
+    # 40 images in batches of 16: two full batches, and the 8 left over are not a step.
+    # 10 images, fewer than a batch: the one short batch is all there is, and is kept.
+    x, y = np.zeros((images, 32, 32, 3), np.uint8), np.arange(images) % 10
+    result = cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), epochs=2,
+                           batch_size=batch_size, warmup_epochs=0, validation_fraction=0, verbose=0)
+    optimizer = result.model.optimizer
+    assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 2 * steps
+    # The schedule counts the same steps, so it ends at 0 on the last one.
+    assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == pytest.approx(0.0, abs=1e-7)
+
+
 def test_files_get_the_users_permissions(tmp_path):
     previous = os.umask(0o022)
     try:

@@ -23,6 +23,7 @@ def make_dataset(
     num_classes: int = len(CLASS_NAMES),
     random_erasing: float = 0.0,
     cutmix: bool = False,
+    drop_remainder: bool = False,
 ) -> Any:
     """A ``tf.data.Dataset`` of pixel images and one-hot labels.
 
@@ -50,6 +51,10 @@ def make_dataset(
         random_erasing: float in [0, 1], the share of training images that
             get a random rectangle erased.
         cutmix: bool, CutMix within each training batch.
+        drop_remainder: bool, leave out the short last batch of each pass
+            (with ``training`` the images are reshuffled every epoch, so a
+            different few miss each epoch). `train` sets it when there is at
+            least one full batch.
 
     Returns:
         A batched, prefetched dataset of ``(float32 pixels, float32 one-hot labels)``.
@@ -71,6 +76,7 @@ def make_dataset(
         padding = check_int(padding, "padding", minimum=0)
     random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
     check_bool(cutmix, "cutmix")
+    check_bool(drop_remainder, "drop_remainder")
     images = np.asarray(images)
     image_shape = images.shape[1:] if images.ndim == 4 else IMAGE_SHAPE
     dataset = tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int32)))
@@ -92,7 +98,7 @@ def make_dataset(
             dataset = tf.data.Dataset.zip((dataset, seeds)).map(
                 augment, num_parallel_calls=tf.data.AUTOTUNE
             )
-    dataset = dataset.batch(batch_size).map(
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
         lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )

@@ -252,7 +252,9 @@ def train(
             7-11 removed, see `build_model`); False trains the full network.
         dropout: dropout before the default model's classifier.
         epochs: int >= 1, total epochs (a resumed run counts finished ones).
-        batch_size: int >= 1, global batch size.
+        batch_size: int >= 1, global batch size. Each epoch leaves out its
+            short last batch (a different few images each epoch, as they are
+            reshuffled), unless there are fewer images than one batch.
         learning_rate: float > 0, the peak learning rate (scaled by nothing:
             give the value for your global batch size).
         warmup_epochs: int >= 0, epochs of linear warm-up from 0, capped at
@@ -372,7 +374,14 @@ def train(
             x_train, y_train, validation_fraction, seed
         )
     validation_batch_size = max(batch_size, VALIDATION_BATCH_SIZE)
-    _check_even_batches(strategy, "batch_size", len(x_train), batch_size, "training images")
+    # An epoch's short last batch is left out (the images are reshuffled every
+    # epoch, so a different few miss each time): 2,500 images in batches of 64
+    # would end every epoch on a step from 4 images, whose BatchNorm statistics
+    # and gradient are noise at the full learning rate (docs/cifar10.md measures
+    # what it cost). With fewer images than one batch, that one batch is kept.
+    drop_remainder = len(x_train) >= batch_size
+    _check_even_batches(strategy, "batch_size", len(x_train), batch_size, "training images",
+                        drop_remainder=drop_remainder)
     if validation_data is not None:
         _check_even_batches(
             strategy, validation_argument, len(validation_data[0]), validation_batch_size,
@@ -397,7 +406,7 @@ def train(
     train_ds = make_dataset(
         x_train, y_train, batch_size=batch_size, training=True, seed=seed,
         padding=4 if augment else None, num_classes=num_classes,
-        random_erasing=random_erasing, cutmix=cutmix,
+        random_erasing=random_erasing, cutmix=cutmix, drop_remainder=drop_remainder,
     )
     val_ds = None
     if validation_data is not None:
@@ -405,7 +414,7 @@ def train(
             *validation_data, batch_size=validation_batch_size, num_classes=num_classes
         )
 
-    steps_per_epoch = math.ceil(len(x_train) / batch_size)
+    steps_per_epoch = len(x_train) // batch_size if drop_remainder else 1
     previous_policy = keras.mixed_precision.global_policy()
     scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     try:
@@ -525,7 +534,9 @@ def _check_strategy(strategy: Any) -> None:
         )
 
 
-def _check_even_batches(strategy: Any, argument: str, count: int, batch_size: int, what: str) -> None:
+def _check_even_batches(
+    strategy: Any, argument: str, count: int, batch_size: int, what: str, drop_remainder: bool = False,
+) -> None:
     """Under ``DataParallel``, refuses batches that do not split evenly over the devices.
 
     JAX shards each batch over the devices along its first axis, and a batch
@@ -537,7 +548,9 @@ def _check_even_batches(strategy: Any, argument: str, count: int, batch_size: in
     # DataParallel's mesh is one axis of devices (num_model_replicas, its own
     # count, is new in Keras 3.15).
     devices = strategy.device_mesh.devices.size
-    sizes = ({batch_size} if count >= batch_size else set()) | ({count % batch_size} - {0})
+    sizes = {batch_size} if count >= batch_size else set()
+    if not drop_remainder:
+        sizes |= {count % batch_size} - {0}
     uneven = sorted(size for size in sizes if size % devices)
     if uneven:
         raise invalid(
