@@ -14,7 +14,7 @@ from mobilenet import cifar10
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
-parser.add_argument("--epochs", type=int, default=28)
+parser.add_argument("--epochs", type=int, default=26)
 parser.add_argument("--alpha", type=float, default=0.5, help="width multiplier")
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--validation-fraction", type=float, default=0.0,
