@@ -128,6 +128,26 @@ def test_cutmix_pastes_a_box_of_another_image_and_mixes_the_labels_by_area():
     assert mixed >= 5  # most images of the batch got a patch of another one
 
 
+def test_cutmix_draws_the_mixing_share_from_beta_half_half_in_every_batch():
+    # With 256 distinct images, each one-hot column names one source image, so
+    # a label's larger weight is the share lam kept of one image (or 1 - lam).
+    # For lam ~ Beta(0.5, 0.5) (the arcsine law), P(1/4 < lam < 3/4) = 1/3
+    # exactly, in every batch. Keras's default CutMix draws the Beta parameter
+    # per batch from U(0, 1), so its batches scatter (shares 0.16-0.41 seen);
+    # Beta(1, 1) gives 1/2.
+    images, labels = _distinct_images(256)
+    dataset = cifar10.make_dataset(images, labels, num_classes=256, batch_size=256,
+                                   training=True, padding=None, cutmix=True, seed=3)
+    shares = []
+    for _ in range(16):  # each pass is a new epoch: a new shuffle and new draws
+        y = np.asarray(next(iter(dataset))[1])
+        np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-5)
+        shares.append(np.mean(y.max(axis=1) < 0.75))
+    # One batch's share has a standard deviation of sqrt(2/9/256) = 0.03.
+    assert all(abs(share - 1 / 3) < 0.1 for share in shares), shares
+    assert abs(np.mean(shares) - 1 / 3) < 0.03, shares
+
+
 def test_batch_augmentation_repeats_with_the_seed_and_changes_each_epoch():
     images, labels = _distinct_images()
     make = lambda: cifar10.make_dataset(  # noqa: E731

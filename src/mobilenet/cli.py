@@ -264,8 +264,8 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--learning-rate", type=float, default=0.15, metavar="LR",
                         help="peak learning rate of SGD's warm-up + cosine schedule (default: 0.15)")
-    parser.add_argument("--weight-decay", type=float, default=5e-4, metavar="WD",
-                        help="decoupled weight decay on kernels, except depthwise ones (default: 5e-4)")
+    parser.add_argument("--weight-decay", type=float, default=5e-3, metavar="WD",
+                        help="decoupled weight decay on kernels, except depthwise ones (default: 5e-3)")
     parser.add_argument("--label-smoothing", type=float, default=0.1, metavar="S",
                         help="label smoothing (default: 0.1)")
     parser.add_argument("--validation-fraction", type=float, default=0.1,

@@ -199,7 +199,7 @@ def train(
     batch_size: int = 64,
     learning_rate: float = 0.15,
     warmup_epochs: int = 2,
-    weight_decay: float = 5e-4,
+    weight_decay: float = 5e-3,
     label_smoothing: float = 0.1,
     augment: bool = True,
     random_erasing: float = 0.0,
