@@ -118,8 +118,8 @@ def _batch_augmentation(random_erasing: float, cutmix: bool, seed: int) -> Any:
         factor=(random_erasing, random_erasing), value_range=(0, 255), seed=seed
     ) if random_erasing else None
     # A pair again: with a single float f, Keras draws each batch's Beta
-    # parameter from [0, f], so some batches are barely mixed and others
-    # almost all 50/50 mixes, and the epoch loss jumps with the draws.
+    # parameter from [0, f]: a batch drawn near 0 is barely mixed, one near 1
+    # gets every share alike, and the epoch loss jumps with the draws.
     # Beta(0.5, 0.5) mixes about as hard on average, every batch alike.
     mix = keras.layers.CutMix(factor=(0.5, 0.5), seed=seed) if cutmix else None
 
