@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mobilenet import cifar10
-from mobilenet.cli import main
+from mobilenet.cli import build_parser, main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,3 +211,13 @@ def test_train_reports_the_files_it_wrote_and_skipped_plots(cifar10_subset_dir, 
     listed = wrote[len("wrote "):].split(" to ")[0].split(", ")
     assert sorted(listed) == sorted(p.name for p in output_dir.iterdir() if p.is_file())
     assert "plots skipped: matplotlib is not installed" in out and "mobilenet[plot]" in out
+
+
+def test_train_command_defaults_are_the_recipe_of_train():
+    # The CLI spells its defaults out (parsing must not import Keras), so a
+    # change to `train`'s recipe has to reach both; this catches one that doesn't.
+    parsed = vars(build_parser().parse_args(["train", "--data-dir", "somewhere"]))
+    recipe = {name: p.default for name, p in inspect.signature(cifar10.train).parameters.items()}
+    shared = ["epochs", "alpha", "early_downsampling", "shallow", "learning_rate", "weight_decay",
+              "label_smoothing", "validation_fraction", "augment", "random_erasing", "seed"]
+    assert {name: parsed[name] for name in shared} == {name: recipe[name] for name in shared}
