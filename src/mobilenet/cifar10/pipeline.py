@@ -105,7 +105,15 @@ def make_dataset(
     )
     if training and (random_erasing or cutmix):
         dataset = dataset.map(_batch_augmentation(random_erasing, cutmix, seed))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    # tf.data's autotuning runs a model thread per iterator, and Keras makes a
+    # new iterator every epoch: destroying the old one waited for that thread,
+    # which left both cores idle for up to 5 s at the start of one epoch in
+    # five (docs/cifar10.md, "Stalls between epochs"). Without it, AUTOTUNE
+    # means as many map calls at once as cores (at most 16) and a prefetch
+    # buffer that grows while the model waits, which keeps up with training.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def _batch_augmentation(random_erasing: float, cutmix: bool, seed: int) -> Any:
