@@ -21,6 +21,33 @@ def test_dataset_keeps_pixels_and_one_hots():
     np.testing.assert_array_equal(y, np.eye(10)[labels])
 
 
+def test_pipeline_runs_without_tf_data_autotuning_and_gives_the_same_batches():
+    # Its model thread stalled some epochs for seconds at their start
+    # (benchmarks/epoch_stalls.py); turning it off must change the speed only.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, 40)
+
+    def two_epochs(autotune: bool | None) -> list:
+        # A new dataset each time: its Keras augmentation layers keep their own seed state.
+        dataset = cifar10.make_dataset(images, labels, batch_size=8, training=True, seed=3,
+                                       random_erasing=0.5, cutmix=True)
+        if autotune is not None:
+            options = tf.data.Options()
+            options.autotune.enabled = autotune
+            dataset = dataset.with_options(options)
+        assert dataset.options().autotune.enabled is bool(autotune)
+        return [np.asarray(tensor) for _ in range(2) for batch in dataset for tensor in batch]
+
+    assert cifar10.make_dataset(images, labels).options().autotune.enabled is False
+    shipped, tuned = two_epochs(None), two_epochs(True)
+    assert len(shipped) == len(tuned) == 2 * 5 * 2
+    for ours, theirs in zip(shipped, tuned):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_drop_remainder_leaves_out_a_different_short_batch_each_epoch():
     images, labels = _distinct_images(10)
     dataset = cifar10.make_dataset(images, labels, batch_size=4, training=True, padding=None,

@@ -58,7 +58,10 @@ def make_dataset(
             least one full batch.
 
     Returns:
-        A batched, prefetched dataset of ``(float32 pixels, float32 one-hot labels)``.
+        A batched, prefetched dataset of ``(float32 pixels, float32 one-hot labels)``,
+        with ``tf.data``'s autotuning off (its per-iterator thread stalled
+        epochs at their start; ``docs/cifar10.md``). ``dataset.with_options``
+        turns it back on.
 
     Example:
 
@@ -107,10 +110,11 @@ def make_dataset(
         dataset = dataset.map(_batch_augmentation(random_erasing, cutmix, seed))
     # tf.data's autotuning runs a model thread per iterator, and Keras makes a
     # new iterator every epoch: destroying the old one waited for that thread,
-    # which left both cores idle for up to 5 s at the start of one epoch in
-    # five (docs/cifar10.md, "Stalls between epochs"). Without it, AUTOTUNE
-    # means as many map calls at once as cores (at most 16) and a prefetch
-    # buffer that grows while the model waits, which keeps up with training.
+    # which left both cores idle for up to 5 s at the start of some epochs
+    # (13 of 78 in the main job's runs; docs/cifar10.md, "Input pipeline").
+    # Without it, AUTOTUNE means as many map calls at once as cores (at most
+    # 16) and a prefetch buffer that grows while the model waits, which keeps
+    # up with training.
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
