@@ -1,0 +1,111 @@
+"""Epoch times of `mobilenet.cifar10.train` with tf.data's autotuning off (ours) and on.
+
+`make_dataset` turns tf.data's autotuning off. With it on, every iterator runs
+a model thread, and Keras makes a new iterator each epoch; destroying the old
+one can wait seconds for that thread while the cores sit idle, so some epochs
+take twice as long as the others. This benchmark trains the main job's recipe
+(`train`'s defaults, no validation split, batch 64) on the CIFAR-10 subset's
+training images, in turns: `train` as it ships, then `train` with the
+autotuning put back on its datasets, for ``--rounds`` rounds. It prints one
+row per run: the median and the slowest epoch, how many epochs took over 1.5x
+the median, and the wall time of `train`. Nothing else should run meanwhile.
+
+    python benchmarks/epoch_stalls.py --data-dir ../shared/data/cifar10-subset --epochs 12 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import tempfile
+import time
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from mobilenet import cifar10  # noqa: E402
+from mobilenet.cifar10 import training  # noqa: E402
+
+DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-subset")
+VARIANTS = ("autotune off (ours)", "autotune on")
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch, from its start to its end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.durations: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.durations.append(time.perf_counter() - self.start)
+
+
+def with_autotune(make_dataset: Any) -> Any:
+    """`make_dataset`, its datasets with tf.data's autotuning turned back on."""
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        options = tf.data.Options()
+        options.autotune.enabled = True
+        return make_dataset(*args, **kwargs).with_options(options)
+
+    return make
+
+
+def run(variant: str, x_train: Any, y_train: Any, epochs: int, seed: int) -> dict:
+    shipped = training.make_dataset
+    if variant == "autotune on":
+        training.make_dataset = with_autotune(shipped)
+    timer = EpochTimer()
+    try:
+        with tempfile.TemporaryDirectory() as output_dir:
+            start = time.perf_counter()
+            cifar10.train(x_train, y_train, output_dir=output_dir, validation_fraction=0.0,
+                          epochs=epochs, seed=seed, extra_callbacks=[timer], verbose=0)
+            wall = time.perf_counter() - start
+    finally:
+        training.make_dataset = shipped
+    later = timer.durations[1:]  # the first epoch also traces the graph
+    median = statistics.median(later)
+    return {
+        "median": median, "slowest": max(later), "first": timer.durations[0], "wall": wall,
+        "stalled": sum(duration > 1.5 * median for duration in later), "epochs": len(later),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=DEFAULT_DATA, help="folder holding cifar-10-batches-py/")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each variant, in turns")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.epochs < 2 or args.rounds < 1:
+        raise SystemExit(f"--epochs must be >= 2 and --rounds >= 1; got {args.epochs} and {args.rounds}")
+
+    (x_train, y_train), _ = cifar10.load_cifar10(args.data_dir)
+    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}, Keras {keras.__version__}: "
+          f"{len(x_train)} training images, {args.epochs} epochs, seed {args.seed}\n")
+    print("| round | tf.data | median epoch (s) | slowest epoch (s) | epochs over 1.5x median "
+          "| first epoch (s) | train wall (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for round_ in range(1, args.rounds + 1):
+        for variant in VARIANTS:
+            row = run(variant, x_train, y_train, args.epochs, args.seed)
+            print(f"| {round_} | {variant} | {row['median']:.2f} | {row['slowest']:.2f} "
+                  f"| {row['stalled']} of {row['epochs']} | {row['first']:.1f} | {row['wall']:.1f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
