@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -31,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 from mobilenet import cifar10  # noqa: E402
 from mobilenet.cifar10 import training  # noqa: E402
+from speed import busy_processes, cpu_model_and_flags, onednn_state  # noqa: E402  (benchmarks/speed.py)
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-subset")
 VARIANTS = ("autotune off (ours)", "autotune on")
@@ -93,9 +93,12 @@ def main() -> None:
         raise SystemExit(f"--epochs must be >= 2 and --rounds >= 1; got {args.epochs} and {args.rounds}")
 
     (x_train, y_train), _ = cifar10.load_cifar10(args.data_dir)
-    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}, Keras {keras.__version__}: "
-          f"{len(x_train)} training images, {args.epochs} epochs, seed {args.seed}\n")
+    cpu, flags = cpu_model_and_flags()
+    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu} "
+          f"({', '.join(flags) or 'no AVX2'}), {os.cpu_count()} CPUs, oneDNN "
+          f"{onednn_state(dict(os.environ))}, TensorFlow {tf.__version__}, Keras {keras.__version__}: "
+          f"{len(x_train)} training images, {args.epochs} epochs, seed {args.seed}")
+    print(f"# busy before the runs: {'; '.join(busy_processes()) or 'nothing'}\n")
     print("| round | tf.data | median epoch (s) | slowest epoch (s) | epochs over 1.5x median "
           "| first epoch (s) | train wall (s) |")
     print("|---|---|---|---|---|---|---|")
