@@ -35,6 +35,7 @@ import numpy as np
 from mobilenet._files import atomic_target
 from mobilenet._keras_compat import flatten_layers, inbound_nodes, outbound_nodes
 from mobilenet._validation import check_choice, check_positive_int, invalid
+from mobilenet.class_names import get_class_names, write_onnx_class_names, write_tflite_class_names
 from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
 
 __all__ = [
@@ -319,6 +320,9 @@ def to_tflite(
         switch = _pointwise_as_conv(model) if pointwise_as_conv else contextlib.nullcontext()
         with switch:
             model.export(temporary, format="litert", verbose=False, **settings)
+        names = get_class_names(model)
+        if names is not None:  # the file carries the model's class names (mobilenet.class_names)
+            write_tflite_class_names(temporary, names)
     return target
 
 
@@ -860,6 +864,9 @@ def to_onnx(
                 activation_type=ort_quantization.QuantType.QInt8,
                 weight_type=ort_quantization.QuantType.QInt8,
             )
+        names = get_class_names(model)
+        if names is not None:  # the file carries the model's class names (mobilenet.class_names)
+            write_onnx_class_names(temporary, names)
     return target
 
 

@@ -21,7 +21,7 @@ from mobilenet._validation import (
     is_int,
 )
 
-__all__ = ["DepthwiseSeparableConv2D", "PointwiseConv2D"]
+__all__ = ["ClassNames", "DepthwiseSeparableConv2D", "PointwiseConv2D"]
 
 _PADDINGS = ("same", "valid")
 _POINTWISE_IMPLEMENTATIONS = ("matmul", "conv")
@@ -326,4 +326,58 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
                 "pointwise_regularizer": keras.regularizers.serialize(self.pointwise_regularizer),
             }
         )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="mobilenet")
+class ClassNames(keras.layers.Layer):
+    """Passes its input through unchanged and carries the classifier's class names.
+
+    The last layer of the models `mobilenet.training.train` writes: the names
+    live in the layer's config, so they travel inside the ``.keras`` file and
+    come back with the model; `mobilenet.class_names.get_class_names` reads
+    them. It adds no weight and no computation, and exporters drop it.
+
+    Args:
+        names: list of str, one per output, in output order.
+        **kwargs: base layer arguments (``name``).
+
+    Example:
+
+    ```python
+    import keras
+    from mobilenet.layers import ClassNames
+
+    inputs = keras.Input((4,))
+    outputs = ClassNames(["cat", "dog"])(keras.layers.Dense(2, activation="softmax")(inputs))
+    model = keras.Model(inputs, outputs)
+    ```
+    """
+
+    def __init__(self, names: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+            raise invalid("names", "a list of class names (str)", names)
+        self.names = tuple(names)
+        if not self.names:
+            raise invalid("names", "at least one class name", names)
+        self.supports_masking = True
+
+    def build(self, input_shape: Any) -> None:
+        if input_shape[-1] is not None and input_shape[-1] != len(self.names):
+            raise invalid(
+                "names", f"one name per output ({input_shape[-1]} outputs)", self.names,
+                shown=f"{len(self.names)} names",
+            )
+        super().build(input_shape)
+
+    def call(self, inputs: Any) -> Any:
+        return inputs
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["names"] = list(self.names)
         return config

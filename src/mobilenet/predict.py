@@ -203,6 +203,10 @@ class Classifier:
             self._load_keras(model)
         else:
             self._load_file(model)
+        if class_names is None:  # the names the model or file carries, if any
+            from mobilenet.class_names import get_class_names
+
+            class_names = get_class_names(model)
         self.class_names = _class_names(self.num_classes, class_names)
 
     # ---------------------------------------------------------------- loading
