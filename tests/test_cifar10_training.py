@@ -93,7 +93,7 @@ class _DatasetMade(Exception):
     (300, False, False),
 ])
 def test_cutmix_auto_is_on_for_long_runs_only(monkeypatch, tmp_path, epochs, cutmix, expected):
-    from mobilenet.cifar10 import training
+    from mobilenet.training import data as training
 
     asked = {}
 
@@ -179,16 +179,23 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
         (dict(time_budget=-5.0), "`time_budget`: expected a finite number > 0"),
         (dict(warmup_epochs=-1), "`warmup_epochs`"),
         (dict(weight_decay=-1e-4), "`weight_decay`"),
-        (dict(y_train=np.arange(8) % 10 + 3), "`y_train`: expected class indices in 0..9"),
-        (dict(y_train=np.arange(7) % 10), "`y_train`: expected one label per image (8 images in `x_train`)"),
-        (dict(x_train=np.zeros((8, 28, 28, 3), np.uint8)), "`x_train`: expected pixels as a uint8 or float array of shape (n, 32, 32, 3)"),
-        (dict(x_train=np.zeros((8, 32, 32, 3), np.int16)), "`x_train`"),
-        (dict(x_train=np.full((8, 32, 32, 3), 300.0)), "`x_train`: expected pixels in 0..255"),
+        (dict(y_train=np.arange(8) % 10 + 3), "`y`: expected class indices in 0..9"),
+        (dict(y_train=np.arange(7) % 10), "`y`: expected one label per image (8 images in `x`)"),
+        (dict(x_train=np.zeros((8, 28, 28, 3), np.uint8)), "`x`: expected pixels as a uint8 or float array of shape (n, 32, 32, 3)"),
+        (dict(x_train=np.zeros((8, 32, 32, 3), np.int16)), "`x`"),
+        (dict(x_train=np.full((8, 32, 32, 3), 300.0)), "`x`: expected pixels in 0..255"),
         (dict(validation_data=(np.zeros((2, 32, 32, 3), np.uint8), [0, 11])), "`validation_data`: expected class indices"),
         (dict(strategy="mirrored"), "`strategy`: expected None, a tf.distribute.Strategy (see make_strategy)"),
         (dict(shallow="no"), "`shallow`: expected True or False. Received: shallow='no'"),
         (dict(random_erasing=2.0), "`random_erasing`: expected a number in [0, 1]"),
         (dict(cutmix=1), '`cutmix`: expected True, False or "auto". Received: cutmix=1'),
+        (dict(x_train=np.full((8, 32, 32, 3), 0.5)), "`x`: expected pixels in 0..255 (the models "
+         "normalise inside); these look normalised to [0, 1]"),
+        (dict(x_train=np.zeros((0, 32, 32, 3), np.uint8), y_train=np.zeros(0, int)),
+         "`x`: expected at least one image"),
+        (dict(alpha=0.0), "`alpha`"),
+        (dict(freeze_epochs=1), "`freeze_epochs`: expected 0 without pretrained `weights`"),
+        (dict(weights="imagenet", shallow=True), "`shallow`: expected None or False"),
     ],
 )
 def test_train_rejects_bad_arguments_before_training(tmp_path, change, message):
@@ -275,7 +282,7 @@ def test_files_get_the_users_permissions(tmp_path):
 
 
 def test_redirected_output_gets_one_line_per_epoch(monkeypatch):
-    from mobilenet.cifar10 import training
+    from mobilenet.training import trainer as training
 
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     assert training._fit_verbosity("auto") == 2

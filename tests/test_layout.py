@@ -63,8 +63,8 @@ def test_the_graph_sees_known_edges():
     graph = _import_graph()
     assert "mobilenet.architecture" in graph["mobilenet.model"]
     assert "mobilenet.architecture" in graph["mobilenet.weights"]
-    assert "mobilenet.cifar10.data" in graph["mobilenet.cifar10.training"]
-    assert "mobilenet.saving" in graph["mobilenet.cifar10.evaluation"]  # imported inside a function
+    assert "mobilenet.training.data" in graph["mobilenet.training.trainer"]
+    assert "mobilenet.saving" in graph["mobilenet.training.evaluation"]  # imported inside a function
 
 
 def test_no_import_cycle():

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mobilenet._files import atomic_target
-from mobilenet.cifar10.evaluation import EvaluationReport
+from mobilenet.training.evaluation import EvaluationReport
 
 __all__ = ["PLOT_EXTRA_HINT", "plot_confusion_matrix", "plot_history", "save_plots"]
 
@@ -87,18 +87,20 @@ def plot_confusion_matrix(report: EvaluationReport, path: str | os.PathLike) -> 
     """
     plt = _pyplot()
     matrix = report.confusion_matrix
-    figure, axis = plt.subplots(figsize=(7, 6))
+    names = list(report.class_names or report.per_class_accuracy)
+    side = min(30, max(6, 0.4 * len(names) + 2))
+    figure, axis = plt.subplots(figsize=(side + 1, side))
     image = axis.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axis)
-    names = list(report.per_class_accuracy)
     ticks = range(len(names))
     axis.set_xticks(ticks, names, rotation=45, ha="right")
     axis.set_yticks(ticks, names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
-    for i in ticks:
-        for j in ticks:
-            axis.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7)
+    if len(names) <= 30:  # beyond, the counts would not fit their cells
+        for i in ticks:
+            for j in ticks:
+                axis.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7)
     axis.set_title(f"accuracy {report.accuracy:.1%}")
     return _save_figure(plt, figure, Path(path))
 

@@ -1,0 +1,101 @@
+"""Training and evaluating MobileNet V1 on any images: the recipe, the pipelines, `train`, `evaluate`.
+
+```python notest
+from mobilenet.training import train
+
+result = train("photos/", output_dir="runs/photos", weights="imagenet", freeze_epochs=3,
+               epochs=20, alpha=0.5, image_size=160)
+```
+
+The package is split by concern; the names below are importable from
+``mobilenet.training`` itself (loaded on first use, so that importing the
+package, as ``mobilenet train --help`` does, loads no TensorFlow):
+
+- `recipe`: `Recipe` and `RECIPE`, every default of `train`;
+- `data`: `prepare_data`, arrays, image folders and datasets made into pipelines;
+- `pipeline`: the ``tf.data`` pipelines (`make_dataset`, `make_file_dataset`);
+- `distribution`: strategies (`make_strategy`), the chief, each worker's shard;
+- `callbacks`: history files, the best checkpoint, a time budget;
+- `trainer`: `train`, `build_model`, `TrainResult`;
+- `evaluation`: `evaluate` and its `EvaluationReport`;
+- `plots`: curves and confusion matrices (the optional ``plot`` extra).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Public name -> module that defines it.
+_EXPORTS = {
+    "RECIPE": "mobilenet.training.recipe",
+    "Recipe": "mobilenet.training.recipe",
+    "BACKUP_DIR": "mobilenet.training.trainer",
+    "BEST_MODEL": "mobilenet.training.trainer",
+    "CUTMIX_MIN_EPOCHS": "mobilenet.training.trainer",
+    "FINAL_MODEL": "mobilenet.training.trainer",
+    "HEAD_MODEL": "mobilenet.training.trainer",
+    "RUN_JSON": "mobilenet.training.trainer",
+    "TrainResult": "mobilenet.training.trainer",
+    "build_model": "mobilenet.training.trainer",
+    "train": "mobilenet.training.trainer",
+    "STRATEGIES": "mobilenet.training.distribution",
+    "make_strategy": "mobilenet.training.distribution",
+    "HISTORY_CSV": "mobilenet.training.callbacks",
+    "HISTORY_JSON": "mobilenet.training.callbacks",
+    "BestCheckpoint": "mobilenet.training.callbacks",
+    "HistoryWriter": "mobilenet.training.callbacks",
+    "TimeBudget": "mobilenet.training.callbacks",
+    "read_history": "mobilenet.training.callbacks",
+    "make_dataset": "mobilenet.training.pipeline",
+    "make_file_dataset": "mobilenet.training.pipeline",
+    "make_image_dataset": "mobilenet.training.pipeline",
+    "EvaluationReport": "mobilenet.training.evaluation",
+    "evaluate": "mobilenet.training.evaluation",
+    "plot_confusion_matrix": "mobilenet.training.plots",
+    "plot_history": "mobilenet.training.plots",
+    "save_plots": "mobilenet.training.plots",
+    "WarmupCosineDecay": "mobilenet.schedules",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from mobilenet.schedules import WarmupCosineDecay
+    from mobilenet.training.callbacks import (
+        HISTORY_CSV,
+        HISTORY_JSON,
+        BestCheckpoint,
+        HistoryWriter,
+        TimeBudget,
+        read_history,
+    )
+    from mobilenet.training.distribution import STRATEGIES, make_strategy
+    from mobilenet.training.evaluation import EvaluationReport, evaluate
+    from mobilenet.training.pipeline import make_dataset, make_file_dataset, make_image_dataset
+    from mobilenet.training.plots import plot_confusion_matrix, plot_history, save_plots
+    from mobilenet.training.recipe import RECIPE, Recipe
+    from mobilenet.training.trainer import (
+        BACKUP_DIR,
+        BEST_MODEL,
+        CUTMIX_MIN_EPOCHS,
+        FINAL_MODEL,
+        HEAD_MODEL,
+        RUN_JSON,
+        TrainResult,
+        build_model,
+        train,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mobilenet.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,802 @@
+"""Training a MobileNet V1 on your images: data, model, output folder, optimizer, callbacks, fit.
+
+`train` wires these phases, each a function of its own:
+
+1. `prepare_data`: arrays, an image folder or a ``tf.data.Dataset`` become
+   the training and validation pipelines, with their class names;
+2. `_prepare_model`: the recipe's model for the image size, or the caller's,
+   optionally started from pretrained weights, with the class names attached;
+3. `_prepare_output_dir`: the run's folder, locked against a second run, and
+   checked against ``resume``;
+4. `_compile`: SGD with Nesterov momentum, warm-up and cosine decay,
+   decoupled weight decay, label smoothing;
+5. `_callbacks`: history files, best checkpoint, time budget, backup;
+6. `_fit_phases`: ``model.fit`` once, or twice when a frozen-backbone phase
+   comes before fine-tuning.
+
+The defaults are `mobilenet.training.recipe.RECIPE`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from mobilenet._files import atomic_save_model, atomic_write_text
+from mobilenet._keras_compat import flatten_layers
+from mobilenet._validation import check_bool, check_int, check_number, check_positive_int, invalid
+from mobilenet.schedules import WarmupCosineDecay
+from mobilenet.training import distribution
+from mobilenet.training.callbacks import (
+    HISTORY_CSV,
+    HISTORY_JSON,
+    BestCheckpoint,
+    HistoryWriter,
+    TimeBudget,
+    read_history,
+)
+from mobilenet.training.data import CACHE_CHOICES, TrainingData, check_cache, is_path, prepare_data
+from mobilenet.training.recipe import RECIPE
+
+__all__ = [
+    "BACKUP_DIR",
+    "BEST_MODEL",
+    "CACHE_CHOICES",
+    "CUTMIX_MIN_EPOCHS",
+    "FINAL_MODEL",
+    "HEAD_MODEL",
+    "LOCK_FILE",
+    "MAX_WARMUP_FRACTION",
+    "RUN_JSON",
+    "TrainResult",
+    "build_model",
+    "train",
+]
+
+# Output files of a training run (with callbacks.HISTORY_JSON and HISTORY_CSV).
+BEST_MODEL = "best.keras"
+FINAL_MODEL = "final.keras"
+#: The model after the frozen-backbone epochs (``freeze_epochs``), where fine-tuning starts.
+HEAD_MODEL = "head.keras"
+#: The run's plan (epochs, image size, classes), which a resumed run must match.
+RUN_JSON = "run.json"
+#: Held (``flock``) while a run writes the folder, so that a second run there is refused.
+LOCK_FILE = ".lock"
+BACKUP_DIR = "backup"
+#: The longest warm-up, as a share of a phase: a phase shorter than its warm-up still decays.
+MAX_WARMUP_FRACTION = 0.25
+#: The shortest run (in planned epochs) that `train`'s ``cutmix="auto"`` uses CutMix in.
+CUTMIX_MIN_EPOCHS = RECIPE.cutmix_min_epochs
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns: the trained model, its history and where files went.
+
+    Attributes:
+        model: the trained ``keras.Model`` (the last epoch's weights).
+        history: one dict per finished epoch, as in ``history.json``.
+        output_dir: the run's folder.
+        best_model_path: ``best.keras`` if it was written, else None.
+        final_model_path: ``final.keras``.
+        stopped_early: whether ``time_budget`` cut the run short.
+        chief: whether this process wrote the files (False on the other
+            workers of a multi-worker run).
+        class_names: the class names the model carries, or None.
+        test: the held-back test files of an image folder (its ``test/``),
+            or None.
+        validation: the validation data the run used (arrays, an
+            `ImageFolder` or a dataset), or None.
+    """
+
+    model: Any
+    history: list[dict[str, float]]
+    output_dir: Path
+    best_model_path: Path | None
+    final_model_path: Path | None = None
+    stopped_early: bool = False
+    chief: bool = True
+    class_names: tuple[str, ...] | None = None
+    test: Any = None
+    validation: Any = None
+
+
+def build_model(
+    alpha: float = RECIPE.alpha,
+    early_downsampling: int | None = None,
+    dropout: float = RECIPE.dropout,
+    num_classes: int = 10,
+    bn_momentum: float = RECIPE.bn_momentum,
+    shallow: bool | None = None,
+    *,
+    image_size: int = 32,
+    class_names: Sequence[str] | None = None,
+) -> keras.Model:
+    """The MobileNet V1 that `train` builds for square images of side ``image_size``, taking pixels.
+
+    Args:
+        alpha: width multiplier.
+        early_downsampling: 4, 2 or 1, see `mobilenet.MobileNetV1`. None: 2
+            up to 64 px (a 2x2 final map at 32x32), else 4 (the paper's).
+        dropout: dropout before the classifier.
+        num_classes: classifier outputs.
+        bn_momentum: momentum of every BatchNorm's moving statistics. Keras's
+            0.99 averages over ~100 steps, several epochs of a small set, so
+            inference-mode accuracy lags far behind; 0.9 follows within an
+            epoch. It is part of the model's config, so it survives saving.
+        shallow: the paper's "Shallow MobileNet" (Table 6): blocks 7-11, the
+            five 512-channel blocks at one resolution, removed. Without
+            residual connections the 28-layer network learns slowly from a
+            few thousand images; the 18-layer one learns faster per epoch and
+            runs each epoch faster (measured in ``docs/cifar10.md``). None:
+            True up to 64 px, False above (the paper's network).
+        image_size: int, the input side (32 for CIFAR-10).
+        class_names: optional names of the classes, carried by the model
+            (`mobilenet.class_names`); their number sets ``num_classes``.
+
+    Returns:
+        A ``keras.Model`` taking ``(image_size, image_size, 3)`` pixels,
+        0-255 (uint8 or float), and normalising them inside
+        (``include_preprocessing``), so the saved model needs no
+        preprocessing step anywhere it runs.
+
+    Example:
+
+    ```python
+    from mobilenet.training import build_model
+
+    model = build_model(alpha=0.25)                        # CIFAR-10's 32x32, 10 classes
+    flowers = build_model(1.0, image_size=224, class_names=["daisy", "rose", "tulip"])
+    ```
+    """
+    from mobilenet.class_names import with_class_names
+    from mobilenet.model import MobileNetV1
+
+    small = RECIPE.is_small(image_size)
+    shallow = small if shallow is None else shallow
+    early_downsampling = (2 if small else 4) if early_downsampling is None else early_downsampling
+    if class_names is not None:
+        num_classes = len(class_names)
+    model = MobileNetV1(
+        alpha,
+        num_classes=num_classes,
+        input_shape=(image_size, image_size, 3),
+        dropout=dropout,
+        early_downsampling=early_downsampling,
+        include_preprocessing=True,
+        batch_norm_momentum=bn_momentum,
+        shallow=shallow,
+        name=f"mobilenet_v1_{alpha:g}{'_shallow' if shallow else ''}_{image_size}",
+    )
+    return with_class_names(model, class_names) if class_names is not None else model
+
+
+def _mixed_precision_policy(mixed_precision: bool | str) -> str | None:
+    if mixed_precision in (False, None, "", "none"):
+        return None
+    if mixed_precision in (True, "auto"):
+        import tensorflow as tf
+
+        return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    if mixed_precision in ("mixed_float16", "mixed_bfloat16"):
+        return mixed_precision
+    raise ValueError(
+        "Invalid value for argument `mixed_precision`: expected False, True/'auto' "
+        "(mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU), 'mixed_float16' or "
+        f"'mixed_bfloat16'. Received: mixed_precision={mixed_precision!r}"
+    )
+
+
+
+def _fit_verbosity(verbose: int | str) -> int | str:
+    """Keras' progress bar on a terminal; one line per epoch when output is redirected."""
+    if verbose != "auto":
+        return verbose
+    stream = sys.stdout
+    return 1 if hasattr(stream, "isatty") and stream.isatty() else 2
+
+
+# --------------------------------------------------------------------------- 2. model
+
+
+@contextlib.contextmanager
+def _building(strategy: Any, policy: str | None) -> Iterator[None]:
+    """Builds under the strategy's scope and the mixed-precision policy, restored after."""
+    previous = keras.mixed_precision.global_policy()
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    try:
+        if policy:
+            keras.mixed_precision.set_global_policy(policy)
+        with scope:
+            yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _load_pretrained(model: keras.Model, weights: Any, alpha: float) -> int:
+    """Copies pretrained backbone weights into ``model`` by layer name; returns layers copied.
+
+    ``weights`` is ``"imagenet"``, a keras.applications MobileNet weights file
+    (their ``.h5``), or a ``.keras`` model this library wrote, for any classes:
+    everything but the classifier (``fc``) is copied.
+    """
+    from mobilenet.model import MobileNetV1
+    from mobilenet.saving import load_model
+
+    if is_path(weights) and os.fspath(weights).endswith(".keras"):
+        try:
+            source = load_model(weights)
+        except (OSError, ValueError) as error:
+            message = str(error).replace("argument `path`", "argument `weights`")
+            raise type(error)(message.replace("path=", "weights=")) from error
+    else:
+        source = MobileNetV1(alpha, include_top=False, input_shape=(None, None, 3), weights=weights)
+    copied = 0
+    for layer in source.layers:
+        if not layer.weights or layer.name == "fc":
+            continue
+        try:
+            target = model.get_layer(layer.name)
+        except ValueError:
+            continue
+        theirs = {w.path: w for w in layer.weights}
+        ours = {w.path: w for w in target.weights}
+        if {p: tuple(w.shape) for p, w in theirs.items()} != {p: tuple(w.shape) for p, w in ours.items()}:
+            raise invalid(
+                "weights", f"the weights of a MobileNet V1 of the same width (alpha={alpha:g})",
+                weights, shown=f"weights={os.fspath(weights) if is_path(weights) else weights!r}, "
+                f"whose layer {layer.name!r} does not fit the model's",
+            )
+        for path, variable in ours.items():
+            variable.assign(theirs[path])
+        copied += 1
+    if not copied:
+        raise invalid("weights", "a file holding MobileNet V1 weights", weights,
+                      shown=f"weights={weights!r}, which shares no layer with the model")
+    return copied
+
+
+def _assign_by_path(model: keras.Model, source: keras.Model) -> None:
+    """Gives ``model`` the weights of ``source``, matched by variable path.
+
+    Order is no guide: a frozen layer lists its variables in another order
+    than a trainable one.
+    """
+    values = {variable.path: variable for variable in source.weights}
+    for variable in model.weights:
+        variable.assign(values[variable.path])
+
+
+def _set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freezes (or unfreezes) every layer with weights but the classifier ``fc``.
+
+    A frozen BatchNorm runs in inference mode in Keras 3: it normalises with
+    its moving statistics and does not update them.
+    """
+    for layer in model.layers:
+        if layer.weights and layer.name != "fc":
+            layer.trainable = trainable
+
+
+def _prepare_model(
+    model: Any, data: TrainingData, *, alpha: float, early_downsampling: int | None,
+    shallow: bool | None, dropout: float, weights: Any, strategy: Any, policy: str | None,
+) -> keras.Model:
+    """Phase 2: the model to train, with the data's classes, from pretrained weights if asked."""
+    from mobilenet.class_names import get_class_names, with_class_names
+
+    with _building(strategy, policy):
+        if model is None:
+            model = build_model(
+                alpha, early_downsampling, dropout, data.num_classes, RECIPE.bn_momentum,
+                shallow, image_size=data.image_size, class_names=data.class_names,
+            )
+            if weights is not None:
+                _load_pretrained(model, weights, alpha)
+            if distribution.needs_synchronized_batch_norm(strategy):
+                distribution.synchronize_batch_norm(model)
+        elif data.class_names is not None and get_class_names(model) != data.class_names:
+            model = with_class_names(model, data.class_names)
+    return model
+
+
+# --------------------------------------------------------------------------- 3. output folder
+
+
+@contextlib.contextmanager
+def _locked(output_dir: Path, chief: bool) -> Iterator[None]:
+    """Holds an exclusive lock on ``output_dir`` while a run writes it (the chief only).
+
+    The operating system releases the lock when the process ends, however it
+    ends, so a killed run leaves no stale lock behind.
+    """
+    if not chief:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    with open(output_dir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise invalid(
+                "output_dir", "a folder no other training run is writing", str(output_dir),
+                shown=f"output_dir={str(output_dir)!r}, which {holder} is writing now",
+            ) from error
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(output_dir / LOCK_FILE)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_output_dir(output_dir: Path) -> None:
+    if output_dir.exists() and not output_dir.is_dir():
+        raise invalid("output_dir", "a folder", str(output_dir),
+                      shown=f"output_dir={str(output_dir)!r}, a file")
+
+
+def _prepare_output_dir(output_dir: Path, resume: bool, chief: bool, plan: dict[str, Any]) -> None:
+    """Phase 3: checks what ``output_dir`` holds against ``resume`` and the plan; clears a replaced run."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"Invalid value for argument `output_dir`: {str(output_dir)!r} is not writable"
+        )
+    finished = len(read_history(output_dir))
+    final = (output_dir / FINAL_MODEL).is_file()
+    interrupted = (output_dir / BACKUP_DIR).exists() or (finished > 0 and not final)
+    if interrupted and not resume:
+        raise FileExistsError(
+            f"Invalid value for argument `output_dir`: {str(output_dir)!r} holds an "
+            f"interrupted run ({finished} epochs finished); continue it with `resume`, or "
+            "choose another `output_dir`."
+        )
+    if resume and not interrupted and final:
+        raise ValueError(
+            f"Invalid value for argument `resume`: the run in {str(output_dir)!r} is "
+            f"finished ({finished} epochs, {FINAL_MODEL} written); nothing to resume. "
+            "Train into another `output_dir`, or without `resume` to start it over."
+        )
+    if resume and (output_dir / RUN_JSON).is_file():
+        planned = json.loads((output_dir / RUN_JSON).read_text())
+        for key, value in plan.items():
+            if key in planned and planned[key] != value:
+                raise invalid(
+                    key, f"{planned[key]!r}, as the interrupted run in {str(output_dir)!r} was "
+                    "planned (a resumed run continues that plan)", value,
+                )
+    if not resume and chief:
+        for name in (HISTORY_JSON, HISTORY_CSV, BEST_MODEL, FINAL_MODEL, HEAD_MODEL, RUN_JSON):
+            if (output_dir / name).exists():
+                (output_dir / name).unlink()
+    if chief:
+        atomic_write_text(output_dir / RUN_JSON, json.dumps(plan, indent=1))
+
+
+# --------------------------------------------------------------------------- 4. optimizer
+
+
+def _compile(
+    model: keras.Model, *, learning_rate: float, epochs: int, steps_per_epoch: int,
+    warmup_epochs: int, weight_decay: float, label_smoothing: float,
+) -> WarmupCosineDecay:
+    """Phase 4: SGD (Nesterov 0.9), linear warm-up then cosine decay to 0, decoupled weight decay."""
+    total_steps = epochs * steps_per_epoch
+    warmup_steps = min(warmup_epochs * steps_per_epoch, int(MAX_WARMUP_FRACTION * total_steps))
+    schedule = WarmupCosineDecay(learning_rate, warmup_steps, total_steps)
+    optimizer = keras.optimizers.SGD(
+        schedule, momentum=0.9, nesterov=True, weight_decay=weight_decay or None,
+    )
+    # The paper puts little or no weight decay on the depthwise filters,
+    # which have few parameters; BatchNorm and biases get none either.
+    depthwise_kernels = [
+        layer.kernel for layer in flatten_layers(model)
+        if isinstance(layer, keras.layers.DepthwiseConv2D)
+    ]
+    optimizer.exclude_from_weight_decay(
+        var_list=depthwise_kernels, var_names=["gamma", "beta", "bias"]
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"],
+    )
+    return schedule
+
+
+# --------------------------------------------------------------------------- 5. callbacks, 6. fit
+
+
+class _SaveOnTrainEnd(keras.callbacks.Callback):
+    """Saves the model atomically when ``fit`` ends, before the backup is deleted."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        atomic_save_model(self.model, self.path)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Phase:
+    """Epochs ``start`` to ``end`` of a run, with the backbone frozen or not, at a peak rate."""
+
+    start: int
+    end: int
+    frozen: bool
+    learning_rate: float
+
+
+def _callbacks(
+    *, phase: _Phase, history: HistoryWriter, best: BestCheckpoint, output_dir: Path,
+    write_dir: Path, chief: bool, time_budget: float | None, steps_per_epoch: int,
+    schedule: WarmupCosineDecay, extra_callbacks: list | None,
+) -> tuple[list, TimeBudget | None]:
+    """Phase 5: the callbacks of one ``fit``; the backup comes last, after the history it records."""
+    callbacks: list = [history, best]
+    budget = None
+    if time_budget is not None:
+        budget = TimeBudget(time_budget, phase.end, steps_per_epoch, schedule)
+        callbacks.append(budget)
+    callbacks.extend(extra_callbacks or [])
+    if phase.frozen:
+        callbacks.append(_SaveOnTrainEnd(write_dir / HEAD_MODEL))
+    # Every worker restores the chief's backup; only the chief writes and deletes it.
+    backup = keras.callbacks.BackupAndRestore if chief else distribution.RestoreOnly
+    callbacks.append(backup(str(output_dir / BACKUP_DIR), double_checkpoint=True))
+    return callbacks, budget
+
+
+def _fit_phases(
+    model: keras.Model, data: TrainingData, phases: list[_Phase], *, output_dir: Path, write_dir: Path,
+    chief: bool, strategy: Any, policy: str | None, compile_options: dict, callback_options: dict,
+    verbose: Any,
+) -> TimeBudget | None:
+    """Phase 6: ``model.fit`` for each phase not finished yet, compiled afresh for each."""
+    history: HistoryWriter = callback_options["history"]
+    done = len(history.rows)
+    budget = None
+    for phase in phases:
+        if done >= phase.end:
+            continue
+        if len(phases) > 1:
+            _set_backbone_trainable(model, not phase.frozen)
+        head = output_dir / HEAD_MODEL
+        if phase.start and done == phase.start and not (output_dir / BACKUP_DIR).exists() and head.is_file():
+            # Resumed between the phases: fine-tuning starts from the frozen phase's end.
+            from mobilenet.saving import load_model
+
+            _assign_by_path(model, load_model(head))
+        with _building(strategy, policy):
+            schedule = _compile(model, learning_rate=phase.learning_rate,
+                                epochs=phase.end - phase.start, **compile_options)
+        callbacks, budget = _callbacks(phase=phase, write_dir=write_dir, output_dir=output_dir,
+                                       chief=chief, schedule=schedule, **callback_options)
+        with distribution.fit_scope(strategy):
+            model.fit(
+                data.train, initial_epoch=phase.start, epochs=phase.end,
+                steps_per_epoch=data.steps_per_epoch if distribution.worker_shard(strategy)[0] > 1 else None,
+                validation_data=data.validation, callbacks=callbacks,
+                verbose=_fit_verbosity(verbose), shuffle=False,
+            )
+        done = phase.end
+    return budget
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(
+    x: Any,
+    y: Any = None,
+    *,
+    output_dir: str | os.PathLike,
+    validation_data: Any = None,
+    validation_fraction: float = RECIPE.validation_fraction,
+    class_names: Sequence[str] | None = None,
+    image_size: int | None = None,
+    model: Any = None,
+    weights: str | os.PathLike | None = None,
+    freeze_epochs: int = RECIPE.freeze_epochs,
+    alpha: float = RECIPE.alpha,
+    early_downsampling: int | None = None,
+    shallow: bool | None = None,
+    dropout: float = RECIPE.dropout,
+    epochs: int = RECIPE.epochs,
+    batch_size: int = RECIPE.batch_size,
+    learning_rate: float = RECIPE.learning_rate,
+    fine_tune_learning_rate: float | None = None,
+    warmup_epochs: int = RECIPE.warmup_epochs,
+    weight_decay: float = RECIPE.weight_decay,
+    label_smoothing: float = RECIPE.label_smoothing,
+    augment: bool = True,
+    random_erasing: float = RECIPE.random_erasing,
+    cutmix: bool | str = "auto",
+    cache: str | os.PathLike | None = "auto",
+    strategy: Any = None,
+    mixed_precision: bool | str = False,
+    resume: bool = False,
+    time_budget: float | None = None,
+    extra_callbacks: list | None = None,
+    seed: int = 0,
+    deterministic: bool = False,
+    verbose: int | str = "auto",
+) -> TrainResult:
+    """Trains a MobileNet V1 with ``model.fit``, on arrays, an image folder or a ``tf.data.Dataset``.
+
+    The recipe (`RECIPE`, measured in ``docs/cifar10.md``): SGD with Nesterov
+    momentum 0.9, a linear warm-up to ``learning_rate`` then cosine decay to 0,
+    decoupled weight decay on the kernels except the depthwise ones, label
+    smoothing 0.1, and CutMix in runs of 100 epochs or more. Images of 64 px
+    or less train the paper's Shallow MobileNet at ``early_downsampling`` 2
+    with random crops (reflect padding) and flips; larger ones the paper's
+    network with Inception's random resized crops and flips, validated on a
+    central crop (``docs/own-images.md``).
+
+    Files in ``output_dir``: ``history.json`` and ``history.csv`` (one row per
+    finished epoch, rewritten atomically), ``best.keras`` (the best validation
+    accuracy, or training accuracy without validation), ``final.keras``,
+    ``run.json`` (the plan a resumed run must match), ``head.keras`` after
+    frozen-backbone epochs and, while a run is unfinished, ``backup/``. Every
+    model carries its class names (`mobilenet.class_names`). Killed at any
+    point and called again with ``resume=True``, training continues from the
+    last finished epoch and ends with the planned number of epochs. A second
+    run into a folder that a run is writing is refused.
+
+    Args:
+        x: the training images: pixels ``(n, rows, cols, 3)`` as a uint8
+            or 0-255 float array (with ``labels``); the path of an image
+            folder (``DIR/<class>/...``, or ``DIR/train/<class>/...`` with
+            ``val/`` and ``test/`` beside it, see
+            `mobilenet.datasets.load_image_folder`), streamed from the files;
+            an `ImageFolder` or `ImageFolderSplits`; or a ``tf.data.Dataset``
+            of unbatched ``(image, integer label)`` pairs, pixels 0-255 of
+            any size (counted in one pass first). As Keras' ``fit`` names it.
+        y: int labels ``(n,)`` with an array; None otherwise.
+        output_dir: folder for checkpoints and history (created).
+        validation_data: optional data to validate on, of the training
+            data's kind: ``(images, labels)`` arrays, an image folder path (or
+            `ImageFolder`), or a ``tf.data.Dataset``.
+        validation_fraction: float in [0, 1), the share of each class held
+            out when ``validation_data`` is None (arrays and image folders
+            without ``val/``; a dataset is not split); 0 trains on everything.
+        class_names: names of the classes in label order, for arrays and
+            datasets (an image folder's are its folder names). They travel
+            with the model into every file; None: the model carries none.
+        image_size: the model's square input side. Default: an array's own
+            size; 224 for files and datasets (the paper's); the model's with
+            ``model``.
+        model: optional Keras model taking pixels (0-255) with a softmax
+            output, so it must normalise inside (e.g.
+            ``MobileNetV1(..., include_preprocessing=True)``). By default
+            `build_model`. With a ``strategy``, build it inside
+            ``strategy.scope()``.
+        weights: start from pretrained weights: ``"imagenet"``
+            (keras.applications' files, downloaded), a keras.applications
+            MobileNet weights file (``.h5``), or a ``.keras`` model this
+            library wrote, for any classes. Everything but the classifier is
+            copied; the classifier is new, for the data's classes.
+        freeze_epochs: int >= 0, with ``weights``: first train only the new
+            classifier for this many epochs, the backbone frozen and its
+            BatchNorm in inference mode, so that the random classifier's
+            first gradients do not disturb the pretrained features; then
+            fine-tune every layer. 0 fine-tunes from the start.
+        alpha: width multiplier of the default model.
+        early_downsampling: see `mobilenet.MobileNetV1`; None picks 2 for
+            images up to 64 px, 4 above.
+        shallow: the default model is the paper's Shallow MobileNet (blocks
+            7-11 removed); None picks it for images up to 64 px without
+            ``weights``.
+        dropout: dropout before the default model's classifier.
+        epochs: int >= 1, total epochs, ``freeze_epochs`` included (a resumed
+            run counts finished ones).
+        batch_size: int >= 1, global batch size. Each epoch leaves out its
+            short last batch, unless there are fewer images than one batch.
+        learning_rate: float > 0, the peak learning rate (of the frozen
+            phase, with ``weights``).
+        fine_tune_learning_rate: the peak rate of fine-tuning with
+            ``weights``; default ``learning_rate`` x 0.1
+            (`Recipe.fine_tune_factor`).
+        warmup_epochs: int >= 0, epochs of linear warm-up from 0 in each
+            phase, capped at a quarter of it.
+        weight_decay: decoupled weight decay on the kernels of the full and
+            pointwise convolutions and the classifier; none on depthwise
+            kernels (as the paper advises), BatchNorm or biases.
+        label_smoothing: float in [0, 1).
+        augment: random crops and flips of training images.
+        random_erasing: float in [0, 1], the share of training images that
+            also get a random rectangle erased.
+        cutmix: CutMix within each training batch: True, False, or "auto",
+            on for runs of 100 (`CUTMIX_MIN_EPOCHS`) planned epochs or more.
+        cache: for files: ``"auto"`` (in memory when the cached data takes at
+            most 64 MiB, `Recipe.auto_cache_bytes`; else streamed), ``"memory"``,
+            None (always stream) or a file path prefix (``tf.data``'s cache
+            on disk).
+        strategy: optional ``tf.distribute.Strategy`` (MirroredStrategy,
+            MultiWorkerMirroredStrategy, TPUStrategy), or a
+            ``keras.distribution.DataParallel`` on the JAX backend. With
+            several workers each reads only its own share of an image
+            folder's files; only the chief (worker 0) writes ``output_dir``.
+        mixed_precision: False, True/'auto' (mixed_float16 on GPU,
+            mixed_bfloat16 otherwise), 'mixed_float16' or 'mixed_bfloat16'.
+        resume: continue an interrupted run found in ``output_dir`` (nothing
+            there: start it); its ``epochs``, ``freeze_epochs``, image size
+            and classes must be the planned ones.
+        time_budget: optional seconds > 0: the run is cut to the epochs that
+            fit, the learning-rate decay ending at the new last epoch. Not
+            with ``freeze_epochs``.
+        extra_callbacks: more Keras callbacks for ``fit``.
+        seed: int >= 0, seed of the weights, split, shuffle and augmentation
+            (set process-wide with ``keras.utils.set_random_seed``).
+        deterministic: make the run repeat exactly (TensorFlow's op
+            determinism, for the rest of the process).
+        verbose: Keras ``fit`` verbosity ("auto": a progress bar on a
+            terminal, one line per epoch when output is redirected).
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        ValueError: a bad argument (named) before any file is written: images
+            of the wrong shape, dtype or range, labels outside the classes, an
+            image folder with no classes or an empty class, a rate <= 0, a
+            finished run with ``resume``, a folder another run is writing.
+        FileExistsError: ``output_dir`` holds an interrupted run and
+            ``resume`` is False.
+
+    Example:
+
+    ```python
+    from mobilenet.datasets import load_cifar10
+    from mobilenet.training import train
+
+    (x_train, y_train), _ = load_cifar10("../shared/data/cifar10-subset")
+    result = train(x_train[:64], y_train[:64], output_dir="runs/tiny", epochs=1, alpha=0.25,
+                   verbose=0)
+    result.final_model_path  # runs/tiny/final.keras
+    ```
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    learning_rate = check_number(learning_rate, "learning_rate", low=0.0, low_open=True)
+    warmup_epochs = check_int(warmup_epochs, "warmup_epochs", minimum=0)
+    weight_decay = check_number(weight_decay, "weight_decay", low=0.0)
+    label_smoothing = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+    validation_fraction = check_number(validation_fraction, "validation_fraction", low=0.0, high=1.0)
+    freeze_epochs = check_int(freeze_epochs, "freeze_epochs", minimum=0)
+    if time_budget is not None:
+        time_budget = check_number(time_budget, "time_budget", low=0.0, low_open=True)
+    seed = check_int(seed, "seed", minimum=0)
+    random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
+    check_bool(deterministic, "deterministic")
+    check_bool(augment, "augment")
+    cache = check_cache(cache)
+    if shallow is not None:
+        check_bool(shallow, "shallow")
+    if cutmix == "auto":
+        cutmix = epochs >= CUTMIX_MIN_EPOCHS
+    elif not isinstance(cutmix, bool):
+        raise invalid("cutmix", 'True, False or "auto"', cutmix)
+    if weights is not None and model is not None:
+        raise invalid("weights", "None with a model of your own (load weights into it first)", weights)
+    if weights is not None and shallow:
+        raise invalid("shallow", "None or False with pretrained weights (they fill the full network)",
+                      shallow)
+    if freeze_epochs and weights is None:
+        raise invalid("freeze_epochs", "0 without pretrained `weights` (a random backbone has "
+                      "nothing to keep)", freeze_epochs)
+    if freeze_epochs >= epochs:
+        raise invalid("freeze_epochs", f"fewer than epochs ({epochs}), so fine-tuning has epochs",
+                      freeze_epochs)
+    if freeze_epochs and time_budget is not None:
+        raise invalid("time_budget", "None with freeze_epochs (the budget cuts a one-phase run)",
+                      time_budget)
+    if fine_tune_learning_rate is None:
+        fine_tune_learning_rate = learning_rate * (RECIPE.fine_tune_factor if weights is not None else 1.0)
+    fine_tune_learning_rate = check_number(fine_tune_learning_rate, "fine_tune_learning_rate",
+                                           low=0.0, low_open=True)
+    distribution.check_strategy(strategy)
+    policy = _mixed_precision_policy(mixed_precision)
+    if time_budget is not None and strategy is not None and distribution.is_multi_worker(strategy):
+        raise invalid(
+            "time_budget", "None with several workers (each would cut the run by its own "
+            "clock, and the workers would wait on each other)", time_budget,
+        )
+    output_dir = Path(output_dir)
+    _check_output_dir(output_dir)
+    chief = distribution.is_chief(strategy)
+
+    keras.utils.set_random_seed(seed)
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    # 1-2: data and model, both checked before anything is written.
+    data_ = prepare_data(
+        x, y, validation_data=validation_data, validation_fraction=validation_fraction,
+        class_names=class_names, image_size=image_size, model=model, batch_size=batch_size,
+        augment=augment, random_erasing=random_erasing, cutmix=cutmix, cache=cache, seed=seed,
+        strategy=strategy,
+    )
+    model = _prepare_model(
+        model, data_, alpha=alpha, early_downsampling=early_downsampling, shallow=shallow,
+        dropout=dropout, weights=weights, strategy=strategy, policy=policy,
+    )
+    plan = {
+        "epochs": epochs, "freeze_epochs": freeze_epochs, "image_size": data_.image_size,
+        "class_names": list(data_.class_names) if data_.class_names else None,
+        "num_classes": data_.num_classes,
+    }
+    phases = [_Phase(0, epochs, False, learning_rate if weights is None else fine_tune_learning_rate)]
+    if freeze_epochs:
+        phases = [_Phase(0, freeze_epochs, True, learning_rate),
+                  _Phase(freeze_epochs, epochs, False, fine_tune_learning_rate)]
+    # 3: the folder, locked while this run writes it.
+    _check_output_dir(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(output_dir, chief):
+        _prepare_output_dir(output_dir, resume, chief, plan)
+        monitor = "val_accuracy" if data_.validation is not None else "accuracy"
+        # Another worker writes the same files to a private folder, removed at the end.
+        write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="mobilenet-worker-"))
+        if resume and not chief and (output_dir / HISTORY_JSON).is_file():
+            shutil.copy(output_dir / HISTORY_JSON, write_dir / HISTORY_JSON)
+        history = HistoryWriter(write_dir)
+        seen = [row[monitor] for row in history.rows if monitor in row]
+        best = BestCheckpoint(
+            write_dir / BEST_MODEL, monitor,
+            max(seen) if seen and (output_dir / BEST_MODEL).is_file() else -math.inf,
+        )
+        try:
+            budget = _fit_phases(
+                model, data_, phases, output_dir=output_dir, write_dir=write_dir, chief=chief,
+                strategy=strategy, policy=policy, verbose=verbose,
+                compile_options=dict(steps_per_epoch=data_.steps_per_epoch,
+                                     warmup_epochs=warmup_epochs, weight_decay=weight_decay,
+                                     label_smoothing=label_smoothing),
+                callback_options=dict(history=history, best=best, time_budget=time_budget,
+                                      steps_per_epoch=data_.steps_per_epoch,
+                                      extra_callbacks=extra_callbacks),
+            )
+            atomic_save_model(model, write_dir / FINAL_MODEL)
+            rows = read_history(write_dir)
+        finally:
+            if not chief:
+                shutil.rmtree(write_dir, ignore_errors=True)
+    best_path, final = output_dir / BEST_MODEL, output_dir / FINAL_MODEL
+    return TrainResult(
+        model=model,
+        history=rows,
+        output_dir=output_dir,
+        best_model_path=best_path if chief and best_path.is_file() else None,
+        final_model_path=final if chief else None,
+        stopped_early=bool(budget and budget.stopped),
+        chief=chief,
+        class_names=data_.class_names,
+        test=data_.test,
+        validation=data_.validation_source,
+    )
