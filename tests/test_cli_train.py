@@ -171,7 +171,8 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(cifar10_subset_dir, tmp_path, c
 
 
 @pytest.mark.parametrize("flags, expected", [
-    ([], dict(shallow=True, cutmix="auto", random_erasing=0.0, learning_rate=0.15)),
+    ([], dict(shallow=None, early_downsampling=None, cutmix="auto", random_erasing=0.0,
+              learning_rate=0.15)),
     (["--no-shallow", "--cutmix", "--random-erasing", "0.5"],
      dict(shallow=False, cutmix=True, random_erasing=0.5)),
     (["--no-cutmix", "--epochs", "200"], dict(cutmix=False, epochs=200)),
@@ -217,7 +218,9 @@ def test_train_command_defaults_are_the_recipe_of_train():
     # The CLI spells its defaults out (parsing must not import Keras), so a
     # change to `train`'s recipe has to reach both; this catches one that doesn't.
     parsed = vars(build_parser().parse_args(["train", "--data-dir", "somewhere"]))
-    recipe = {name: p.default for name, p in inspect.signature(cifar10.train).parameters.items()}
+    from mobilenet import training
+
+    recipe = {name: p.default for name, p in inspect.signature(training.train).parameters.items()}
     shared = ["epochs", "alpha", "early_downsampling", "shallow", "learning_rate", "weight_decay",
               "label_smoothing", "validation_fraction", "augment", "random_erasing", "seed"]
     assert {name: parsed[name] for name in shared} == {name: recipe[name] for name in shared}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import re
 import sys
@@ -207,83 +208,116 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `evaluate`: where the data is and how much to use."""
     parser.add_argument(
         "--data-dir", metavar="DIR",
-        help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz (the "
-        "official python release); default: $MOBILENET_CIFAR10_DIR, else Keras's "
-        "download cache (downloads 170 MB on first use)",
+        help="your images, one folder per class (DIR/<class>/*.jpg, or DIR/train/<class>/ with "
+        "DIR/val/ and DIR/test/ beside it), or a folder holding CIFAR-10's "
+        "cifar-10-batches-py/ or cifar-10-python.tar.gz; default: $MOBILENET_CIFAR10_DIR, "
+        "else Keras's CIFAR-10 download (170 MB on first use)",
     )
     parser.add_argument(
         "--batch-size", type=_positive_int, default=None, metavar="N",
         help="images per step (train default 64, evaluate default 256)",
     )
-    parser.add_argument(
-        "--limit", type=_positive_int, default=None, metavar="N",
-        help="use only the first N training and N test images (for a quick check)",
-    )
 
 
 def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
+    from mobilenet.training.recipe import RECIPE
+
     parser = _command(
         subcommands, "train", _run_train,
-        aliases={"x_train": "--data-dir", "y_train": "--data-dir", "fraction": "--validation-fraction"},
-        help="train a MobileNet V1 on CIFAR-10 and report its test accuracy",
+        aliases={"x_train": "--data-dir", "y_train": "--data-dir", "x": "--data-dir",
+                 "y": "--data-dir", "fraction": "--validation-fraction"},
+        help="train a MobileNet V1 on your image folders or CIFAR-10 and report its accuracy",
         description=(
-            "Train a MobileNet V1 on CIFAR-10 (32x32 images, 10 classes) with the "
-            "library's measured recipe, then print its test accuracy. Writes "
-            "best.keras, final.keras, history.csv/json, test.json (and PNG plots "
-            "when matplotlib is installed) to --output-dir. The models take pixels "
-            "(0-255) as they are. If the run is killed, run the same command with "
-            "--resume to continue from the last finished epoch."
+            "Train a MobileNet V1 with the library's measured recipe on your images (a folder "
+            "per class, streamed from the files) or on CIFAR-10, then print its accuracy on "
+            "the test images (test/ of a folder dataset, else its validation images). "
+            "Writes best.keras, final.keras, history.csv/json, run.json, test.json (and PNG "
+            "plots when matplotlib is installed) to --output-dir; the models carry their "
+            "class names and take pixels (0-255) as they are. If the run is killed, run the "
+            "same command with --resume to continue from the last finished epoch."
         ),
         epilog=(
             "examples:\n"
             "  mobilenet train --data-dir ../shared/data/cifar10-subset --epochs 15\n"
-            "  mobilenet train --data-dir ~/data --epochs 60 --output-dir runs/full\n"
+            "  mobilenet train --data-dir photos/ --image-size 160 --weights imagenet "
+            "--freeze-epochs 3 --epochs 20\n"
             "  mobilenet train --data-dir ~/data --output-dir runs/full --epochs 60 --resume   # after a kill\n"
             "  mobilenet train --strategy mirrored --mixed-precision --batch-size 256"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_data_options(parser)
+    parser.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N",
+        help="use only N training and N test images (for a quick check; a seeded random "
+        "choice from a folder dataset, the first N of CIFAR-10)",
+    )
     parser.add_argument("--output-dir", default="runs/cifar10", metavar="DIR",
                         help="folder for checkpoints, history and plots (default: runs/cifar10)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run in --output-dir from its last finished epoch")
-    parser.add_argument("--epochs", type=_positive_int, default=30, metavar="N", help="total epochs (default: 30)")
-    parser.add_argument("--alpha", type=float, default=0.5, metavar="A",
-                        help="width multiplier alpha: channels x alpha (default: 0.5)")
+    parser.add_argument("--epochs", type=_positive_int, default=RECIPE.epochs, metavar="N",
+                        help=f"total epochs, --freeze-epochs included (default: {RECIPE.epochs})")
+    parser.add_argument("--image-size", type=_positive_int, default=None, metavar="N",
+                        help="the model's square input side for a folder dataset: the paper's "
+                        "224, 192, 160, 128 or any other (default: 224; CIFAR-10 is 32)")
+    parser.add_argument("--weights", metavar="imagenet|FILE", default=None,
+                        help="start from pretrained weights: imagenet (keras.applications' "
+                        "files, downloaded), their .h5 file, or a .keras model trained by "
+                        "mobilenet train on any classes; the classifier is new")
+    parser.add_argument("--freeze-epochs", type=int, default=RECIPE.freeze_epochs, metavar="N",
+                        help="with --weights: first train only the new classifier for N epochs, "
+                        "the backbone frozen, then fine-tune every layer (default: "
+                        f"{RECIPE.freeze_epochs})")
+    parser.add_argument("--alpha", type=_number, default=RECIPE.alpha, metavar="A",
+                        help=f"width multiplier alpha: channels x alpha (default: {RECIPE.alpha})")
     parser.add_argument(
-        "--early-downsampling", type=int, choices=(4, 2, 1), default=2,
+        "--early-downsampling", type=int, choices=(4, 2, 1), default=None,
         help="combined stride of the stem and block 2: 4 is the paper's net (1x1 "
         "final map at 32x32), 2 and 1 keep 2x2 and 4x4 maps at about 4x and 15x the cost "
-        "(default: 2)",
+        "(default: 2 up to 64 px, 4 above)",
     )
     parser.add_argument(
-        "--shallow", action=argparse.BooleanOptionalAction, default=True,
+        "--shallow", action=argparse.BooleanOptionalAction, default=None,
         help="the paper's Shallow MobileNet (blocks 7-11 removed), which learns faster from "
-        "few images; --no-shallow trains the full network (default: --shallow)",
+        "few images; --no-shallow trains the full network (default: shallow up to 64 px "
+        "without --weights)",
     )
-    parser.add_argument("--learning-rate", type=float, default=0.15, metavar="LR",
-                        help="peak learning rate of SGD's warm-up + cosine schedule (default: 0.15)")
-    parser.add_argument("--weight-decay", type=float, default=5e-3, metavar="WD",
-                        help="decoupled weight decay on kernels, except depthwise ones (default: 5e-3)")
-    parser.add_argument("--label-smoothing", type=float, default=0.1, metavar="S",
-                        help="label smoothing (default: 0.1)")
-    parser.add_argument("--validation-fraction", type=float, default=0.1,
-                        metavar="F",
-                        help="share of the training images held out for validation and for "
-                        "picking best.keras; 0 trains on all (default: 0.1)")
+    parser.add_argument("--learning-rate", type=_number, default=RECIPE.learning_rate, metavar="LR",
+                        help="peak learning rate of SGD's warm-up + cosine schedule "
+                        f"(default: {RECIPE.learning_rate})")
+    parser.add_argument("--fine-tune-learning-rate", type=_number, default=None, metavar="LR",
+                        help="with --weights: the peak rate of fine-tuning (default: "
+                        f"--learning-rate x {RECIPE.fine_tune_factor:g})")
+    parser.add_argument("--weight-decay", type=_number, default=RECIPE.weight_decay, metavar="WD",
+                        help="decoupled weight decay on kernels, except depthwise ones "
+                        f"(default: {RECIPE.weight_decay:g})")
+    parser.add_argument("--label-smoothing", type=_number, default=RECIPE.label_smoothing,
+                        metavar="S", help=f"label smoothing (default: {RECIPE.label_smoothing})")
+    parser.add_argument("--validation-fraction", type=_number,
+                        default=RECIPE.validation_fraction, metavar="F",
+                        help="share of each class held out for validation and for picking "
+                        "best.keras (not with a val/ folder); 0 trains on all (default: "
+                        f"{RECIPE.validation_fraction})")
     parser.add_argument("--no-augment", dest="augment", action="store_false",
                         help="turn off the random crops and flips of training images")
-    parser.add_argument("--random-erasing", type=float, default=0.0, metavar="P",
-                        help="also erase a random rectangle from this share of the training "
-                        "images (default: 0)")
+    parser.add_argument("--random-erasing", type=_number, default=RECIPE.random_erasing,
+                        metavar="P", help="also erase a random rectangle from this share of the "
+                        f"training images (default: {RECIPE.random_erasing:g})")
     parser.add_argument("--cutmix", action=argparse.BooleanOptionalAction, default=None,
                         help="CutMix within each training batch, against overfitting in long "
-                        "runs (default: on for --epochs 100 or more)")
+                        f"runs (default: on for --epochs {RECIPE.cutmix_min_epochs} or more)")
+    parser.add_argument(
+        "--cache", default="auto", metavar="auto|memory|none|PATH",
+        help="keep a folder dataset after its first epoch: auto (in memory when it takes at "
+        f"most {RECIPE.auto_cache_bytes // 2**20} MiB there), memory, none (stream every "
+        "epoch), or a file path prefix for a cache on disk (default: auto)",
+    )
     parser.add_argument(
         "--strategy", choices=("default", "mirrored", "multi-worker", "tpu"), default="default",
         help="tf.distribute strategy: mirrored (all local GPUs), multi-worker "
-        "(machines listed in TF_CONFIG), tpu (default: one device)",
+        "(machines listed in TF_CONFIG; each reads its own share of a folder dataset), tpu "
+        "(default: one device)",
     )
     parser.add_argument(
         "--mixed-precision", nargs="?", const="auto", default=None,
@@ -291,7 +325,7 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
         help="mixed precision policy; alone means auto: mixed_float16 on GPU, "
         "mixed_bfloat16 on CPU/TPU (default: float32)",
     )
-    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--time-budget", type=_number, default=None, metavar="SECONDS",
                         help="fit the run into this many seconds: fewer epochs if needed, with the "
                         "learning-rate schedule shortened to match")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default: 0)")
@@ -305,15 +339,26 @@ def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
     parser = _command(
         subcommands, "evaluate", _run_evaluate,
         aliases={"path": "MODEL.keras", "x_test": "--data-dir", "y_test": "--data-dir"},
-        help="report a trained model's CIFAR-10 test accuracy, per class",
+        help="report a trained model's accuracy on test images, per class",
         description=(
-            "Evaluate a model saved by `mobilenet train` (a .keras file) on the "
-            "CIFAR-10 test images: overall accuracy, accuracy per class and the "
-            "confusion matrix."
+            "Evaluate a model saved by `mobilenet train` (a .keras file) on test images: a "
+            "folder dataset's test/ (else val/, else all of its class folders), or CIFAR-10's "
+            "test batch. Prints overall and top-k accuracy, accuracy per class with the "
+            "model's class names, and optionally the worst-classified files and the "
+            "confusion matrix as a PNG."
         ),
     )
     parser.add_argument("model", metavar="MODEL.keras", help="the model file to evaluate")
     _add_data_options(parser)
+    parser.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N",
+        help="evaluate only N test images (a seeded random choice from a folder dataset, the "
+        "first N of CIFAR-10)",
+    )
+    parser.add_argument("--top-k", type=_positive_int, default=5, metavar="K",
+                        help="also report top-K accuracy (default: 5)")
+    parser.add_argument("--errors", type=int, default=0, metavar="N",
+                        help="print the N most confidently misclassified images (default: 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON here")
     parser.add_argument("--plot", metavar="PATH",
                         help="also save the confusion matrix as a PNG (needs matplotlib)")
@@ -322,11 +367,44 @@ def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
                         "(test-time augmentation; twice the inference time)")
 
 
-def _print_report(report, flip_tta: bool = False) -> None:  # noqa: ANN001 - an EvaluationReport
+def _print_report(report, what: str = "test", flip_tta: bool = False, errors: int = 0) -> None:  # noqa: ANN001
     how = ", with flip TTA" if flip_tta else ""
-    print(f"test accuracy: {report.accuracy:.2%} on {report.num_examples} images{how}")
+    top = (f"; top-{report.top_k} {report.top_k_accuracy:.2%}"
+           if report.top_k < len(report.class_names) else "")
+    print(f"{what} accuracy: {report.accuracy:.2%} on {report.num_examples} images{how}{top}")
+    width = max(11, *(len(name) + 1 for name in report.per_class_accuracy))
     for name, accuracy in report.per_class_accuracy.items():
-        print(f"  {name:<11}{accuracy:7.1%}")
+        print(f"  {name:<{width}}{accuracy:7.1%}")
+    for error in report.errors[:errors]:
+        where = error.path if error.path is not None else f"image {error.index}"
+        print(f"  wrong: {where}: {error.label}, predicted {error.predicted} "
+              f"({error.confidence:.1%})")
+
+
+def _is_folder_dataset(data_dir: str | None, flag: str = "--data-dir") -> bool:
+    """Whether ``data_dir`` is a folder dataset (else CIFAR-10's release, or its download)."""
+    if not data_dir:
+        return False
+    from pathlib import Path
+
+    from mobilenet.datasets.image_folder import is_image_folder
+
+    if not Path(data_dir).expanduser().exists():
+        raise UsageError(
+            f"Invalid value for argument `{flag}`: expected a folder with one sub-folder of "
+            "images per class, or one holding CIFAR-10's cifar-10-batches-py/ or "
+            f"cifar-10-python.tar.gz. Received: {flag}={data_dir!r} (no such folder)"
+        )
+    return is_image_folder(data_dir)
+
+
+def _limited(folder, limit: int | None, seed: int = 0):  # noqa: ANN001, ANN202 - an ImageFolder
+    """A seeded random choice of ``limit`` files of ``folder`` (all of them without a limit)."""
+    if folder is None or limit is None or limit >= len(folder):
+        return folder
+    import numpy as np
+
+    return folder.subset(np.sort(np.random.default_rng(seed).permutation(len(folder))[:limit]))
 
 
 def _load_cifar10(args: argparse.Namespace) -> tuple:
@@ -343,50 +421,102 @@ def _plots_missing() -> str | None:
     """Why plots cannot be drawn here, or None when matplotlib is installed."""
     import importlib.util
 
-    from mobilenet.cifar10.plots import PLOT_EXTRA_HINT
+    from mobilenet.training.plots import PLOT_EXTRA_HINT
 
     if importlib.util.find_spec("matplotlib") is None:
         return f"matplotlib is not installed ({PLOT_EXTRA_HINT})"
     return None
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _train_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of `train` that the flags set, the same for every kind of data."""
+    from mobilenet import training
 
-    from mobilenet import cifar10
-
-    output_dir = Path(args.output_dir)
-    (x_train, y_train), (x_test, y_test) = _load_cifar10(args)
-    if args.validation_fraction and len(x_train) < 20:
-        raise UsageError(
-            f"Invalid value for argument `--limit`: {len(x_train)} training images are too "
-            "few to hold out a validation split; use more, or --validation-fraction 0"
-        )
-    result = cifar10.train(
-        x_train, y_train, output_dir=output_dir, resume=args.resume,
-        epochs=args.epochs, alpha=args.alpha, early_downsampling=args.early_downsampling,
-        shallow=args.shallow,
-        batch_size=args.batch_size or 64, learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-        validation_fraction=args.validation_fraction, augment=args.augment,
-        random_erasing=args.random_erasing, cutmix="auto" if args.cutmix is None else args.cutmix,
-        strategy=cifar10.make_strategy(args.strategy),
+    return dict(
+        resume=args.resume, epochs=args.epochs, alpha=args.alpha,
+        early_downsampling=args.early_downsampling, shallow=args.shallow,
+        batch_size=args.batch_size or training.RECIPE.batch_size,
+        learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing, validation_fraction=args.validation_fraction,
+        augment=args.augment, random_erasing=args.random_erasing,
+        cutmix="auto" if args.cutmix is None else args.cutmix,
+        strategy=training.make_strategy(args.strategy),
         mixed_precision=args.mixed_precision or False,
         time_budget=args.time_budget, seed=args.seed, deterministic=args.deterministic,
     )
+
+
+def _train_folders(args: argparse.Namespace, output_dir) -> tuple:  # noqa: ANN001
+    """Trains on an image folder dataset; returns the result and the images to report on."""
+    from mobilenet import training
+    from mobilenet.datasets import load_image_folder
+
+    splits = load_image_folder(args.data_dir, validation_fraction=args.validation_fraction,
+                               seed=args.seed, argument="data_dir")
+    if args.limit is not None:
+        splits = dataclasses.replace(
+            splits, train=_limited(splits.train, args.limit, args.seed),
+            validation=_limited(splits.validation, args.limit, args.seed),
+            test=_limited(splits.test, args.limit, args.seed),
+        )
+    cache = None if args.cache == "none" else args.cache
+    result = training.train(
+        splits, output_dir=output_dir, image_size=args.image_size, weights=args.weights,
+        freeze_epochs=args.freeze_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
+        cache=cache, **_train_options(args),
+    )
+    if splits.test is not None:
+        return result, "test", splits.test, None
+    if splits.validation is not None:
+        return result, "validation", splits.validation, None
+    return result, None, None, None
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mobilenet import cifar10, training
+
+    output_dir = Path(args.output_dir)
+    if _is_folder_dataset(args.data_dir):
+        result, what, x_test, y_test = _train_folders(args, output_dir)
+    else:
+        for flag, value, default in (("--image-size", args.image_size, None),
+                                     ("--weights", args.weights, None),
+                                     ("--freeze-epochs", args.freeze_epochs, 0),
+                                     ("--fine-tune-learning-rate", args.fine_tune_learning_rate, None),
+                                     ("--cache", args.cache, "auto")):
+            if value != default:
+                raise UsageError(
+                    f"Invalid value for argument `{flag}`: it applies to a folder dataset "
+                    f"(a folder per class), and --data-dir holds CIFAR-10. Received: {flag}={value}"
+                )
+        (x_train, y_train), (x_test, y_test) = _load_cifar10(args)
+        if args.validation_fraction and len(x_train) < 20:
+            raise UsageError(
+                f"Invalid value for argument `--limit`: {len(x_train)} training images are too "
+                "few to hold out a validation split; use more, or --validation-fraction 0"
+            )
+        result = cifar10.train(x_train, y_train, output_dir=output_dir, **_train_options(args))
+        what = "test"
     # Every worker of a multi-worker run evaluates (predict is collective); the chief writes.
-    report = cifar10.evaluate(result.model, x_test, y_test)
+    report = None
+    if what is not None:
+        report = training.evaluate(result.model, x_test, y_test)
     if not result.chief:
         return 0
-    _print_report(report)
-    written = [report.save_json(output_dir / "test.json")]
+    written = []
+    if report is not None:
+        _print_report(report, what)
+        written.append(report.save_json(output_dir / "test.json"))
     missing = _plots_missing()
     if missing is None:
-        written += cifar10.save_plots(result.history, report, output_dir)
+        written += training.save_plots(result.history, report, output_dir)
     for path in (result.best_model_path, result.final_model_path):
         if path is not None:
             written.append(path)
-    written += [output_dir / name for name in (cifar10.HISTORY_CSV, cifar10.HISTORY_JSON)]
+    written += [output_dir / name for name in (training.HISTORY_CSV, training.HISTORY_JSON,
+                                               training.RUN_JSON, training.HEAD_MODEL)]
     names = ", ".join(sorted(path.name for path in written if path.is_file()))
     print(f"wrote {names} to {output_dir}/")
     if missing is not None:
@@ -394,22 +524,49 @@ def _run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_evaluate(args: argparse.Namespace) -> int:
-    from mobilenet import cifar10
+def _evaluation_folder(args: argparse.Namespace):  # noqa: ANN202 - (ImageFolder, what)
+    """The images `evaluate` reports on in a folder dataset: test/, else val/, else all."""
+    from mobilenet.datasets import load_image_folder
 
+    splits = load_image_folder(args.data_dir, validation_fraction=0.0, argument="data_dir")
+    for what, folder in (("test", splits.test), ("validation", splits.validation)):
+        if folder is not None:
+            return _limited(folder, args.limit), what
+    return _limited(splits.train, args.limit), "test"
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from mobilenet import training
+    from mobilenet.datasets import CIFAR10_CLASS_NAMES
     from mobilenet.saving import _load_model
 
     if args.plot and _plots_missing():
         raise UsageError(f"Invalid value for argument `--plot`: {_plots_missing()}")
+    if args.errors < 0:
+        raise UsageError(f"Invalid value for argument `--errors`: expected an integer >= 0. "
+                         f"Received: --errors={args.errors}")
     model = _load_model(args.model, compile=False, argument="model")  # before any data download
-    _, (x_test, y_test) = _load_cifar10(args)
-    report = cifar10.evaluate(model, x_test, y_test, batch_size=args.batch_size or 256,
-                              flip_tta=args.flip_tta)
-    _print_report(report, flip_tta=args.flip_tta)
+    from mobilenet.export import pixel_input_range
+
+    if pixel_input_range(model) is None:
+        raise UsageError(
+            f"Invalid value for argument `MODEL.keras`: {args.model} does not take pixels 0-255 "
+            "(its first layer is no Rescaling), and evaluate feeds it pixels; evaluate it in "
+            "Python on images preprocessed as it expects"
+        )
+    if _is_folder_dataset(args.data_dir):
+        (x_test, what), y_test = _evaluation_folder(args), None
+    else:
+        _, (x_test, y_test) = _load_cifar10(args)
+        what = "test"
+    report = training.evaluate(model, x_test, y_test, batch_size=args.batch_size or 256,
+                               flip_tta=args.flip_tta, top_k=args.top_k,
+                               default_class_names=CIFAR10_CLASS_NAMES)
+    _print_report(report, what, flip_tta=args.flip_tta, errors=args.errors)
     if args.json:
         print(f"wrote {report.save_json(args.json)}")
     if args.plot:
-        print(f"wrote {cifar10.plot_confusion_matrix(report, args.plot)}")
+        print(f"wrote {training.plot_confusion_matrix(report, args.plot)}")
     return 0
 
 
@@ -447,9 +604,9 @@ def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibration-data", metavar="IMAGES.npy",
                         help="images to calibrate int8 activation ranges on (a few hundred)")
     parser.add_argument("--calibration-dir", metavar="DIR",
-                        help="a CIFAR-10 folder (as for `mobilenet train --data-dir`): calibrates "
-                             "on its first 500 training images and --verify uses its test "
-                             "images, as pixels 0-255")
+                        help="a folder dataset or a CIFAR-10 folder (as for `mobilenet train "
+                             "--data-dir`): calibrates on 500 of its training images and --verify "
+                             "uses its test (or validation) images, as pixels 0-255")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of an int8 .tflite file. Default: uint8")
     parser.add_argument("--rescale", type=float, default=1.0, metavar="FACTOR",
@@ -502,15 +659,17 @@ def _export_images(args: argparse.Namespace, quantization: str) -> tuple:
             "--calibration-data or --calibration-dir. Received: none of them"
         )
     calibration = verification = None
-    if args.calibration_dir:
+    if args.calibration_dir and _is_folder_dataset(args.calibration_dir, "--calibration-dir"):
+        calibration, verification = _folder_export_images(args)
+    elif args.calibration_dir:
         from mobilenet import cifar10
 
         try:
             (x_train, _), (x_test, _) = cifar10.load_cifar10(args.calibration_dir)
         except (OSError, ValueError) as error:
             raise UsageError(
-                "Invalid value for argument `--calibration-dir`: expected a folder holding "
-                f"CIFAR-10. Received: --calibration-dir={args.calibration_dir!r} "
+                "Invalid value for argument `--calibration-dir`: expected a folder per class or "
+                f"a folder holding CIFAR-10. Received: --calibration-dir={args.calibration_dir!r} "
                 f"({_first_line(error)})"
             ) from error
         calibration, verification = x_train[:CALIBRATION_IMAGES], x_test
@@ -521,6 +680,34 @@ def _export_images(args: argparse.Namespace, quantization: str) -> tuple:
     elif verification is None:
         verification = calibration
     return calibration, (verification if args.verify else None)
+
+
+def _folder_export_images(args: argparse.Namespace) -> tuple:
+    """Calibration and verification pixels from a folder dataset, at the model's input size.
+
+    Calibration: a seeded random 500 of the training images (every class
+    mixed in); verification: test/, else val/, else the 10% that `mobilenet
+    train` holds out by default (the same seed, so the same images).
+    """
+    from mobilenet.datasets import load_image_folder
+    from mobilenet.saving import _load_model
+    from mobilenet.training.pipeline import load_folder_images
+    from mobilenet.training.recipe import RECIPE
+
+    model = _load_model(args.model, compile=False, argument="model")
+    side = model.input_shape[1]
+    if side is None or side != model.input_shape[2]:
+        raise UsageError(
+            "Invalid value for argument `--calibration-dir`: a folder dataset needs a model with "
+            f"a square input of fixed size, to size its images. Received: {args.model} with "
+            f"input shape {model.input_shape}"
+        )
+    splits = load_image_folder(args.calibration_dir, validation_fraction=RECIPE.validation_fraction,
+                               argument="calibration_dir")
+    held = splits.test or splits.validation
+    calibration = load_folder_images(splits.train, side, CALIBRATION_IMAGES)
+    verification = load_folder_images(held, side) if held is not None else calibration
+    return calibration, verification
 
 
 def _require_onnx(flag: str, *packages: str) -> None:
