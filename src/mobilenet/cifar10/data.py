@@ -281,7 +281,10 @@ def check_images_and_labels(
         num_classes: int, the number of classes.
         image_shape: optional ``(rows, cols, channels)`` the images must have;
             None entries match any size. Default: any size, 3 channels.
-        images_argument, labels_argument: the argument names for errors.
+        images_argument: str, the name errors give ``images``. Defaults to
+            ``"images"``.
+        labels_argument: str, the name errors give ``labels``. Defaults to
+            ``"labels"``.
 
     Returns:
         ``(images, labels)`` as arrays, labels flattened to int64.
