@@ -152,7 +152,9 @@ def image_orientation(path: str | os.PathLike) -> int:
             # PNG's override would decode the pixels to look for a late eXIf.
             exif = Image.Image.getexif(image)
             value = exif.get(_ORIENTATION_TAG, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except UnidentifiedImageError as error:
+        raise ValueError(f"cannot read {str(path)!r} as an image (unknown format)") from error
+    except (OSError, SyntaxError) as error:  # Pillow's errors for a broken header
         raise ValueError(f"cannot read {str(path)!r} as an image ({error})") from error
     return int(value) if is_int(value) and value in _TURNS else 1
 
