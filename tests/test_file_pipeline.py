@@ -7,7 +7,6 @@ import pytest
 
 from mobilenet.datasets import load_image_folder
 from mobilenet.training.pipeline import (
-    apply_orientation,
     load_folder_images,
     make_file_dataset,
     make_image_dataset,
@@ -21,21 +20,6 @@ pytestmark = pytest.mark.tf_only  # tf.data is TensorFlow's by design
 def pets(tmp_path_factory):
     root = write_pets(tmp_path_factory.mktemp("pets") / "pets", per_class=8)
     return load_image_folder(root, validation_fraction=0).train
-
-
-@pytest.mark.parametrize("orientation", range(1, 9))
-def test_orientation_turns_images_as_pillow_does(orientation):
-    from PIL import Image, ImageOps
-
-    pixels = np.random.default_rng(orientation).integers(0, 256, (5, 7, 3), dtype=np.uint8)
-    image = Image.fromarray(pixels)
-    exif = image.getexif()
-    exif[0x0112] = orientation
-    image.info["exif"] = exif.tobytes()
-    image._exif = exif  # what Image.open sets from the file's header
-    expected = np.asarray(ImageOps.exif_transpose(image))
-    turned = np.asarray(apply_orientation(pixels, np.int32(orientation)))
-    np.testing.assert_array_equal(turned, expected)
 
 
 @pytest.mark.parametrize("size", [32, 96])

@@ -63,9 +63,12 @@ def test_image_files_expands_folders_in_order(images, tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x.PNG").write_bytes(b"")
+    (tmp_path / "b" / "y.webp").write_bytes(b"")
     (tmp_path / ".hidden.png").write_bytes(b"")
     found = image_files([folder, tmp_path])
-    assert [path.name for path in found] == [*(f"{i}.png" for i in range(NUM_PNG)), "larger.jpg", "x.PNG"]
+    assert [path.name for path in found] == [
+        *(f"{i}.png" for i in range(NUM_PNG)), "larger.jpg", "x.PNG", "y.webp"
+    ]
     assert image_files(tmp_path / "notes.txt") == [tmp_path / "notes.txt"]  # a file is kept
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="`paths`: the folder .* holds no image files"):
@@ -178,3 +181,55 @@ def test_bad_arguments(models, tmp_path):
     with pytest.raises(ValueError, match="fixed input size"):
         Classifier(keras.Sequential([keras.Input((None, None, 3)), keras.layers.Rescaling(1.0),
                                      keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)]))
+
+
+def test_a_folder_finds_every_format_a_file_named_directly_is_read_in(models, images, tmp_path):
+    """A .webp file is classified when named; a folder holding it must not skip it."""
+    model, _ = models
+    pixels = images[1][0]
+    keras.utils.save_img(tmp_path / "photo.webp", pixels, lossless=True)
+    (named,) = classify(model, tmp_path / "photo.webp", top=1)
+    (found,) = classify(model, tmp_path, top=1)
+    assert named.error is None and found.path == tmp_path / "photo.webp"
+    assert found.top == named.top
+
+
+def test_a_phone_photo_is_read_the_right_way_up(models, images, tmp_path):
+    """A JPEG stored sideways with EXIF orientation 6 is read, and classified, as its upright copy.
+
+    Truth is independent of the library: Pillow's ``ImageOps.exif_transpose``
+    of the same file, and the upright image saved as a JPEG without the tag.
+    """
+    from PIL import Image, ImageOps
+
+    model, _ = models
+    image_folder, pixels = images
+    # A portrait photo, 64x48, from a real test image; a phone held upright
+    # stores it as the sensor saw it, turned a quarter anticlockwise, and
+    # tags it 6: "turn 90 degrees clockwise to view".
+    upright = tf.cast(tf.image.resize(pixels[1], (64, 48)), tf.uint8).numpy()
+    Image.fromarray(upright).save(tmp_path / "upright.jpg", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(
+        tmp_path / "phone.jpg", quality=95, exif=exif
+    )
+    with Image.open(tmp_path / "phone.jpg") as photo:
+        assert photo.size == (64, 48)  # stored landscape (width, height)
+        turned = np.asarray(ImageOps.exif_transpose(photo), np.float32)
+
+    classifier = Classifier(model)
+    read = classifier.read_image(tmp_path / "phone.jpg")
+    expected = tf.image.resize(turned, (32, 32), antialias=True).numpy()
+    # TensorFlow decodes JPEG with its fast integer IDCT, Pillow with the
+    # accurate one: about 2 levels apart on average, whichever way up.
+    assert np.abs(read - expected).mean() < 3.0
+    copy = classifier.read_image(tmp_path / "upright.jpg")
+    assert np.abs(read - copy).mean() < 3.0       # two JPEG encodings of the same picture
+    sideways = tf.image.resize(np.rot90(copy), (32, 32), antialias=True).numpy()
+    assert np.abs(read - sideways).mean() > 20.0  # what reading it as stored gives
+
+    phone, upright_copy = classifier.classify([tmp_path / "phone.jpg", tmp_path / "upright.jpg"])
+    assert phone.top[0].index == upright_copy.top[0].index
+    np.testing.assert_allclose([s.probability for s in phone.top],
+                               [s.probability for s in upright_copy.top], atol=0.02)

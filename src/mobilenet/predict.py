@@ -13,9 +13,11 @@ for result in classify("model.keras", ["cat.png", "missing.jpg"], top=3):
     print(result.path, result.error or result.top[0].name)  # missing.jpg: its error
 ```
 
-Images are read by TensorFlow (``tf.io.decode_image``: JPEG, PNG, GIF's first
-frame, BMP), resized to the model's input size (bilinear, antialiased, the
-aspect ratio not kept) and fed as pixels, 0-255:
+Images are read by `mobilenet.images.read_image` (TensorFlow decodes JPEG,
+PNG, GIF's first frame, BMP and WebP; the file's EXIF orientation turns a
+phone photo upright, which needs Pillow, the ``images`` extra), resized to
+the model's input size (bilinear, antialiased, the aspect ratio not kept) and
+fed as pixels, 0-255:
 
 - a Keras model that takes pixels (its first layer a ``Rescaling``, see
   `mobilenet.export.pixel_input_range`), as every model `mobilenet train`
@@ -39,7 +41,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -49,6 +50,7 @@ import keras
 import numpy as np
 
 from mobilenet._validation import check_positive_int, invalid, is_real
+from mobilenet.images import IMAGE_SUFFIXES, read_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -59,8 +61,6 @@ __all__ = [
     "image_files",
 ]
 
-#: The suffixes (any case) a folder's image files are found by.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
 
 
@@ -99,9 +99,10 @@ class Prediction:
 def image_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """The image files ``paths`` name: files as given, folders searched recursively.
 
-    A folder contributes its files ending in one of `IMAGE_SUFFIXES` (any
-    case; hidden ones skipped), sorted. A file is kept whatever its name, so
-    that a file that is not an image is reported, not skipped. A path that
+    A folder contributes its files ending in one of
+    `mobilenet.images.IMAGE_SUFFIXES` (any case; hidden ones skipped), sorted:
+    the formats a file named directly is read in. A file is kept whatever its
+    name, so that a file that is not an image is reported, not skipped. A path that
     does not exist is kept too (classifying it reports it).
 
     Raises:
@@ -332,23 +333,18 @@ class Classifier:
         return _probabilities(np.asarray(self._run(array), np.float32).reshape(len(array), -1))
 
     def read_image(self, path: str | os.PathLike) -> np.ndarray:
-        """An image file as float32 pixels ``(height, width, channels)`` of the model's size.
+        """An image file, upright, as float32 pixels ``(height, width, channels)``, resized.
+
+        `mobilenet.images.read_image` reads it (turned by its EXIF
+        orientation), then it is resized to the model's input size.
 
         Raises:
             ValueError: the file is missing or not a readable image; the message names it.
+            ImportError: Pillow (the optional ``images`` extra) is not installed.
         """
         import tensorflow as tf
 
-        if not Path(path).is_file():
-            raise ValueError(f"cannot read {str(path)!r}: no such file")
-        try:
-            image = tf.io.decode_image(
-                tf.io.read_file(str(path)), channels=self.channels, expand_animations=False
-            )
-        except tf.errors.OpError as error:
-            raise ValueError(
-                f"cannot read {str(path)!r} as an image ({_op_message(error)})"
-            ) from error
+        image = read_image(path, channels=self.channels)
         if tuple(image.shape[:2]) != self.input_size:
             image = tf.image.resize(image, self.input_size, antialias=True)
         return np.asarray(image, np.float32)
@@ -491,12 +487,6 @@ def _imagenet_class_names() -> tuple[str, ...]:
         )
         return tuple(f"class {index}" for index in range(1000))
     return tuple(name for _, name, _ in decoded)
-
-
-def _op_message(error: Any) -> str:
-    """A TensorFlow op error's message without its op and device decorations."""
-    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", _first_line(error.message))
-    return re.sub(r"\s*\[Op:\w+\].*$", "", text)
 
 
 def _first_line(error: Any) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenet._validation import check_number, invalid
+from mobilenet.images import IMAGE_SUFFIXES
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -41,8 +42,6 @@ __all__ = [
     "load_image_folder",
 ]
 
-#: The suffixes (any case) by which files in a class folder are taken as images.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp")
 #: Folder names of the split layout, first match wins.
 TRAIN_NAMES = ("train",)
 VALIDATION_NAMES = ("val", "validation")
@@ -148,16 +147,17 @@ def _sniff(path: str) -> str | None:
     return None
 
 
-def _exif_orientation(path: str) -> int:
-    """A JPEG's EXIF orientation (1-8), read from its header with Pillow; 1 without a tag."""
-    from mobilenet.images import exif_orientation
-
-    return exif_orientation(path)
-
-
 def _inspect(path: str) -> tuple[str | None, int]:
+    """The file's format by its first bytes, and its EXIF orientation where it can hold one."""
+    from mobilenet.images import image_orientation
+
     kind = _sniff(path)
-    return kind, (_exif_orientation(path) if kind == "jpeg" else 1)
+    if kind in ("jpeg", "png", "webp"):
+        try:
+            return kind, image_orientation(path)
+        except ValueError:
+            return None, 1  # a broken header: refused as not an image
+    return kind, 1
 
 
 def find_image_files(folder: str | os.PathLike) -> tuple[list[str], list[str]]:

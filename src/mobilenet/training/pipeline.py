@@ -10,7 +10,6 @@ from mobilenet._validation import check_bool, check_int, check_number, check_pos
 from mobilenet.datasets.cifar10 import CLASS_NAMES, IMAGE_SHAPE
 
 __all__ = [
-    "apply_orientation",
     "cache_bytes",
     "load_folder_images",
     "make_dataset",
@@ -144,40 +143,11 @@ def _batch_augmentation(random_erasing: float, cutmix: bool, seed: int) -> Any:
 # --------------------------------------------------------------------------- image files
 
 
-def apply_orientation(image: Any, orientation: Any) -> Any:
-    """Turns a decoded image ``(rows, cols, channels)`` upright by its EXIF ``orientation`` (1-8).
-
-    The eight cases are the EXIF standard's, as Pillow's
-    ``ImageOps.exif_transpose`` applies them: 2 mirrors left-right, 3 turns
-    180 degrees, 4 mirrors top-bottom, 5 transposes, 6 turns 90 degrees
-    clockwise, 7 transposes across the other diagonal, 8 turns 90 degrees
-    counter-clockwise; 1 (and anything else) leaves the image as it is.
-    """
-    import tensorflow as tf
-
-    def transpose(x: Any) -> Any:
-        return tf.transpose(x, [1, 0, 2])
-
-    branches = [
-        lambda: image,
-        lambda: image,
-        lambda: tf.image.flip_left_right(image),
-        lambda: tf.image.rot90(image, 2),
-        lambda: tf.image.flip_up_down(image),
-        lambda: transpose(image),
-        lambda: tf.image.rot90(image, 3),
-        lambda: tf.image.rot90(transpose(image), 2),
-        lambda: tf.image.rot90(image, 1),
-    ]
-    index = tf.where((orientation >= 1) & (orientation <= 8), orientation, 1)
-    return tf.switch_case(tf.cast(index, tf.int32), branches)
-
-
 def _decode(data: Any, orientation: Any) -> Any:
-    import tensorflow as tf
+    """A file's bytes as an upright RGB image (`mobilenet.images`)."""
+    from mobilenet.images import apply_orientation, decode_rgb
 
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image = apply_orientation(image, orientation)
+    image = apply_orientation(decode_rgb(data), orientation)
     image.set_shape([None, None, 3])
     return image
 
