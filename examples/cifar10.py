@@ -10,7 +10,7 @@ models (runs/cifar10-example/best.keras, final.keras) take pixels as they come,
 
 import argparse
 
-from mobilenet import cifar10
+from mobilenet._tf_log import without_tensorflow_log
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
@@ -27,19 +27,23 @@ parser.add_argument("--limit", type=int, help="use only the first N training and
 parser.add_argument("--seed", type=int, default=0, help="seed of the weights, split, shuffle and augmentation")
 args = parser.parse_args()
 
-(x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
-if args.limit:
-    x_train, y_train = x_train[: args.limit], y_train[: args.limit]
-    x_test, y_test = x_test[: args.limit], y_test[: args.limit]
-print(f"{len(x_train)} training images, {len(x_test)} test images")
+# TensorFlow prints its C++ start-up notices when imported: hide them, as `mobilenet` does.
+with without_tensorflow_log():
+    from mobilenet import cifar10
 
-result = cifar10.train(
-    x_train, y_train,
-    output_dir=args.output_dir, resume=args.resume, validation_fraction=args.validation_fraction,
-    epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
-)
-report = cifar10.evaluate(result.model, x_test, y_test)  # raw uint8 pixels, as a user has them
-for name, accuracy in report.per_class_accuracy.items():
-    print(f"  {name:<11}{accuracy:6.1%}")
-print(f"test accuracy: {report.accuracy:.2%}")
-cifar10.save_plots(result.history, report, args.output_dir)  # PNGs when matplotlib is installed
+    (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
+    if args.limit:
+        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+        x_test, y_test = x_test[: args.limit], y_test[: args.limit]
+    print(f"{len(x_train)} training images, {len(x_test)} test images")
+
+    result = cifar10.train(
+        x_train, y_train,
+        output_dir=args.output_dir, resume=args.resume, validation_fraction=args.validation_fraction,
+        epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
+    )
+    report = cifar10.evaluate(result.model, x_test, y_test)  # raw uint8 pixels, as a user has them
+    for name, accuracy in report.per_class_accuracy.items():
+        print(f"  {name:<11}{accuracy:6.1%}")
+    print(f"test accuracy: {report.accuracy:.2%}")
+    cifar10.save_plots(result.history, report, args.output_dir)  # PNGs when matplotlib is installed

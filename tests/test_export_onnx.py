@@ -141,7 +141,7 @@ def test_cli_export_picks_onnx_by_suffix(tmp_path_factory, tmp_path, capsys, cif
 
     assert main(["export", str(folder / "model.keras"), str(tmp_path / "m.onnx"),
                  "--quantization", "float16"]) == 2
-    assert "`--quantization`: expected one of (None, 'int8') for an ONNX file" in capsys.readouterr().err
+    assert "`--quantization`: expected float32 or int8 for an .onnx OUTPUT" in capsys.readouterr().err
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "tf2onnx", None)  # as if the extra were not installed
         assert main(["export", str(folder / "model.keras"), str(tmp_path / "m.onnx")]) == 2

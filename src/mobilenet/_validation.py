@@ -1,10 +1,11 @@
 """Argument checks shared by every module, with one message format.
 
-Each check returns the normalised value or raises ``ValueError`` worded as
-Keras words its own: the argument in backticks, what is allowed, and what was
-received, e.g. ``Invalid value for argument `epochs`: expected an integer >= 1.
-Received: epochs=0``. The command line rewrites the backticked argument name
-into its flag (``--epochs``), so keep the name in backticks.
+Each check returns the normalised value or raises `InvalidArgument` (a
+``ValueError``) worded as Keras words its own: the argument in backticks, what
+is allowed, and what was received, e.g. ``Invalid value for argument `epochs`:
+expected an integer >= 1. Received: epochs=0``. The error carries the
+argument's name (``.argument``), so the command line can say the same with its
+flag (``--epochs``) without reading the message.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
+    "InvalidArgument",
     "check_activation",
     "check_bool",
     "check_choice",
@@ -27,19 +29,60 @@ __all__ = [
 ]
 
 
-def invalid(argument: str, expected: str, value: Any, *, shown: str | None = None) -> ValueError:
-    """The ``ValueError`` for ``argument=value`` where ``expected`` was allowed.
+class InvalidArgument(ValueError):
+    """A bad value for one argument, carrying the argument's name.
+
+    The message reads ``Invalid value for argument `NAME`: PROBLEM. Received:
+    RECEIVED``; `message` says it again with the argument under another name
+    (a command-line flag).
+
+    Attributes:
+        argument: the argument's name, as the raising function spells it.
+        problem: what is wrong, as a phrase ("expected an integer >= 1").
+        received: what was received, as shown ("epochs=0").
+    """
+
+    def __init__(self, argument: str, problem: str, received: str) -> None:
+        self.argument = argument
+        self.problem = problem
+        self.received = received
+        super().__init__(self.message())
+
+    def __reduce__(self) -> tuple:  # pickles (multiprocessing) with its three parts
+        return type(self), (self.argument, self.problem, self.received)
+
+    def message(self, name: str | None = None) -> str:
+        """The message, with the argument called ``name`` (default: its own name).
+
+        A ``received`` text that starts with ``argument=`` is renamed too.
+        """
+        received = self.received
+        if name is not None and received.startswith(f"{self.argument}="):
+            received = f"{name}={received[len(self.argument) + 1:]}"
+        name = self.argument if name is None else name
+        return f"Invalid value for argument `{name}`: {self.problem}. Received: {received}"
+
+
+def invalid(
+    argument: str,
+    expected: str,
+    value: Any,
+    *,
+    shown: str | None = None,
+    problem: str | None = None,
+) -> InvalidArgument:
+    """The `InvalidArgument` error for ``argument=value`` where ``expected`` was allowed.
 
     Args:
         argument: the argument's name, as the caller spells it.
         expected: what is allowed, as a phrase ("an integer >= 1").
         value: the received value; shown with ``repr`` unless ``shown`` is given.
         shown: optional text to show for the received value (e.g. a shape).
+        problem: optional phrase said instead of "expected EXPECTED", where
+            what is wrong is not a range (``expected`` is then ignored).
     """
     received = shown if shown is not None else f"{argument}={value!r}"
-    return ValueError(
-        f"Invalid value for argument `{argument}`: expected {expected}. Received: {received}"
-    )
+    return InvalidArgument(argument, problem or f"expected {expected}", received)
 
 
 def is_real(value: Any) -> bool:

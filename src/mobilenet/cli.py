@@ -7,8 +7,10 @@ library: what a command does, a Python user can do with the same call.
 Every error a user can cause (a missing or corrupt file, a bad data folder, a
 bad value, an unwritable output) ends in `main` as one line on stderr that
 names the flag as the command line spells it, and exit status 2; Ctrl-C exits
-with 130 (saying how to resume a training run). ``--verbose`` shows
-TensorFlow's start-up log and the full traceback of an error.
+with 130 (saying how to resume a training run), and a closed output pipe
+(``mobilenet predict ... | head``) ends the command quietly. TensorFlow's C++
+start-up log is hidden, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; ``--verbose``
+shows it, and the full traceback of an error.
 """
 
 from __future__ import annotations
@@ -19,14 +21,20 @@ import dataclasses
 import os
 import re
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from mobilenet._tf_log import without_tensorflow_log
+from mobilenet._validation import InvalidArgument
 
 __all__ = ["build_parser", "main"]
 
-#: Exit status for a user error (as argparse uses) and for Ctrl-C (128 + SIGINT).
+#: Exit status for a user error (as argparse uses), for Ctrl-C (128 + SIGINT) and for a
+#: closed output pipe (128 + SIGPIPE, what a shell reports for a command the pipe ended).
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_CLOSED_PIPE = 141
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,10 +84,20 @@ def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
 
 
 def _as_flags(message: str, names: dict[str, str]) -> str:
-    """Rewrites the library's `argument` names in ``message`` as this command's flags."""
+    """Rewrites the library's `argument` names in ``message`` as this command's flags.
+
+    For the messages not raised as `InvalidArgument`: backticked names and
+    ``name=``, and advice to pass ``name=True`` as the on/off flag itself
+    (the library's own mention of the flag after it dropped).
+    """
     def flag(match: re.Match[str]) -> str:
         return names.get(match.group(1), match.group(1))
 
+    message = re.sub(
+        r"(?<![\w-])([a-z_][a-z0-9_]*)=True(?: \(`--[\w-]+`\))?",
+        lambda m: names[m.group(1)] if m.group(1) in names else m.group(0),
+        message,
+    )
     message = re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: f"`{flag(m)}`", message)
     return re.sub(
         r"(?<![\w-])([a-z_][a-z0-9_]*)=",
@@ -88,7 +106,18 @@ def _as_flags(message: str, names: dict[str, str]) -> str:
     )
 
 
-def _first_line(error: BaseException) -> str:
+def _error_message(error: BaseException, parser: argparse.ArgumentParser) -> str:
+    """One line for a user error, naming the flags as this command spells them."""
+    if isinstance(error, UsageError):  # the CLI's own, written with its flags
+        return _first_line(error)
+    names = _flag_names(parser)
+    names.update(parser.get_default("aliases") or {})
+    if isinstance(error, InvalidArgument):
+        return _first_line(error.message(names.get(error.argument, error.argument)))
+    return _as_flags(_first_line(error), names)
+
+
+def _first_line(error: BaseException | str) -> str:
     text = str(error).strip()
     if isinstance(error, OSError) and error.filename and error.strerror:
         text = f"{error.strerror}: {error.filename}"
@@ -110,15 +139,43 @@ def _command(
 
 
 def _number(text: str) -> float:
-    """An argparse type: a decimal number or a fraction such as ``5/7``."""
+    """An argparse type: a decimal number or a fraction of two, such as ``5/7`` or ``1/127.5``."""
     from fractions import Fraction
 
     try:
-        return float(Fraction(text.strip()))
+        numerator, slash, denominator = text.strip().partition("/")
+        if "/" in denominator:
+            raise ValueError(text)
+        return float(Fraction(numerator) / Fraction(denominator if slash else "1"))
     except (ValueError, ZeroDivisionError) as error:
         raise argparse.ArgumentTypeError(
-            f"expected a number or a fraction such as 5/7, received {text!r}"
+            f"expected a number or a fraction such as 5/7 or 1/127.5, received {text!r}"
         ) from error
+
+
+def _check_output_file(path: str, flag: str) -> None:
+    """Refuses, before any work, an output file ``flag`` names that cannot be written.
+
+    Missing folders above it are fine (they are created); a folder in its
+    place, a file where a folder should be, or an unwritable folder are not.
+    """
+    target = Path(path)
+    problem = None
+    if target.is_dir():
+        problem = "a folder"
+    else:
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:  # the folders to be created
+            folder = folder.parent
+        if not folder.is_dir():
+            problem = f"{str(folder)!r} is a file, not a folder"
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            problem = f"folder {str(folder)!r} is not writable"
+    if problem is not None:
+        raise UsageError(
+            f"Invalid value for argument `{flag}`: expected a file name in a writable folder. "
+            f"Received: {flag}={path!r} ({problem})"
+        )
 
 
 def _positive_int(text: str) -> int:
@@ -145,7 +202,7 @@ def _add_profile_command(subcommands: argparse._SubParsersAction) -> None:
             "per layer, in total and per layer kind (paper Table 2)."
         ),
     )
-    parser.add_argument("--alpha", type=float, default=1.0,
+    parser.add_argument("--alpha", type=_number, default=1.0,
                         help="width multiplier alpha > 0 (default 1.0)")
     parser.add_argument("--rho", type=_number, default=None,
                         help="resolution multiplier rho > 0, a number or a fraction such "
@@ -417,6 +474,41 @@ def _load_cifar10(args: argparse.Namespace) -> tuple:
     return (x_train, y_train), (x_test, y_test)
 
 
+def _check_input_size(model, image_shape: tuple, model_flag: str, data_flag: str) -> None:  # noqa: ANN001
+    """Refuses a model whose input is not the data's image shape, blaming the model.
+
+    The data are what they are (CIFAR-10's are 32x32x3); a model made for
+    other images is the argument to change.
+    """
+    expected = tuple(image_shape)
+    takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
+    if takes is not None and len(takes) == len(expected) and any(
+        side is not None and side != want for side, want in zip(takes, expected)
+    ):
+        shape = "x".join(str(side) for side in expected)
+        raise UsageError(
+            f"Invalid value for argument `{model_flag}`: expected a model that takes the "
+            f"{shape} images of {data_flag}. Received: a model whose input is {takes}"
+        )
+
+
+def _make_strategy(name: str):  # noqa: ANN202 - a tf.distribute.Strategy or None
+    """`mobilenet.training.make_strategy`, with a usage error where no TPU can be found."""
+    from mobilenet import training
+
+    try:
+        return training.make_strategy(name)
+    except ValueError as error:
+        if name != "tpu" or os.environ.get("TPU_NAME"):
+            raise
+        raise UsageError(
+            "Invalid value for argument `--strategy`: no TPU was found from this machine "
+            "(TensorFlow looks for the TPU of a Cloud TPU VM); name one in the TPU_NAME "
+            "environment variable, as its Cloud TPU name or grpc://HOST:PORT address. "
+            "Received: --strategy=tpu"
+        ) from error
+
+
 def _plots_missing() -> str | None:
     """Why plots cannot be drawn here, or None when matplotlib is installed."""
     import importlib.util
@@ -440,7 +532,7 @@ def _train_options(args: argparse.Namespace) -> dict:
         label_smoothing=args.label_smoothing, validation_fraction=args.validation_fraction,
         augment=args.augment, random_erasing=args.random_erasing,
         cutmix="auto" if args.cutmix is None else args.cutmix,
-        strategy=training.make_strategy(args.strategy),
+        strategy=_make_strategy(args.strategy),
         mixed_precision=args.mixed_precision or False,
         time_budget=args.time_budget, seed=args.seed, deterministic=args.deterministic,
     )
@@ -536,6 +628,9 @@ def _evaluation_folder(args: argparse.Namespace):  # noqa: ANN202 - (ImageFolder
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path:
+            _check_output_file(path, flag)
     from mobilenet import training
     from mobilenet.datasets import CIFAR10_CLASS_NAMES
     from mobilenet.saving import _load_model
@@ -558,6 +653,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         (x_test, what), y_test = _evaluation_folder(args), None
     else:
         _, (x_test, y_test) = _load_cifar10(args)
+        _check_input_size(model, x_test.shape[1:], "MODEL.keras", "--data-dir")
         what = "test"
     report = training.evaluate(model, x_test, y_test, batch_size=args.batch_size or 256,
                                flip_tta=args.flip_tta, top_k=args.top_k,
@@ -609,9 +705,9 @@ def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
                              "uses its test (or validation) images, as pixels 0-255")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
                         help="input/output type of an int8 .tflite file. Default: uint8")
-    parser.add_argument("--rescale", type=float, default=1.0, metavar="FACTOR",
+    parser.add_argument("--rescale", type=_number, default=1.0, metavar="FACTOR",
                         help="multiply the .npy images by this first, for a model that does "
-                             "not take pixels (e.g. 0.00392156862745098 for [0, 1]). Default: 1")
+                             "not take pixels (e.g. 1/255 for [0, 1]). Default: 1")
     parser.add_argument("--fold-bn", action="store_true",
                         help="fold every BatchNorm into the conv before it first")
     parser.add_argument("--verify", action="store_true",
@@ -721,8 +817,17 @@ def _require_onnx(flag: str, *packages: str) -> None:
         raise UsageError(f"Invalid value for argument `{flag}`: {error}") from error
 
 
+#: The --quantization values an .onnx OUTPUT can have.
+ONNX_QUANTIZATIONS = ("float32", "int8")
+
+
 def _run_export(args: argparse.Namespace) -> int:
     quantization = "int8" if args.int8 else args.quantization
+    if args.output.endswith(".onnx") and quantization not in ONNX_QUANTIZATIONS:
+        raise UsageError(
+            "Invalid value for argument `--quantization`: expected float32 or int8 for an "
+            f".onnx OUTPUT. Received: --quantization={quantization}"
+        )
     calibration, verification = _export_images(args, quantization)
     from mobilenet import export
 
@@ -746,49 +851,6 @@ def _run_export(args: argparse.Namespace) -> int:
               f"{report.top1_agreement:.2%}, max abs difference {report.max_abs_diff:.4g} "
               f"(input {report.input_type}, output {report.output_type})")
     return 0
-
-
-#: Lines of TensorFlow's C++ log (absl format, e.g. ``I0000 00:00:17.5 123 port.cc:153] ...``),
-#: its banner, the continuation line of its CPU-feature notice, and LiteRT's notices.
-_TF_LOG_LINE = re.compile(
-    r"^([IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w./-]+:\d+\]"
-    r"|WARNING: All log messages before absl::InitializeLog\(\)"
-    r"|To enable the following instructions: .* rebuild TensorFlow"
-    r"|fully_quantize: \d+, inference_type: "  # the LiteRT quantizer's settings
-    r"|INFO: Created TensorFlow Lite XNNPACK delegate)"
-)
-
-
-@contextlib.contextmanager
-def _without_tensorflow_log() -> Iterator[None]:
-    """Passes everything written to stderr through, except TensorFlow's C++ log lines.
-
-    TensorFlow prints a screenful of start-up notices from C++, straight to
-    file descriptor 2, and since 2.19 ``TF_CPP_MIN_LOG_LEVEL`` no longer
-    hides the ones printed at import. A thread reads what the process writes
-    to stderr through a pipe and forwards every other line.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    read_end, write_end = os.pipe()
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def forward() -> None:
-        with os.fdopen(read_end, "rb") as pipe, os.fdopen(os.dup(saved), "wb", buffering=0) as out:
-            for line in pipe:
-                if not _TF_LOG_LINE.match(line.decode(errors="replace")):
-                    out.write(line)
-
-    thread = threading.Thread(target=forward, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)  # closes the pipe's last write end: the thread sees the end
-        os.close(saved)
-        thread.join(timeout=5)
 
 
 # --------------------------------------------------------------------------- predict
@@ -846,8 +908,18 @@ def _run_predict(args: argparse.Namespace) -> int:
 
     if args.model.endswith(".onnx"):
         _require_onnx("MODEL", "onnxruntime")
-    classifier = Classifier(args.model, rescale=args.rescale, offset=args.offset,
-                            num_threads=args.threads)
+    try:
+        classifier = Classifier(args.model, rescale=args.rescale, offset=args.offset,
+                                num_threads=args.threads)
+    except InvalidArgument as error:
+        if error.argument != "rescale" or args.rescale is not None:
+            raise
+        raise UsageError(
+            "Invalid value for argument `--rescale`: the model does not take pixels (its "
+            "first layer is not a Rescaling), so say what its input is: pixels * --rescale "
+            "+ --offset, e.g. --rescale 1/255 for [0, 1], or --rescale 1/127.5 --offset -1 "
+            "for [-1, 1]. Received: no --rescale"
+        ) from error
     results = classifier.classify(args.paths, top=args.top, batch_size=args.batch_size)
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2))
@@ -869,14 +941,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Runs the ``mobilenet`` command line; returns the process exit code.
 
     User errors print one line, ``mobilenet COMMAND: error: ...``, naming the
-    flag, the value and what is allowed, and return 2; Ctrl-C returns 130.
+    flag, the value and what is allowed, and return 2; Ctrl-C returns 130; a
+    closed output pipe returns 141 quietly.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
-    quiet = not args.verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, so the error names the command
+        args.subparser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        with _without_tensorflow_log() if quiet else contextlib.nullcontext():
-            return int(args.handler(args) or 0)
+        with contextlib.ExitStack() as stack:
+            if not args.verbose:
+                stack.enter_context(without_tensorflow_log())
+                stack.enter_context(_one_line_warnings(args.command))
+            status = int(args.handler(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, inside the try, not at exit
+            return status
+    except BrokenPipeError:
+        return _after_closed_pipe()
     except KeyboardInterrupt:
         hint = (
             "; run the same command with --resume to continue from the last finished epoch"
@@ -887,11 +968,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         if args.verbose:
             raise
-        names = _flag_names(args.subparser)
-        names.update(args.subparser.get_default("aliases") or {})
-        print(f"mobilenet {args.command}: error: {_as_flags(_first_line(error), names)}",
+        print(f"mobilenet {args.command}: error: {_error_message(error, args.subparser)}",
               file=sys.stderr)
         return EXIT_USAGE
+
+
+@contextlib.contextmanager
+def _one_line_warnings(command: str):  # noqa: ANN202
+    """Shows each warning as ``mobilenet COMMAND: warning: ...``, without file and source line."""
+    def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+        return f"mobilenet {command}: warning: {_first_line(str(message))}\n"
+
+    original = warnings.formatwarning
+    warnings.formatwarning = format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
+
+
+def _after_closed_pipe() -> int:
+    """The reader of stdout went away (``| head``): stop quietly.
+
+    As Python's documentation of SIGPIPE advises, stdout is pointed at
+    os.devnull so that the flush at exit finds no pipe to fail on.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_CLOSED_PIPE
 
 
 if __name__ == "__main__":

@@ -213,18 +213,20 @@ def _writable_target(path: str | os.PathLike, suffix: str, argument: str = "path
     """Checks that ``path`` names a file we can create; returns it as a Path."""
     target = Path(path)
     if target.suffix != suffix:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: expected a file name ending in "
-            f"'{suffix}'. Received: {argument}={str(path)!r}"
-        )
+        raise invalid(argument, f"a file name ending in '{suffix}'", str(path))
     folder = target.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or target.is_dir():
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: expected a file in an existing, "
-            f"writable folder. Received: {argument}={str(path)!r} (folder "
-            f"{str(folder)!r} {'is not writable' if folder.is_dir() else 'does not exist'})"
-        )
-    return target
+    if target.is_dir():
+        problem = "a folder"
+    elif not folder.is_dir():
+        problem = f"folder {str(folder)!r} {'is a file' if folder.exists() else 'does not exist'}"
+    elif not os.access(folder, os.W_OK | os.X_OK):
+        problem = f"folder {str(folder)!r} is not writable"
+    else:
+        return target
+    raise invalid(
+        argument, "a file in an existing, writable folder", None,
+        shown=f"{argument}={str(path)!r} ({problem})",
+    )
 
 
 def to_tflite(
@@ -353,8 +355,38 @@ class VerificationReport:
 TFLiteReport = VerificationReport
 
 
-def _interpreter(path: str | os.PathLike, num_threads: int | None):
-    """A LiteRT interpreter: ai-edge-litert's when installed, else TensorFlow's."""
+#: The file identifier of a LiteRT flatbuffer, at bytes 4-8 of every .tflite file.
+_TFLITE_IDENTIFIER = b"TFL3"
+
+
+def _interpreter(path: str | os.PathLike, num_threads: int | None, argument: str = "path"):
+    """A LiteRT interpreter: ai-edge-litert's when installed, else TensorFlow's.
+
+    A file that is not a LiteRT model (empty, or another format under a
+    .tflite name) is an `InvalidArgument` for ``argument``, said in words
+    rather than in LiteRT's ("Mmap of '6' at offset '0' failed").
+    """
+    with open(path, "rb") as stream:
+        head = stream.read(8)
+    problem = None
+    if not head:
+        problem = "an empty file"
+    elif head[4:8] != _TFLITE_IDENTIFIER:
+        problem = "not a LiteRT flatbuffer: no 'TFL3' identifier"
+        if head.startswith(b"PK"):
+            problem += "; it is a zip archive, such as a .keras file"
+    if problem is None:
+        try:
+            return _new_interpreter(path, num_threads)
+        except (ValueError, RuntimeError) as error:
+            problem = f"LiteRT cannot load it: {str(error).strip().splitlines()[0][:200]}"
+    raise invalid(
+        argument, "a LiteRT (.tflite) model file", None,
+        shown=f"{argument}={str(path)!r}, which is not a LiteRT model ({problem})",
+    )
+
+
+def _new_interpreter(path: str | os.PathLike, num_threads: int | None):
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:  # the optional `litert` extra is absent

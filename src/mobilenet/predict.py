@@ -39,8 +39,10 @@ CIFAR-10 for a 10-class model, after ImageNet for a 1000-class model (Keras'
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -238,11 +240,11 @@ class Classifier:
         from mobilenet.export import pixel_input_range
 
         if self.rescale is None and pixel_input_range(model) is None:
-            raise ValueError(
-                "Invalid value for argument `rescale`: the model does not take pixels (its "
-                "first layer is not a Rescaling), so say what its input is: pixels * rescale "
-                "+ offset, e.g. rescale=1/255 for [0, 1], or rescale=1/127.5 and offset=-1 "
-                "for [-1, 1]. Received: rescale=None"
+            raise invalid(
+                "rescale", "", None,
+                problem="the model does not take pixels (its first layer is not a Rescaling), "
+                "so say what its input is: pixels * rescale + offset, e.g. rescale=1/255 for "
+                "[0, 1], or rescale=1/127.5 and offset=-1 for [-1, 1]",
             )
         self.runtime = "keras"
         self._set_shapes(model.input_shape, model.output_shape)
@@ -251,13 +253,14 @@ class Classifier:
     def _load_tflite(self, path: Path) -> None:
         from mobilenet import export
 
+        interpreter = export._interpreter(path, self.num_threads, "model")
         try:
-            interpreter = export._interpreter(path, self.num_threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise ValueError(
-                f"Invalid value for argument `model`: {str(path)!r} is not a LiteRT model "
-                f"({_first_line(error)})"
+            raise invalid(
+                "model", "a LiteRT (.tflite) model file", None,
+                shown=f"model={str(path)!r}, which is not a LiteRT model LiteRT can prepare "
+                f"({_first_line(error)})",
             ) from error
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
@@ -479,7 +482,9 @@ def _imagenet_class_names() -> tuple[str, ...]:
 
     scores = np.arange(1000, 0, -1, dtype=np.float32)[None]  # class i ranks i-th
     try:
-        decoded = imagenet_utils.decode_predictions(scores, top=1000)[0]
+        # Keras prints "Downloading data from ..." to stdout, where our results go.
+        with contextlib.redirect_stdout(sys.stderr):
+            decoded = imagenet_utils.decode_predictions(scores, top=1000)[0]
     except Exception as error:  # Keras raises a bare Exception when the download fails
         warnings.warn(
             f"ImageNet class names are unavailable ({_first_line(error)}); classes are "
