@@ -437,3 +437,41 @@ def test_data_parallel_on_jax_takes_the_same_step_as_one_device(tmp_path):
         "the 2 devices of the DataParallel strategy. Received: 7 training images in batches "
         "of 8, which makes a batch of 7"
     )
+
+
+def test_a_folder_another_run_is_writing_is_refused(tmp_path):
+    import fcntl
+
+    from mobilenet.training import trainer
+
+    (tmp_path / "run").mkdir()
+    with open(tmp_path / "run" / trainer.LOCK_FILE, "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `train` holds it
+        held.write("process 12345")
+        held.flush()
+        with pytest.raises(ValueError, match="`output_dir`: expected a folder no other training run "
+                                             "is writing.*process 12345 is writing now"):
+            cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10,
+                          output_dir=tmp_path / "run", model=_tiny_model(), epochs=1,
+                          validation_fraction=0, verbose=0)
+    assert not (tmp_path / "run" / "history.json").exists()
+    # Once the holder ends, the folder is free; a finished run leaves no lock file behind.
+    cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path / "run",
+                  model=_tiny_model(), epochs=1, validation_fraction=0, verbose=0)
+    assert not (tmp_path / "run" / trainer.LOCK_FILE).exists()
+
+
+def test_resume_keeps_the_planned_epochs(tmp_path):
+    x, y = np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10
+    options = dict(model=_tiny_model(), validation_fraction=0, verbose=0, batch_size=8)
+
+    class _Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise _Killed
+
+    with pytest.raises(_Killed):
+        cifar10.train(x, y, output_dir=tmp_path, epochs=4, extra_callbacks=[_Stop()], **options)
+    with pytest.raises(ValueError, match="`epochs`: expected 4, as the interrupted run .* was planned"):
+        cifar10.train(x, y, output_dir=tmp_path, epochs=2, resume=True, **options)
+    resumed = cifar10.train(x, y, output_dir=tmp_path, epochs=4, resume=True, **options)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]

@@ -170,6 +170,22 @@ def test_ctrl_c_says_how_to_resume_and_exits_130(cifar10_subset_dir, tmp_path, c
     assert "--resume" in capsys.readouterr().err
 
 
+def test_ctrl_c_in_the_final_evaluation_does_not_send_to_resume(cifar10_subset_dir, tmp_path, capsys,
+                                                                 monkeypatch):
+    from mobilenet import training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "evaluate", interrupted)
+    assert main(["train", "--data-dir", str(cifar10_subset_dir), "--limit", "32", "--epochs", "1",
+                 "--alpha", "0.25", "--batch-size", "16", "--validation-fraction", "0",
+                 "--output-dir", str(tmp_path / "run")]) == 130
+    err = capsys.readouterr().err
+    assert "--resume" not in err and "training had finished" in err
+    assert f"mobilenet evaluate {tmp_path / 'run' / 'final.keras'}" in err
+
+
 @pytest.mark.parametrize("flags, expected", [
     ([], dict(shallow=None, early_downsampling=None, cutmix="auto", random_erasing=0.0,
               learning_rate=0.15)),
@@ -224,3 +240,13 @@ def test_train_command_defaults_are_the_recipe_of_train():
     shared = ["epochs", "alpha", "early_downsampling", "shallow", "learning_rate", "weight_decay",
               "label_smoothing", "validation_fraction", "augment", "random_erasing", "seed"]
     assert {name: parsed[name] for name in shared} == {name: recipe[name] for name in shared}
+
+
+def test_evaluate_refuses_a_model_that_does_not_take_pixels(cifar10_subset_dir, tmp_path, capsys):
+    from mobilenet import MobileNetV1
+
+    # Without include_preprocessing the model wants [-1, 1]; pixels would score ~10% silently.
+    MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10).save(tmp_path / "raw.keras")
+    assert main(["evaluate", str(tmp_path / "raw.keras"), "--data-dir", str(cifar10_subset_dir)]) == 2
+    line = _one_error_line(capsys, "mobilenet evaluate: error:")
+    assert "`MODEL.keras`" in line and "does not take pixels 0-255" in line

@@ -180,3 +180,88 @@ def test_killed_worker_resumes_from_the_last_finished_epoch(cifar10_subset_dir, 
     assert f"Epoch {finished}/3" not in resumed.log(0)
     assert f"Epoch {finished + 1}/3" in resumed.log(0)
     assert {path.name for path in output_dir.iterdir()} == OUTPUTS
+
+
+# --------------------------------------------------------------------------- folder datasets
+
+_READ_SHARDS = """
+import json, sys
+import numpy as np
+from mobilenet.datasets import load_image_folder
+from mobilenet.training.data import sharded_file_dataset
+from mobilenet.training.distribution import make_strategy
+
+strategy = make_strategy("multi-worker")
+folder = load_image_folder(sys.argv[1], validation_fraction=0).train
+dataset, steps = sharded_file_dataset(strategy, folder, 8, None, dict(
+    image_size=32, seed=0, augment=False, num_classes=2, random_erasing=0.0, cutmix=False))
+epochs = []
+for _ in range(2):
+    levels = []
+    for images, _ in dataset:
+        for local in strategy.experimental_local_results(images):
+            levels += [int(round(float(np.median(image)))) for image in np.asarray(local)]
+    epochs.append(levels)
+print("LEVELS " + json.dumps({"steps": steps, "epochs": epochs}))
+"""
+
+
+def _grey_levels(root: Path, count: int) -> list[int]:
+    """``count`` files, each one flat grey level that names it, in two class folders."""
+    import numpy as np
+    from PIL import Image
+
+    levels = [5 + 10 * index for index in range(count)]
+    for index, level in enumerate(levels):
+        folder = root / ("dark" if index % 2 else "light")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((36, 40, 3), level, np.uint8)).save(folder / f"{index}.png")
+    return levels
+
+
+def test_two_workers_each_read_their_own_files_and_all_once_an_epoch(tmp_path):
+    levels = _grey_levels(tmp_path / "levels", 16)
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        env = {key: value for key, value in os.environ.items()
+               if key.lower() not in ("http_proxy", "https_proxy", "all_proxy", "grpc_proxy")}
+        env.update(TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                         "task": {"type": "worker", "index": index}}),
+                   TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", NO_PROXY="127.0.0.1")
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", _READ_SHARDS, str(tmp_path / "levels")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        ))
+    outputs = []
+    try:
+        for process in processes:
+            out, _ = process.communicate(timeout=TIMEOUT)
+            assert process.returncode == 0, out[-3000:]
+            outputs.append(json.loads(out.split("LEVELS ")[-1]))
+    finally:
+        for process in processes:
+            process.kill()
+    assert [output["steps"] for output in outputs] == [2, 2]  # 8 files a worker, 4 a step
+    for epoch in range(2):
+        read = [output["epochs"][epoch] for output in outputs]
+        assert set(read[0]).isdisjoint(read[1])                 # no file read by both
+        assert sorted(read[0] + read[1]) == levels              # every file once an epoch
+    assert outputs[0]["epochs"][0] != outputs[0]["epochs"][1]   # reshuffled between epochs
+
+
+def test_two_workers_train_on_a_folder_dataset(tmp_path):
+    from tests.image_folders import write_pets
+
+    write_pets(tmp_path / "pets", per_class=12)
+    output_dir = tmp_path / "run"
+    argv = ["--data-dir", str(tmp_path / "pets"), "--output-dir", str(output_dir), "--epochs", "2",
+            "--image-size", "32", "--alpha", "0.25", "--batch-size", "8",
+            "--validation-fraction", "0.25"]
+    cluster = _Cluster(tmp_path, "folders", argv)
+    cluster.finish()
+    # 27 training files after the split (9 a class): 13 a worker, one left out.
+    for index in range(2):
+        assert f"worker {index} of 2 reads 13 of 27 training files" in cluster.log(index)
+    assert [row["epoch"] for row in _rows(output_dir)] == [1, 2]
+    assert (output_dir / "final.keras").is_file() and (output_dir / "test.json").is_file()

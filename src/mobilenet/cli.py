@@ -591,6 +591,8 @@ def _run_train(args: argparse.Namespace) -> int:
             )
         result = cifar10.train(x_train, y_train, output_dir=output_dir, **_train_options(args))
         what = "test"
+    # Ctrl-C from here on finds a finished run: --resume would have nothing to do.
+    args.trained_model = result.final_model_path
     # Every worker of a multi-worker run evaluates (predict is collective); the chief writes.
     report = None
     if what is not None:
@@ -959,10 +961,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _after_closed_pipe()
     except KeyboardInterrupt:
-        hint = (
-            "; run the same command with --resume to continue from the last finished epoch"
-            if args.command == "train" else ""
-        )
+        hint = ""
+        if args.command == "train" and getattr(args, "trained_model", None):
+            hint = (f"; training had finished, and {args.trained_model} is written: evaluate "
+                    f"it with `mobilenet evaluate {args.trained_model}`")
+        elif args.command == "train":
+            hint = "; run the same command with --resume to continue from the last finished epoch"
         print(f"\nmobilenet {args.command}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, OSError) as error:
@@ -970,6 +974,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mobilenet {args.command}: error: {_error_message(error, args.subparser)}",
               file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as error:  # an optional extra that is not installed; its message says which
+        if args.verbose:
+            raise
+        print(f"mobilenet {args.command}: error: {_first_line(error)}", file=sys.stderr)
         return EXIT_USAGE
 
 

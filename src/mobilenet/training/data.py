@@ -22,7 +22,7 @@ from mobilenet.training import distribution
 from mobilenet.training.pipeline import cache_bytes, make_dataset, make_file_dataset, make_image_dataset
 from mobilenet.training.recipe import RECIPE
 
-__all__ = ["CACHE_CHOICES", "TrainingData", "check_cache", "is_path", "prepare_data"]
+__all__ = ["CACHE_CHOICES", "TrainingData", "check_cache", "is_path", "prepare_data", "sharded_file_dataset"]
 
 #: What ``cache`` accepts besides a file path.
 CACHE_CHOICES = ("auto", "memory", None)
@@ -253,7 +253,7 @@ def _folder_data(
     )
     workers, index = distribution.worker_shard(strategy)
     if workers > 1:
-        train_ds, steps = _sharded_file_dataset(strategy, train_folder, batch_size, cache, options)
+        train_ds, steps = sharded_file_dataset(strategy, train_folder, batch_size, cache, options)
         print(f"worker {index} of {workers} reads {len(train_folder) // workers:,} of "
               f"{len(train_folder):,} training files", flush=True)
     else:
@@ -276,7 +276,7 @@ def _folder_data(
     )
 
 
-def _sharded_file_dataset(
+def sharded_file_dataset(
     strategy: Any, folder: ImageFolder, batch_size: int, cache: Any, options: dict
 ) -> tuple[Any, int]:
     """Each worker's own share of the files, read by it alone, in per-replica batches.
