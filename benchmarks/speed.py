@@ -5,11 +5,15 @@ the CPU it runs on:
 
 0. The machine: CPU model and ISA flags (AVX2, AVX-512, VNNI, BF16, AMX),
    whether TensorFlow's oneDNN custom ops are on (observed in TensorFlow's own
-   import log), the float32 matmul peak (an n x n ``tf.matmul``, GFLOP/s =
-   2 n^3 / t), the load average and the busiest other processes, at the start
+   import log), the float32 GEMM peak: the best of an n x n float32 matrix
+   product (GFLOP/s = 2 n^3 / t) in TensorFlow as this process runs it, in
+   TensorFlow with oneDNN on (``TF_ENABLE_ONEDNN_OPTS=1``, a child process)
+   and in NumPy's BLAS (a child process without ``OPENBLAS_CORETYPE`` and
+   ``OPENBLAS_L2_SIZE``, which slow a current OpenBLAS), named with where it
+   came from; the load average and the busiest other processes, at the start
    and at the end, and the versions of everything timed. Every inference row
    gets its share of that peak: images/s x 2 x mult-adds per image (from
-   `mobilenet.profile`) / peak.
+   `mobilenet.profile`) / peak, so no float32 row can pass 100%.
 1. ``inference``: Keras at batch 1 and 32 (224x224 at alpha 1.0 and 0.25,
    32x32 at alpha 1.0): ``keras.applications.MobileNet``, our ``MobileNetV1``
    and ours after ``fold_batchnorm``, each a ``tf.function`` of
@@ -95,7 +99,7 @@ PACKAGES = ("tensorflow", "keras", "numpy", "onnxruntime", "onnx", "tf2onnx", "a
 
 @dataclass
 class Bench:
-    """What every section needs: the arguments, the matmul peak, a scratch folder, the figures."""
+    """What every section needs: the arguments, the GEMM peak, a scratch folder, the figures."""
 
     args: argparse.Namespace
     folder: Path
@@ -110,7 +114,7 @@ class Bench:
         return 8 if self.args.quick else 32
 
     def share(self, images_per_second: float, mult_adds: int) -> str:
-        """The share of the matmul peak that ``images_per_second`` of ``mult_adds`` each reach."""
+        """The share of the GEMM peak that ``images_per_second`` of ``mult_adds`` each reach."""
         return f"{images_per_second * 2 * mult_adds / (self.peak_gflops * 1e9):.1%}"
 
 
@@ -218,6 +222,61 @@ def matmul_peak(n: int, repeats: int) -> tuple[float, float]:
     return flops / statistics.median(times) / 1e9, flops / min(times) / 1e9
 
 
+def numpy_matmul_peak(n: int, repeats: int) -> tuple[float, float]:
+    """GFLOP/s of an ``n x n`` float32 ``a @ b`` in NumPy's BLAS: the median and the best."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.random((n, n), np.float32) for _ in range(2))
+    a @ b
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - begin)
+    flops = 2 * n**3
+    return flops / statistics.median(times) / 1e9, flops / min(times) / 1e9
+
+
+#: Variables that pin an older OpenBLAS to a generic kernel where it misbehaved; they slow a
+#: current NumPy, so the NumPy peak runs without them (in its child process only).
+OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def gemm_in_child(library: str, n: int, repeats: int, env: dict[str, str]) -> tuple[float, float] | str:
+    """`matmul_peak` (``"tensorflow"``) or `numpy_matmul_peak` in a child process with ``env``."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--child-gemm", library,
+               "--gemm-size", str(n), "--repeats", str(repeats)]
+    child = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    results = [line for line in child.stdout.splitlines() if line.startswith(CHILD_RESULT)]
+    if child.returncode != 0 or not results:
+        last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed (exit {child.returncode}: {last})"
+    median, best = json.loads(results[-1][len(CHILD_RESULT):])
+    return median, best
+
+
+def gemm_peaks(bench: Bench, n: int, repeats: int) -> list[tuple[str, float, float]]:
+    """The float32 GEMM rates this machine reaches: ``(source, median, best)``, fastest first."""
+    here = dict(os.environ)
+    found = [(f"tf.matmul in this process (oneDNN {bench.onednn}, {onednn_setting(here)})",
+              *matmul_peak(n, repeats))]
+    onednn = gemm_in_child("tensorflow", n, repeats, {**here, ONEDNN_VARIABLE: "1"})
+    numpy = gemm_in_child("numpy", n, repeats,
+                          {k: v for k, v in here.items() if k not in OPENBLAS_VARIABLES})
+    pinned = ", ".join(f"{name}={here[name]}" for name in OPENBLAS_VARIABLES if name in here)
+    for source, rates in (
+        (f"tf.matmul, {ONEDNN_VARIABLE}=1 (a child process)", onednn),
+        ("NumPy a @ b, its BLAS (a child process"
+         + (f"; {pinned} unset there)" if pinned else ")"), numpy),
+    ):
+        if isinstance(rates, str):
+            progress(f"GEMM peak, {source}: {rates}")
+            continue
+        found.append((source, *rates))
+    return sorted(found, key=lambda row: -row[1])
+
+
 def busy_processes(seconds: float = 1.0, top: int = 5) -> list[str]:
     """The processes that used the most CPU over ``seconds`` (this one left out), busiest first.
 
@@ -301,11 +360,13 @@ def header(bench: Bench) -> None:
     print(f"- TensorFlow's oneDNN custom ops: {onednn} ({onednn_setting(os.environ)}; read from "
           "TensorFlow's import log in a child process)")
     n = 2048 if args.quick else 4096
-    peak, best = matmul_peak(n, repeats=5 if args.quick else 7)
+    peaks = gemm_peaks(bench, n, repeats=5 if args.quick else 7)
+    (source, peak, best), others = peaks[0], peaks[1:]
     bench.peak_gflops = peak
-    print(f"- float32 matmul peak: {peak:.1f} GFLOP/s (median; best {best:.1f}) of a "
-          f"{n}x{n} tf.matmul in a tf.function, TensorFlow's default threading. "
-          "\"share of peak\" below: images/s x 2 x mult-adds per image / this peak (int8 "
+    print(f"- float32 GEMM peak: {peak:.1f} GFLOP/s (median; best {best:.1f}) of a {n}x{n} "
+          f"float32 matrix product, from {source}, the fastest of: "
+          + "; ".join(f"{name} {median:.1f}" for name, median, _ in others)
+          + ". \"share of peak\" below: images/s x 2 x mult-adds per image / this peak (int8 "
           "rows can pass 100%: the peak is float32's)")
     print(f"- at the start: {load_line()}")
     print(f"- {versions()}")
@@ -832,7 +893,7 @@ GOALS = (
      "onnx int8 / keras, batch big", 4.0, "x"),
     ("ONNX Runtime int8 (to_onnx) >= 5x our Keras model, batch 1",
      "onnx int8 / keras, batch 1", 5.0, "x"),
-    ("LiteRT float32 >= 80% of the matmul peak, batch 32",
+    ("LiteRT float32 >= 80% of the float32 GEMM peak, batch 32",
      "litert float32 share, batch big", 0.8, "%"),
     ("LiteRT int8 top-1 agreement >= 98% (trained CIFAR-10 model, test images)",
      "litert int8 agreement", 0.98, "%"),
@@ -898,6 +959,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
                         help="side of the PNG files the predict section reads (default: "
                         "%(default)s; 32 skips the resize)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-gemm", choices=("tensorflow", "numpy"), help=argparse.SUPPRESS)
+    parser.add_argument("--gemm-size", type=int, default=4096, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 7)
     if args.min_seconds is None:
@@ -910,6 +973,10 @@ def main(argv=None) -> int:
     args = parse_arguments(argv)
     if args.child:  # the training step under another TensorFlow setting, for the parent
         print(CHILD_RESULT + json.dumps(training_rates(args)), flush=True)
+        return 0
+    if args.child_gemm:  # a GEMM peak under another setting, for the parent
+        peak = matmul_peak if args.child_gemm == "tensorflow" else numpy_matmul_peak
+        print(CHILD_RESULT + json.dumps(peak(args.gemm_size, args.repeats)), flush=True)
         return 0
     cifar_needed = {"int8", "predict"} & set(args.sections)
     if cifar_needed and not (Path(args.cifar10_dir) / "cifar-10-batches-py").is_dir():

@@ -21,7 +21,7 @@ ort = pytest.importorskip("onnxruntime", reason="the optional `onnx` extra is no
 from mobilenet.cifar10 import load_cifar10  # noqa: E402
 from mobilenet.cli import main  # noqa: E402
 from mobilenet.export import TFLiteReport, VerificationReport, run_onnx, to_onnx, verify_onnx  # noqa: E402
-from tests.inference_models import pixel_mobilenet, tiny_pixel_cnn  # noqa: E402
+from tests.inference_models import pixel_mobilenet, tiny_pixel_cnn, trained_cifar_mobilenet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +90,52 @@ def test_int8_file_is_per_channel_qdq_with_a_pixel_input(files, cifar):
     (first,) = [node for node in graph.node
                 if node.op_type == "QuantizeLinear" and node.input[0] == graph.input[0].name]
     assert constants[first.input[1]] == 1.0 and constants[first.input[2]] == -128
+    # 7-bit weights (reduce_range), so that no CPU's int8 kernel saturates.
+    assert all(np.abs(constants[node.input[0]].astype(int)).max() <= 64 for node in weights)
 
     report = verify_onnx(path, model, cifar[1])
-    assert report.num_images == 100 and 0.0 <= report.top1_agreement <= 1.0
-    assert report.input_type == "float32"
+    assert report.num_images == 100 and report.input_type == "float32"
+
+
+def _reference_outputs(path, images):
+    """The file's outputs in ONNX Runtime with no graph optimization: the QDQ nodes run as
+    written (dequantize, float op, quantize), the integer arithmetic without any int8 kernel."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: images.astype(np.float32)})[0]
+
+
+@pytest.fixture(scope="module")
+def trained(cifar10_subset_dir):
+    return trained_cifar_mobilenet(cifar10_subset_dir)
+
+
+@pytest.mark.xdist_group("trained_cifar_mobilenet")
+def test_int8_file_keeps_a_trained_models_answers_on_this_cpu(trained, tmp_path):
+    """Top-1 agreement of the int8 file with a trained Keras model, on whatever CPU runs this.
+
+    Measured on an AVX2-only AMD EPYC (benchmarks/RESULTS.md): 88.0% of the
+    1,000 test images, 97.4% where the float top-1 margin is >= 0.1; the file
+    written before reduce_range gave 61.8% and 70.4% there, its int8 kernels
+    saturating. The kernels must also give the answers of the plain QDQ
+    arithmetic, which is what CPUs whose kernels do not saturate (VNNI, ARM)
+    compute: the old file matched it on 61.5% of the images, this one on 100%.
+    """
+    model, calibration, images = trained
+    path = to_onnx(model, tmp_path / "int8.onnx", "int8", representative_data=calibration)
+    expected = model.predict(images, verbose=0)
+    top2 = np.sort(expected, axis=-1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] >= 0.1
+    assert clear.mean() > 0.5  # a trained model: most answers are not near ties
+    outputs = run_onnx(path, images)
+    agree = outputs.argmax(-1) == expected.argmax(-1)
+    assert agree.mean() >= 0.83 and agree[clear].mean() >= 0.95
+    assert verify_onnx(path, model, images).top1_agreement == pytest.approx(agree.mean())
+
+    reference = _reference_outputs(path, images)
+    assert np.mean(outputs.argmax(-1) == reference.argmax(-1)) >= 0.99
+    assert np.abs(outputs - reference).max() < 0.1
 
 
 def test_bad_arguments_raise_before_writing(tmp_path, cifar):
@@ -162,5 +204,7 @@ def test_mobilenet_float_and_int8_files_on_the_subset_test_images(tmp_path, cifa
     assert int8_path.stat().st_size < 0.5 * float_path.stat().st_size
     report = verify_onnx(float_path, model, x_test)
     assert report.top1_agreement == 1.0 and report.max_abs_diff < 1e-4
-    report = verify_onnx(int8_path, model, x_test)
-    assert report.num_images == 1000 and 0.0 <= report.top1_agreement <= 1.0
+    # Untrained, the model's answers are near ties, so agreement with Keras says
+    # nothing; but the int8 kernels must compute what the QDQ graph says.
+    outputs = run_onnx(int8_path, x_test)
+    assert np.abs(outputs - _reference_outputs(int8_path, x_test)).max() < 0.1
