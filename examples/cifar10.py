@@ -11,12 +11,13 @@ models (runs/cifar10-example/best.keras, final.keras) take pixels as they come,
 import argparse
 
 from mobilenet._tf_log import without_tensorflow_log
+from mobilenet.training.recipe import RECIPE  # the recipe's defaults, without loading TensorFlow
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data-dir", help="folder holding cifar-10-batches-py/ or cifar-10-python.tar.gz")
 parser.add_argument("--epochs", type=int, default=26)
-parser.add_argument("--alpha", type=float, default=0.5, help="width multiplier")
-parser.add_argument("--batch-size", type=int, default=64)
+parser.add_argument("--alpha", type=float, default=RECIPE.alpha, help="width multiplier")
+parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size)
 parser.add_argument("--validation-fraction", type=float, default=0.0,
                     help="share of the training images held out to pick best.keras by; the default 0 "
                          "trains on all of them (the recipe was chosen on a validation split, "

@@ -19,6 +19,9 @@ from mobilenet.training.recipe import RECIPE
 
 __all__ = ["EvaluationReport", "Misclassified", "evaluate"]
 
+#: Images from files decoded and predicted at a time.
+_CHUNK = 1024
+
 
 @dataclass(frozen=True)
 class Misclassified:
@@ -116,16 +119,19 @@ def _predict_files(model: Any, folder: ImageFolder, batch_size: int, flip_tta: b
     if size is None or model.input_shape[2] != size:
         raise invalid("model", "a model with a square input of fixed size (to size the images "
                       "from files for it)", model, shown=f"a model with input shape {model.input_shape}")
-    dataset = make_file_dataset(folder, image_size=int(size), batch_size=batch_size,
+    # Decoded a chunk at a time (prefetched by tf.data) and predicted as arrays, which every
+    # strategy splits correctly, also across the workers of a cluster; memory holds one chunk.
+    dataset = make_file_dataset(folder, image_size=int(size), batch_size=_CHUNK,
                                 num_classes=int(model.output_shape[-1]))
-    images = dataset.map(lambda x, y: x)
-    probabilities = model.predict(images, verbose=0)
-    if flip_tta:
-        import tensorflow as tf
-
-        probabilities = (probabilities + model.predict(
-            images.map(lambda x: tf.reverse(x, axis=[2])), verbose=0)) / 2
-    return probabilities
+    chunks = []
+    for images, _ in dataset:
+        images = np.asarray(images)
+        probabilities = model.predict(images, batch_size=batch_size, verbose=0)
+        if flip_tta:
+            flipped = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
+            probabilities = (probabilities + flipped) / 2
+        chunks.append(probabilities)
+    return np.concatenate(chunks)
 
 
 def evaluate(
