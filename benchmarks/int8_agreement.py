@@ -41,10 +41,15 @@ from speed import cpu_model_and_flags, interleaved_rates, load_line, progress, v
 DEFAULT_CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 
 
-def settings(ort_quantization, stem_weight: str) -> dict[str, dict]:
+def stem_conv(graph):
+    """The first Conv node of an ONNX graph: the stem conv, whose input is the pixels."""
+    return next(node for node in graph.node if node.op_type == "Conv")
+
+
+def settings(ort_quantization, graph) -> dict[str, dict]:
     """quantize_static keyword arguments by row label; `to_onnx` is the reduce_range row."""
     q = ort_quantization.QuantType
-    seven_bit_stem = {"TensorQuantOverrides": {stem_weight: [{"reduce_range": True}]}}
+    seven_bit_stem = {"TensorQuantOverrides": {stem_conv(graph).input[1]: [{"reduce_range": True}]}}
     return {
         "S8S8, 8-bit weights (to_onnx before)": {},
         "S8S8, reduce_range (to_onnx now)": {"reduce_range": True},
@@ -58,17 +63,17 @@ def settings(ort_quantization, stem_weight: str) -> dict[str, dict]:
     }
 
 
-def calibration_reader(ort_quantization, images: np.ndarray, input_name: str):
-    """Batches of 32 calibration images, the first preceded by a copy holding 0 and 255."""
+def calibration_reader(ort_quantization, images: np.ndarray, input_name: str, batch_size: int = 32):
+    """Batches of calibration images, the first preceded by a copy holding 0 and 255."""
     anchor = images[:1].copy()
     anchor.reshape(-1)[[0, -1]] = (0.0, 255.0)
     data = np.concatenate([anchor, images]).astype(np.float32)
-    batches = iter(range(0, len(data), 32))
+    batches = iter(range(0, len(data), batch_size))
 
     class Reader(ort_quantization.CalibrationDataReader):
         def get_next(self):
             start = next(batches, None)
-            return None if start is None else {input_name: data[start:start + 32]}
+            return None if start is None else {input_name: data[start:start + batch_size]}
 
     return Reader()
 
@@ -90,8 +95,13 @@ def outputs(sess, images: np.ndarray) -> np.ndarray:
                            for i in range(0, len(images), 100)])
 
 
-def write_files(model, folder: Path, calibration: np.ndarray, labels=None) -> dict[str, Path]:
-    """The int8 files of ``model``: each setting's (or those in ``labels``), `to_onnx`'s, LiteRT's."""
+def write_files(model, folder: Path, calibration: np.ndarray, labels=None, *, make_settings=settings,
+                calibration_batch: int = 32, own_files: bool = True) -> dict[str, Path]:
+    """The int8 files of ``model``: each setting's (or those in ``labels``), `to_onnx`'s, LiteRT's.
+
+    ``make_settings(ort_quantization, graph)`` gives the settings by label (default:
+    `settings`); ``own_files=False`` leaves out the `to_onnx` and LiteRT files.
+    """
     import onnx
     from onnxruntime import quantization as ort_quantization
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -102,10 +112,9 @@ def write_files(model, folder: Path, calibration: np.ndarray, labels=None) -> di
     prepared = folder / "prepared.onnx"
     quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
     graph = onnx.load(str(prepared)).graph
-    stem = next(node for node in graph.node if node.op_type == "Conv")
     input_name = graph.input[0].name
     files = {}
-    for index, (label, kwargs) in enumerate(settings(ort_quantization, stem.input[1]).items()):
+    for index, (label, kwargs) in enumerate(make_settings(ort_quantization, graph).items()):
         if labels is not None and label not in labels:
             continue
         path = folder / f"setting{index}.onnx"
@@ -113,9 +122,11 @@ def write_files(model, folder: Path, calibration: np.ndarray, labels=None) -> di
                   "activation_type": ort_quantization.QuantType.QInt8,
                   "weight_type": ort_quantization.QuantType.QInt8, **kwargs}
         ort_quantization.quantize_static(
-            str(prepared), str(path), calibration_reader(ort_quantization, calibration, input_name),
-            **kwargs)
+            str(prepared), str(path),
+            calibration_reader(ort_quantization, calibration, input_name, calibration_batch), **kwargs)
         files[label] = path
+    if not own_files:
+        return files
     files["to_onnx(..., 'int8') itself"] = to_onnx(model, folder / "to_onnx.onnx", "int8",
                                                    representative_data=calibration)
     files["LiteRT int8 (to_tflite)"] = to_tflite(model, folder / "int8.tflite", "int8",
