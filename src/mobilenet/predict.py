@@ -222,9 +222,9 @@ class Classifier:
                 f"Received: model={str(path)!r}"
             )
         if file.suffix == ".keras":
-            from mobilenet.saving import _load_model
+            from mobilenet.saving import load_model
 
-            self._load_keras(_load_model(file, compile=False, argument="model"))
+            self._load_keras(load_model(file, argument="model"))
             return
         if not file.is_file():
             raise FileNotFoundError(
@@ -251,49 +251,24 @@ class Classifier:
         self._run = lambda pixels: np.asarray(model.predict_on_batch(self._scaled(pixels)))
 
     def _load_tflite(self, path: Path) -> None:
-        from mobilenet import export
+        from mobilenet.export import LiteRTRunner
 
-        interpreter = export._interpreter(path, self.num_threads, "model")
-        try:
-            interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
-            raise invalid(
-                "model", "a LiteRT (.tflite) model file", None,
-                shown=f"model={str(path)!r}, which is not a LiteRT model LiteRT can prepare "
-                f"({_first_line(error)})",
-            ) from error
-        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(
-                f"Invalid value for argument `model`: expected a file with one input and one "
-                f"output. Received: {str(path)!r} with {len(inputs)} and {len(outputs)}"
-            )
-        (detail,) = inputs
+        runner = LiteRTRunner(path, self.num_threads, argument="model")
         self.runtime = "litert"
-        self._set_shapes(tuple(detail["shape"]), tuple(outputs[0]["shape"]))
-        scale, zero_point = detail["quantization"]
-        if self.rescale is None and np.dtype(detail["dtype"]) == np.uint8 and scale:
-            # The bytes themselves: `_run` quantizes (q - zero_point) * scale back to q.
-            scaled = lambda pixels: (pixels - zero_point) * np.float32(scale)  # noqa: E731
-        else:
-            scaled = self._scaled
-        self._run = lambda pixels: export._run(interpreter, scaled(pixels), len(pixels))
+        self._set_shapes(runner.input_shape, runner.output_shape)
+        raw = self.rescale is None and runner.input_type == "uint8" and runner.input_quantization
+        scaled = _as_bytes if raw else self._scaled  # the pixel bytes are the file's input
+        self._run = lambda pixels: runner.run(scaled(pixels), len(pixels))
 
     def _load_onnx(self, path: Path) -> None:
-        from mobilenet import export
+        from mobilenet.export import ONNXRunner
 
-        session = export._onnx_session(path, self.num_threads, argument="model")
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(
-                f"Invalid value for argument `model`: expected a file with one input and one "
-                f"output. Received: {str(path)!r} with {len(inputs)} and {len(outputs)}"
-            )
+        runner = ONNXRunner(path, self.num_threads, argument="model")
         self.runtime = "onnxruntime"
-        self._set_shapes(tuple(inputs[0].shape), tuple(outputs[0].shape))
-        raw = self.rescale is None and export._onnx_type(inputs[0]) == "uint8"
+        self._set_shapes(runner.input_shape, runner.output_shape)
+        raw = self.rescale is None and runner.input_type == "uint8"
         scaled = (lambda pixels: pixels) if raw else self._scaled
-        self._run = lambda pixels: export._run_onnx(session, scaled(pixels), len(pixels))
+        self._run = lambda pixels: runner.run(scaled(pixels), len(pixels))
 
     def _set_shapes(self, input_shape: tuple, output_shape: tuple) -> None:
         dims = input_shape[1:]
@@ -452,6 +427,11 @@ def _probabilities(outputs: np.ndarray) -> np.ndarray:
         return outputs
     shifted = np.exp(outputs - outputs.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
+
+
+def _as_bytes(pixels: np.ndarray) -> np.ndarray:
+    """Float pixels (resized: between integers) as the uint8 bytes nearest them."""
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
 
 
 def _class_names(num_classes: int, names: Sequence[str] | None) -> tuple[str, ...]:
