@@ -47,7 +47,7 @@ def representative_dataset(data: Any, model: keras.Model) -> Images:
     if data is None:
         raise invalid(
             "representative_data", "", None,
-            problem="quantization='int8' calibrates activation ranges on real inputs, so it "
+            problem="int8 quantization calibrates activation ranges on real inputs, so it "
             "needs an array or a tf.data.Dataset of images shaped like the model input, "
             f"{tuple(model.input_shape)}",
             shown="representative_data=None",
