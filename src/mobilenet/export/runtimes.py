@@ -120,7 +120,7 @@ class LiteRTRunner:
         self, path: str | os.PathLike, num_threads: int | None = None, *, argument: str = "path"
     ) -> None:
         self.path = _check_file(path, ".tflite", argument)
-        self.interpreter = _interpreter(self.path, _check_threads(num_threads), argument)
+        self.interpreter, ops = _interpreter(self.path, _check_threads(num_threads), argument)
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         _one_input_and_output(inputs, outputs, self.path, argument)
@@ -132,8 +132,6 @@ class LiteRTRunner:
         scale, zero_point = self._input["quantization"]
         integer = np.issubdtype(np.dtype(self.input_type), np.integer)
         self.input_quantization = (float(scale), int(zero_point)) if integer else None
-        # The interpreter's op list has no public accessor; both interpreters have this one.
-        ops = self.interpreter._get_ops_details()
         self.op_names = tuple(op["op_name"] for op in ops)
         self.outputs = "probabilities" if _tflite_ends_in_softmax(ops, self._output["index"]) else "logits"
         self._batch = None
@@ -156,8 +154,11 @@ class LiteRTRunner:
         return np.concatenate(outputs)
 
 
-def _interpreter(path: Path, num_threads: int | None, argument: str) -> Any:
-    """A LiteRT interpreter on ``path``, its tensors allocated; a file LiteRT cannot load is an error.
+def _interpreter(path: Path, num_threads: int | None, argument: str) -> tuple[Any, list[dict]]:
+    """A LiteRT interpreter on ``path``, its tensors allocated, and the file's ops.
+
+    The ops are read before allocation, which replaces those a delegate
+    (XNNPACK) takes by one ``DELEGATE`` op.
 
     A file that is not a LiteRT model (empty, or another format under a
     .tflite name) is said in words rather than in LiteRT's ("Mmap of '6' at
@@ -175,8 +176,10 @@ def _interpreter(path: Path, num_threads: int | None, argument: str) -> Any:
     if problem is None:
         try:
             interpreter = _new_interpreter(path, num_threads)
+            # The op list has no public accessor; both interpreters have this one.
+            ops = interpreter._get_ops_details()
             interpreter.allocate_tensors()
-            return interpreter
+            return interpreter, ops
         except (ValueError, RuntimeError) as error:
             problem = f"LiteRT cannot load it: {first_line(error)[:200]}"
     raise invalid(
