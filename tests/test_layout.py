@@ -196,3 +196,52 @@ def test_the_private_name_check_finds_each_kind_of_use(tmp_path):
 def test_no_module_uses_another_modules_private_names():
     found = _private_uses()
     assert not found, "\n".join(found)
+
+
+def module_map() -> str:
+    """The import graph as layers, top (the CLI) to bottom: the picture in docs/architecture.md.
+
+    A subpackage's modules show as the subpackage (``mobilenet.export``), the
+    shared private modules and the package root are left out (every module
+    may use them), and each module stands one layer above the highest
+    module it imports.
+    """
+    def node(module: str) -> str:
+        parts = module.split(".")
+        subpackages = {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+        return ".".join(parts[:2]) if len(parts) > 2 or parts[-1] in subpackages else module
+
+    graph: dict[str, set[str]] = {}
+    for module, targets in _import_graph().items():
+        if module == "mobilenet" or module in SHARED_PRIVATE_MODULES:
+            continue
+        edges = graph.setdefault(node(module), set())
+        edges |= {node(t) for t in targets
+                  if t != "mobilenet" and t not in SHARED_PRIVATE_MODULES and node(t) != node(module)}
+    layers: dict[str, int] = {}
+
+    def layer(name: str, seen: tuple[str, ...] = ()) -> int:
+        if name not in layers:
+            below = [layer(t, seen + (name,)) for t in graph[name] if t not in seen]
+            layers[name] = 1 + max(below, default=-1)
+        return layers[name]
+
+    rows = []
+    for name in sorted(graph, key=lambda n: (-layer(n), n)):
+        imports = ", ".join(t.removeprefix("mobilenet.") for t in sorted(graph[name], key=lambda t: (-layer(t), t)))
+        rows.append(f"{layer(name)}  {name.removeprefix('mobilenet.'):<13} -> {imports or '(Keras, NumPy)'}")
+    return "\n".join(rows)
+
+
+def test_the_architecture_page_shows_the_import_graph():
+    page = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    start = page.index("<!-- module map: python tests/test_layout.py -->")
+    block = page[start:].split("```text\n", 1)[1].split("```", 1)[0]
+    assert block.rstrip("\n") == module_map(), (
+        "docs/architecture.md's module map is not the package's import graph; "
+        "print the new one with `python tests/test_layout.py`"
+    )
+
+
+if __name__ == "__main__":
+    print(module_map())

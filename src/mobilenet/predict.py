@@ -423,9 +423,9 @@ def _class_names(num_classes: int, names: Sequence[str] | None) -> tuple[str, ..
             )
         return names
     if num_classes == 10:
-        from mobilenet.cifar10 import CLASS_NAMES
+        from mobilenet.datasets import CIFAR10_CLASS_NAMES
 
-        return tuple(CLASS_NAMES)
+        return tuple(CIFAR10_CLASS_NAMES)
     if num_classes == 1000:
         return _imagenet_class_names()
     return tuple(f"class {index}" for index in range(num_classes))
