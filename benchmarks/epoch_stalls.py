@@ -1,16 +1,21 @@
-"""Epoch times of `mobilenet.cifar10.train` with tf.data's autotuning off (ours) and on.
+"""Epoch times of `train`'s model fitted on `make_dataset`'s pipeline, tf.data autotuning off (ours) and on.
 
-`make_dataset` turns tf.data's autotuning off. With it on, every iterator runs
-a model thread, and Keras makes a new iterator each epoch; destroying the old
-one can wait seconds for that thread while the cores sit idle, so some epochs
-take twice as long as the others. This benchmark trains the main job's recipe
-(`train`'s defaults, no validation split, batch 64) on the CIFAR-10 subset's
-training images, in turns: `train` as it ships, then `train` with the
-autotuning put back on its datasets, for ``--rounds`` rounds. It prints one
-row per run: the median and the slowest epoch, how many epochs took over 1.5x
-the median, and the wall time of `train`. Nothing else should run meanwhile.
+`mobilenet.training.make_dataset` turns tf.data's autotuning off. With it on,
+every iterator runs a model thread, and Keras makes a new iterator each
+epoch; destroying the old one can wait seconds for that thread while the
+cores sit idle, so some epochs take twice as long as the others. This
+benchmark fits the model `train` builds for 32x32 images (`build_model`, the
+recipe's batch size, SGD with Nesterov momentum at the recipe's learning
+rate) on the CIFAR-10 subset's training images, in turns: on the dataset
+`make_dataset` returns, then on the same dataset with the autotuning put back
+on (``with_options``), for ``--rounds`` rounds. The library is not patched:
+both runs use its pipeline as it ships, and only the dataset's options
+differ. It prints one row per run: the median and the slowest epoch, how
+many epochs took over 1.5x the median, and the wall time of ``fit``. Nothing
+else should run meanwhile.
 
     python benchmarks/epoch_stalls.py --data-dir ../shared/data/cifar10-subset --epochs 12 --rounds 2
+    python benchmarks/epoch_stalls.py --epochs 2 --rounds 1 --limit 640   # a smoke run
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import argparse
 import datetime
 import os
 import statistics
-import tempfile
 import time
 from typing import Any
 
@@ -28,9 +32,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from mobilenet import cifar10  # noqa: E402
-from mobilenet.cifar10 import training  # noqa: E402
-from speed import busy_processes, cpu_model_and_flags, onednn_state  # noqa: E402  (benchmarks/speed.py)
+from _common import busy_processes, cpu_model_and_flags, onednn_state  # noqa: E402  (benchmarks/_common.py)
+from mobilenet.datasets import load_cifar10  # noqa: E402
+from mobilenet.training import build_model, make_dataset  # noqa: E402
+from mobilenet.training.recipe import RECIPE  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-subset")
 VARIANTS = ("autotune off (ours)", "autotune on")
@@ -50,30 +55,27 @@ class EpochTimer(keras.callbacks.Callback):
         self.durations.append(time.perf_counter() - self.start)
 
 
-def with_autotune(make_dataset: Any) -> Any:
-    """`make_dataset`, its datasets with tf.data's autotuning turned back on."""
-
-    def make(*args: Any, **kwargs: Any) -> Any:
-        options = tf.data.Options()
-        options.autotune.enabled = True
-        return make_dataset(*args, **kwargs).with_options(options)
-
-    return make
+def dataset(variant: str, x_train: Any, y_train: Any, seed: int) -> Any:
+    """`make_dataset`'s training pipeline, with tf.data's autotuning back on for ``"autotune on"``."""
+    shipped = make_dataset(x_train, y_train, batch_size=RECIPE.batch_size, training=True, seed=seed,
+                           padding=RECIPE.padding, drop_remainder=True)
+    if variant != "autotune on":
+        return shipped
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    return shipped.with_options(options)
 
 
 def run(variant: str, x_train: Any, y_train: Any, epochs: int, seed: int) -> dict:
-    shipped = training.make_dataset
-    if variant == "autotune on":
-        training.make_dataset = with_autotune(shipped)
+    keras.utils.set_random_seed(seed)
+    model = build_model()
+    model.compile(optimizer=keras.optimizers.SGD(RECIPE.learning_rate, momentum=0.9, nesterov=True),
+                  loss="categorical_crossentropy")
     timer = EpochTimer()
-    try:
-        with tempfile.TemporaryDirectory() as output_dir:
-            start = time.perf_counter()
-            cifar10.train(x_train, y_train, output_dir=output_dir, validation_fraction=0.0,
-                          epochs=epochs, seed=seed, extra_callbacks=[timer], verbose=0)
-            wall = time.perf_counter() - start
-    finally:
-        training.make_dataset = shipped
+    start = time.perf_counter()
+    model.fit(dataset(variant, x_train, y_train, seed), epochs=epochs, callbacks=[timer],
+              shuffle=False, verbose=0)  # make_dataset shuffles every epoch itself
+    wall = time.perf_counter() - start
     later = timer.durations[1:]  # the first epoch also traces the graph
     median = statistics.median(later)
     return {
@@ -87,12 +89,14 @@ def main() -> None:
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="folder holding cifar-10-batches-py/")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=2, help="runs of each variant, in turns")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.epochs < 2 or args.rounds < 1:
         raise SystemExit(f"--epochs must be >= 2 and --rounds >= 1; got {args.epochs} and {args.rounds}")
 
-    (x_train, y_train), _ = cifar10.load_cifar10(args.data_dir)
+    (x_train, y_train), _ = load_cifar10(args.data_dir)
+    x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     cpu, flags = cpu_model_and_flags()
     print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu} "
           f"({', '.join(flags) or 'no AVX2'}), {os.cpu_count()} CPUs, oneDNN "
@@ -100,7 +104,7 @@ def main() -> None:
           f"{len(x_train)} training images, {args.epochs} epochs, seed {args.seed}")
     print(f"# busy before the runs: {'; '.join(busy_processes()) or 'nothing'}\n")
     print("| round | tf.data | median epoch (s) | slowest epoch (s) | epochs over 1.5x median "
-          "| first epoch (s) | train wall (s) |")
+          "| first epoch (s) | fit wall (s) |")
     print("|---|---|---|---|---|---|---|")
     for round_ in range(1, args.rounds + 1):
         for variant in VARIANTS:

@@ -2,29 +2,35 @@
 
 Explains the BN-folding figure of `speed.py` at 224x224, alpha 1.0, batch 32:
 times our model, its `fold_batchnorm` copy, the 13 pointwise matmuls alone and
-the 13 depthwise convolutions alone, with the model's own shapes, in one
-interleaved loop (medians of 5 rounds after 2 warm-ups).
+the 13 depthwise convolutions alone, with the model's own shapes, taking
+turns (`_common.interleaved_rates`: medians of 5 rounds after 2 warm-ups).
 
     flock /work/bench.lock python benchmarks/fold_profile.py
+    python benchmarks/fold_profile.py --batch 1   # a smoke run
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from _common import interleaved_rates  # noqa: E402  (benchmarks/_common.py)
+
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32, help="images per batch (default: 32)")
+    batch = parser.parse_args().batch
+
     import numpy as np
     import tensorflow as tf
 
     from mobilenet import DepthwiseSeparableConv2D, MobileNetV1
     from mobilenet.export import fold_batchnorm
 
-    batch, rng = 32, np.random.default_rng(0)
+    rng = np.random.default_rng(0)
     model = MobileNetV1(alpha=1.0, input_shape=(224, 224, 3))
     folded = fold_batchnorm(model)
     blocks = [layer for layer in model.layers if isinstance(layer, DepthwiseSeparableConv2D)]
@@ -53,19 +59,15 @@ def main() -> None:
             lambda: [tf.nn.depthwise_conv2d(a, k, [1, s, s, 1], "SAME") for a, k, s in depthwise]
         ),
     }
-    for step in steps.values():
-        step()
-        step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(5):
-        for name, step in steps.items():
-            begin = time.perf_counter()
-            for output in tf.nest.flatten(step()):
-                output.numpy()
-            times[name].append(time.perf_counter() - begin)
-    print("| part (224x224, alpha 1.0, batch 32) | ms per batch |\n|---|---|")
-    for name, values in times.items():
-        print(f"| {name} | {statistics.median(values) * 1000:.0f} |")
+    # One "image" per batch: the rate is batches/s, its inverse the time of one.
+    rates = interleaved_rates(
+        {name: (lambda step=step: [out.numpy() for out in tf.nest.flatten(step())], 1)
+         for name, step in steps.items()},
+        repeats=5,
+    )
+    print(f"| part (224x224, alpha 1.0, batch {batch}) | ms per batch |\n|---|---|")
+    for name, rate in rates.items():
+        print(f"| {name} | {1000 / rate:.0f} |")
 
 
 if __name__ == "__main__":

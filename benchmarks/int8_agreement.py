@@ -35,8 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from speed import cpu_model_and_flags, interleaved_rates, load_line, progress, versions  # noqa: E402
+from _common import cpu_model_and_flags, interleaved_rates, load_line, progress, versions  # noqa: E402
 
 DEFAULT_CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 

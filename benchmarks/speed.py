@@ -82,19 +82,24 @@ from typing import Any, Callable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+from _common import (  # noqa: E402  (benchmarks/_common.py)
+    ISA_FLAGS,
+    ONEDNN_ON_LOG,
+    ONEDNN_VARIABLE,
+    cpu_model_and_flags,
+    interleaved_rates,
+    litert_runtime,
+    load_line,
+    onednn_setting,
+    onednn_state,
+    progress,
+    versions,
+)
+
 DEFAULT_CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 SECTIONS = ("inference", "training", "litert", "onnx", "int8", "predict")
-#: The /proc/cpuinfo flags that decide which kernels TensorFlow, XNNPACK and ONNX Runtime use.
-ISA_FLAGS = (
-    "avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
-)
-#: What TensorFlow logs (at INFO level) when it is imported with oneDNN's custom ops on.
-ONEDNN_ON_LOG = "oneDNN custom operations are on"
-ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 #: The line a `--child` run prints its result on (JSON after it).
 CHILD_RESULT = "speed.py child result: "
-#: Versions printed in the header (distribution names).
-PACKAGES = ("tensorflow", "keras", "numpy", "onnxruntime", "onnx", "tf2onnx", "ai-edge-litert")
 
 
 @dataclass
@@ -121,33 +126,6 @@ class Bench:
 # --------------------------------------------------------------------------- timing
 
 
-def interleaved_rates(steps: dict, repeats: int, min_seconds: float = 0.0) -> dict:
-    """Images/s of each ``(step, images)`` in ``steps``: medians over interleaved rounds.
-
-    Every step runs twice to warm up, then the steps take turns, one timed run
-    each per round, for at least ``repeats`` rounds and ``min_seconds``. Taking
-    turns spreads the load of anything else on the machine evenly over the
-    compared models, so their ratios stay fair on a shared CPU.
-    """
-    for step, _ in steps.values():
-        step()
-        step()
-    times: dict = {name: [] for name in steps}
-    started = time.perf_counter()
-    rounds = 0
-    while rounds < repeats or (time.perf_counter() - started < min_seconds and rounds < 200):
-        for name, (step, _) in steps.items():
-            begin = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - begin)
-        rounds += 1
-    return {name: steps[name][1] / statistics.median(times[name]) for name in steps}
-
-
-def progress(row: str) -> None:
-    print(row, file=sys.stderr, flush=True)
-
-
 def keras_step(model, batch: int, size: int) -> Callable[[], Any]:
     """One ``tf.function`` inference of ``model`` on a random batch, as a callable."""
     import numpy as np
@@ -165,42 +143,6 @@ def mult_adds(model) -> int:
 
 
 # --------------------------------------------------------------------------- the machine
-
-
-def cpu_model_and_flags() -> tuple[str, list[str]]:
-    """The CPU's model name and which of `ISA_FLAGS` it has, from /proc/cpuinfo."""
-    name, flags = platform.processor() or platform.machine(), set()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    name = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                if flags and name:
-                    break
-    return name, [flag for flag in ISA_FLAGS if flag in flags]
-
-
-def onednn_state(env: dict[str, str]) -> str:
-    """``"on"`` or ``"off"``: whether TensorFlow, imported with ``env``, turns oneDNN's ops on.
-
-    TensorFlow logs `ONEDNN_ON_LOG` at INFO level on import when they are on,
-    so a child process imports it with INFO logging and the log is read.
-    """
-    child = subprocess.run(
-        [sys.executable, "-c", "import tensorflow"], env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"},
-        capture_output=True, text=True, check=False,
-    )
-    if child.returncode != 0:
-        return f"unknown (importing TensorFlow failed: exit {child.returncode})"
-    return "on" if ONEDNN_ON_LOG in child.stderr else "off"
-
-
-def onednn_setting(env: dict[str, str]) -> str:
-    value = env.get(ONEDNN_VARIABLE)
-    return f"{ONEDNN_VARIABLE}={value}" if value is not None else f"{ONEDNN_VARIABLE} unset"
 
 
 def matmul_peak(n: int, repeats: int) -> tuple[float, float]:
@@ -275,75 +217,6 @@ def gemm_peaks(bench: Bench, n: int, repeats: int) -> list[tuple[str, float, flo
             continue
         found.append((source, *rates))
     return sorted(found, key=lambda row: -row[1])
-
-
-def busy_processes(seconds: float = 1.0, top: int = 5) -> list[str]:
-    """The processes that used the most CPU over ``seconds`` (this one left out), busiest first.
-
-    Sampled from /proc, so only processes this system shows are listed
-    (another container's are not, though the load average counts them).
-    """
-    def cpu_ticks() -> dict[int, int]:
-        ticks = {}
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                with open(f"/proc/{entry.name}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-                ticks[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime + stime
-        return ticks
-
-    if not os.path.isdir("/proc"):
-        return []
-    before = cpu_ticks()
-    time.sleep(seconds)
-    after = cpu_ticks()
-    hertz = os.sysconf("SC_CLK_TCK")
-    used = sorted(
-        ((after[pid] - before[pid]) / hertz / seconds, pid)
-        for pid in after.keys() & before.keys() if pid != os.getpid()
-    )
-    rows = []
-    for share, pid in reversed(used[-top:]):
-        if share < 0.02:
-            break
-        command = ""
-        with contextlib.suppress(OSError):
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        if len(command) > 90:
-            command = command[:87] + "..."
-        rows.append(f"{share:.0%} pid {pid} `{command or '?'}`")
-    return rows
-
-
-def load_line() -> str:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    busy = busy_processes()
-    others = "; ".join(busy) if busy else "none above 2% of a core"
-    return (f"load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min) on "
-            f"{os.cpu_count()} cores; busiest other processes over 1 s: {others}")
-
-
-def versions() -> str:
-    from importlib import metadata
-
-    found = []
-    for package in PACKAGES:
-        try:
-            found.append(f"{package} {metadata.version(package)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{package} not installed")
-    return ", ".join(found) + f", Python {platform.python_version()}"
-
-
-def litert_runtime() -> str:
-    try:
-        import ai_edge_litert.interpreter  # noqa: F401
-    except ImportError:
-        return "TensorFlow's tf.lite.Interpreter (ai-edge-litert is not installed)"
-    return "ai_edge_litert.interpreter.Interpreter"
 
 
 def header(bench: Bench) -> None:
@@ -499,56 +372,50 @@ def keras_training(bench: Bench) -> str:
 # --------------------------------------------------------------------------- LiteRT and ONNX
 
 
-def litert_step(path: Path, batch: int, threads: int) -> Callable[[], None]:
-    """One inference of the ``.tflite`` file at ``path`` on a random batch, as a callable."""
-    import numpy as np
+def litert_step(path: Path, batch: int, threads: int) -> Callable[[], Any]:
+    """One inference of the ``.tflite`` file at ``path`` on a random batch, as a callable.
 
-    from mobilenet import export
+    The batch is made in the file's input type, so the runner feeds it as it
+    is: what is timed is the interpreter, plus reading its output.
+    """
+    from mobilenet.export import LiteRTRunner
 
-    interpreter = export._interpreter(path, threads)
-    (detail,) = interpreter.get_input_details()
-    # The files keep a free batch axis in their signature: resize to the batch.
-    interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
-    interpreter.allocate_tensors()
-    (detail,) = interpreter.get_input_details()
-    rng, dtype = np.random.default_rng(0), np.dtype(detail["dtype"])
-    if np.issubdtype(dtype, np.integer):
-        x = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, detail["shape"], endpoint=True)
-    else:
-        x = rng.random(detail["shape"])
-    x = x.astype(dtype)
-
-    def step():
-        interpreter.set_tensor(detail["index"], x)
-        interpreter.invoke()
-
-    return step
+    runner = LiteRTRunner(path, threads)
+    x = random_input(runner, batch)
+    return lambda: runner.run(x, batch)
 
 
 def onnx_step(path: Path, batch: int, threads: int) -> Callable[[], Any]:
     """One inference of the ``.onnx`` file at ``path`` on a random batch, as a callable."""
+    from mobilenet.export import ONNXRunner
+
+    runner = ONNXRunner(path, threads)
+    x = random_input(runner, batch)
+    return lambda: runner.run(x, batch)
+
+
+def random_input(runner, batch: int):
+    """A random batch for ``runner`` in its own input type (integers over their whole range)."""
     import numpy as np
 
-    from mobilenet import export
-
-    session = export._onnx_session(path, threads)
-    (input_,) = session.get_inputs()
-    x = np.random.default_rng(0).random((batch, *input_.shape[1:]), np.float32)
-    return lambda: session.run(None, {input_.name: x})
+    rng, dtype = np.random.default_rng(0), np.dtype(runner.input_type)
+    shape = (batch, *runner.input_shape[1:])
+    if np.issubdtype(dtype, np.integer):
+        return rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, shape, endpoint=True).astype(dtype)
+    return rng.random(shape).astype(dtype)
 
 
 def op_counts(path: Path) -> str:
-    from mobilenet import export
+    from mobilenet.export import LiteRTRunner
 
-    interpreter = export._interpreter(path, 1)
-    counts = Counter(op["op_name"] for op in interpreter._get_ops_details())
+    counts = Counter(LiteRTRunner(path, 1).op_names)
     return ", ".join(f"{n} {name}" for name, n in counts.most_common())
 
 
 def onnx_op_counts(path: Path) -> str:
-    import onnx
+    from mobilenet.export import ONNXRunner
 
-    counts = Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+    counts = Counter(ONNXRunner(path, 1).op_names)
     return ", ".join(f"{n} {name}" for name, n in counts.most_common())
 
 

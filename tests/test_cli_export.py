@@ -99,7 +99,7 @@ def test_calibration_dir_errors(saved, tmp_path, capsys):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--int8"], "`--calibration-data`: --quantization='int8' calibrates"),
+        (["--int8"], "`--calibration-data`: int8 quantization calibrates"),
         (["--verify"], "`--verify`"),
         (["--calibration-data", "missing.npy", "--int8"], "`--calibration-data`"),
         (["--quantization", "float16", "--calibration-data", "x.npy"], "only int8 export is calibrated"),

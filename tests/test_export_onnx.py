@@ -142,7 +142,7 @@ def test_bad_arguments_raise_before_writing(tmp_path, cifar):
     model = tiny_pixel_cnn()
     with pytest.raises(ValueError, match="`quantization`: expected one of"):
         to_onnx(model, tmp_path / "m.onnx", "float16")
-    with pytest.raises(ValueError, match="`representative_data`: quantization='int8' calibrates"):
+    with pytest.raises(ValueError, match="`representative_data`: int8 quantization calibrates"):
         to_onnx(model, tmp_path / "m.onnx", "int8")
     with pytest.raises(ValueError, match="`representative_data`"):
         to_onnx(model, tmp_path / "m.onnx", "int8", representative_data=cifar[0][:, :16])

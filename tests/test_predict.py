@@ -233,3 +233,60 @@ def test_a_phone_photo_is_read_the_right_way_up(models, images, tmp_path):
     assert phone.top[0].index == upright_copy.top[0].index
     np.testing.assert_allclose([s.probability for s in phone.top],
                                [s.probability for s in upright_copy.top], atol=0.02)
+
+
+def constant_model(scores, activation=None):
+    """A pixel model of 8x8 images whose output is ``activation(scores)`` whatever the image."""
+    model = small_model(len(scores), activation=activation)
+    dense = model.layers[-1]
+    dense.set_weights([np.zeros_like(dense.kernel), np.asarray(scores, np.float32)])
+    return model
+
+
+def test_logits_that_look_like_probabilities_still_get_a_softmax(images):
+    """Logits of a model without a softmax are logits, even when a row is >= 0 and sums to 1."""
+    _, pixels = images
+    scores = [0.5, 0.3, 0.2]
+    classifier = Classifier(constant_model(scores))
+    assert classifier.outputs == "logits"
+    resized = tf.image.resize(pixels[:2], (8, 8)).numpy()
+    expected = np.exp(scores) / np.exp(scores).sum()
+    np.testing.assert_allclose(classifier.predict(resized), [expected] * 2, rtol=1e-5)
+
+
+def test_outputs_can_be_said_by_the_user(images):
+    _, pixels = images
+    resized = tf.image.resize(pixels[:1], (8, 8)).numpy()
+    scores = [0.1, 0.7, 0.2]  # already probabilities, from a model that does not say so
+    classifier = Classifier(constant_model(scores), outputs="probabilities")
+    np.testing.assert_allclose(classifier.predict(resized), [scores], rtol=1e-6)
+    # A sigmoid is no softmax: its outputs are read as logits unless the user says otherwise.
+    assert Classifier(constant_model(scores, "sigmoid")).outputs == "logits"
+    assert Classifier(constant_model(scores, "softmax")).outputs == "probabilities"
+    with pytest.raises(ValueError, match="`outputs`: expected one of \\(None, 'probabilities'"):
+        Classifier(constant_model(scores), outputs="softmax")
+
+
+@pytest.mark.parametrize("suffix", [".tflite", ".onnx"])
+def test_a_files_outputs_are_read_from_its_last_op(tmp_path, images, suffix):
+    """Softmax or not, float or int8: the file says it, and logits files get a softmax."""
+    if suffix == ".onnx" and not has_onnx():
+        pytest.skip("the optional `onnx` extra is not installed")
+    from mobilenet.export import to_onnx
+
+    write = to_tflite if suffix == ".tflite" else to_onnx
+    _, pixels = images
+    resized = tf.image.resize(pixels, (8, 8)).numpy()
+    keras.utils.set_random_seed(1)
+    for activation, outputs in (("softmax", "probabilities"), (None, "logits")):
+        model = small_model(4, activation=activation)
+        float_file = write(model, tmp_path / f"{outputs}{suffix}")
+        int8_file = write(model, tmp_path / f"{outputs}_int8{suffix}", "int8",
+                          representative_data=resized)
+        expected = model.predict(resized, verbose=0)
+        if activation is None:
+            expected = np.exp(expected) / np.exp(expected).sum(-1, keepdims=True)
+        for file, atol in ((float_file, 1e-5), (int8_file, 0.05)):
+            classifier = Classifier(file)
+            assert classifier.outputs == outputs, file.name
+            np.testing.assert_allclose(classifier.predict(resized), expected, atol=atol)

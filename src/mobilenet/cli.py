@@ -635,14 +635,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             _check_output_file(path, flag)
     from mobilenet import training
     from mobilenet.datasets import CIFAR10_CLASS_NAMES
-    from mobilenet.saving import _load_model
+    from mobilenet.saving import load_model
 
     if args.plot and _plots_missing():
         raise UsageError(f"Invalid value for argument `--plot`: {_plots_missing()}")
     if args.errors < 0:
         raise UsageError(f"Invalid value for argument `--errors`: expected an integer >= 0. "
                          f"Received: --errors={args.errors}")
-    model = _load_model(args.model, compile=False, argument="model")  # before any data download
+    model = load_model(args.model, argument="model")  # before any data download
     from mobilenet.export import pixel_input_range
 
     if pixel_input_range(model) is None:
@@ -788,11 +788,11 @@ def _folder_export_images(args: argparse.Namespace) -> tuple:
     train` holds out by default (the same seed, so the same images).
     """
     from mobilenet.datasets import load_image_folder
-    from mobilenet.saving import _load_model
+    from mobilenet.saving import load_model
     from mobilenet.training.pipeline import load_folder_images
     from mobilenet.training.recipe import RECIPE
 
-    model = _load_model(args.model, compile=False, argument="model")
+    model = load_model(args.model, argument="model")
     side = model.input_shape[1]
     if side is None or side != model.input_shape[2]:
         raise UsageError(
@@ -810,11 +810,11 @@ def _folder_export_images(args: argparse.Namespace) -> tuple:
 
 def _require_onnx(flag: str, *packages: str) -> None:
     """A UsageError naming ``flag`` when a package of the optional `onnx` extra is missing."""
-    from mobilenet.export import _onnx_module
+    from mobilenet.export.common import import_onnx_package
 
     try:
         for package in packages:
-            _onnx_module(package)
+            import_onnx_package(package)
     except ImportError as error:
         raise UsageError(f"Invalid value for argument `{flag}`: {error}") from error
 

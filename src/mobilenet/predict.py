@@ -30,8 +30,11 @@ fed as pixels, 0-255:
   and ``offset`` change the float values fed (a ``uint8`` or ``int8`` input
   then quantizes them with the file's scale and zero point).
 
-Outputs are read as class probabilities; outputs that are not (logits: a
-model without a softmax) go through a softmax first. Classes are named after
+Whether the outputs are class probabilities or logits is read from the model:
+probabilities when its last operation is a softmax (a Keras model's last
+activation; the graph's last op of a ``.tflite`` or ``.onnx`` file), else
+logits, which go through a softmax first; ``outputs=`` says it instead for a
+model that ends otherwise. Classes are named after
 CIFAR-10 for a 10-class model, after ImageNet for a 1000-class model (Keras'
 ``decode_predictions``, which downloads its class index once), else
 ``"class N"``, unless ``class_names`` are given.
@@ -51,7 +54,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from mobilenet._validation import check_positive_int, invalid, is_real
+from mobilenet._validation import check_choice, check_positive_int, invalid, is_real
+from mobilenet.export.calibration import pixel_input_range
+from mobilenet.export.common import first_line
+from mobilenet.export.runtimes import OUTPUTS, KerasRunner, LiteRTRunner, ONNXRunner, Runner
 from mobilenet.images import IMAGE_SUFFIXES, read_image
 
 __all__ = [
@@ -123,9 +129,10 @@ def image_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
             and not any(part.startswith(".") for part in file.relative_to(path).parts)
         )
         if not found:
-            raise ValueError(
-                f"Invalid value for argument `paths`: the folder {str(path)!r} holds no image "
-                f"files (ending in {', '.join(IMAGE_SUFFIXES)})"
+            raise invalid(
+                "paths", "", None, shown=f"paths={str(path)!r}",
+                problem=f"the folder {str(path)!r} holds no image files (ending in "
+                f"{', '.join(IMAGE_SUFFIXES)})",
             )
         files.extend(found)
     if not files:
@@ -136,8 +143,10 @@ def image_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[
 class Classifier:
     """A trained image classifier, from a ``keras.Model`` or a model file, fed image files.
 
-    Loads the model once; `classify` then reads, resizes and classifies image
-    files in batches, and `predict` classifies pixel arrays.
+    Loads the model once, in the runner of its runtime
+    (`mobilenet.export.KerasRunner`, `~mobilenet.export.LiteRTRunner` or
+    `~mobilenet.export.ONNXRunner`); `classify` then reads, resizes and
+    classifies image files in batches, and `predict` classifies pixel arrays.
 
     Args:
         model: a ``keras.Model``, or the path of a ``.keras``, ``.tflite``
@@ -152,6 +161,9 @@ class Classifier:
         num_threads: int or None, the LiteRT or ONNX Runtime threads (None:
             the runtime's default). Keras models use TensorFlow's thread pools.
         class_names: optional sequence of one name per class.
+        outputs: ``"probabilities"``, ``"logits"`` (given a softmax) or None
+            (the default): what the model outputs, read from the model (see
+            the module docstring).
 
     Attributes:
         input_size: ``(height, width)`` images are resized to.
@@ -159,6 +171,8 @@ class Classifier:
         num_classes: int.
         class_names: tuple of str, one per class.
         runtime: ``"keras"``, ``"litert"`` or ``"onnxruntime"``.
+        outputs: ``"probabilities"`` or ``"logits"``.
+        runner: the `mobilenet.export.Runner` that runs the model.
 
     Raises:
         FileNotFoundError: no file at ``model``.
@@ -192,6 +206,7 @@ class Classifier:
         offset: float = 0.0,
         num_threads: int | None = None,
         class_names: Sequence[str] | None = None,
+        outputs: str | None = None,
     ) -> None:
         if rescale is not None and not is_real(rescale):
             raise invalid("rescale", "a number or None", rescale)
@@ -199,126 +214,53 @@ class Classifier:
             raise invalid("offset", "a number", offset)
         if num_threads is not None:
             num_threads = check_positive_int(num_threads, "num_threads")
+        check_choice(outputs, "outputs", (None, *OUTPUTS))
         self.rescale = rescale
         self.offset = float(offset)
         self.num_threads = num_threads
-        if isinstance(model, keras.Model):
-            self._load_keras(model)
-        else:
-            self._load_file(model)
+        self.runner = _load_runner(model, num_threads)
+        if isinstance(self.runner, KerasRunner) and rescale is None:
+            if pixel_input_range(self.runner.model) is None:
+                raise invalid(
+                    "rescale", "", None,
+                    problem="the model does not take pixels (its first layer is not a Rescaling), "
+                    "so say what its input is: pixels * rescale + offset, e.g. rescale=1/255 for "
+                    "[0, 1], or rescale=1/127.5 and offset=-1 for [-1, 1]",
+                )
+        self.runtime = self.runner.runtime
+        self.outputs = outputs or self.runner.outputs
+        self._set_shapes(self.runner.input_shape, self.runner.output_shape)
         if class_names is None:  # the names the model or file carries, if any
             from mobilenet.class_names import get_class_names
 
             class_names = get_class_names(model)
         self.class_names = _class_names(self.num_classes, class_names)
 
-    # ---------------------------------------------------------------- loading
-
-    def _load_file(self, path: str | os.PathLike) -> None:
-        file = Path(path)
-        if file.suffix not in MODEL_SUFFIXES:
-            raise ValueError(
-                "Invalid value for argument `model`: expected a .keras, .tflite or .onnx file. "
-                f"Received: model={str(path)!r}"
-            )
-        if file.suffix == ".keras":
-            from mobilenet.saving import _load_model
-
-            self._load_keras(_load_model(file, compile=False, argument="model"))
-            return
-        if not file.is_file():
-            raise FileNotFoundError(
-                f"Invalid value for argument `model`: expected an existing {file.suffix} file. "
-                f"Received: model={str(path)!r}" + (" (a folder)" if file.is_dir() else " (no such file)")
-            )
-        if file.suffix == ".tflite":
-            self._load_tflite(file)
-        else:
-            self._load_onnx(file)
-
-    def _load_keras(self, model: keras.Model) -> None:
-        from mobilenet.export import pixel_input_range
-
-        if self.rescale is None and pixel_input_range(model) is None:
-            raise invalid(
-                "rescale", "", None,
-                problem="the model does not take pixels (its first layer is not a Rescaling), "
-                "so say what its input is: pixels * rescale + offset, e.g. rescale=1/255 for "
-                "[0, 1], or rescale=1/127.5 and offset=-1 for [-1, 1]",
-            )
-        self.runtime = "keras"
-        self._set_shapes(model.input_shape, model.output_shape)
-        self._run = lambda pixels: np.asarray(model.predict_on_batch(self._scaled(pixels)))
-
-    def _load_tflite(self, path: Path) -> None:
-        from mobilenet import export
-
-        interpreter = export._interpreter(path, self.num_threads, "model")
-        try:
-            interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as error:
-            raise invalid(
-                "model", "a LiteRT (.tflite) model file", None,
-                shown=f"model={str(path)!r}, which is not a LiteRT model LiteRT can prepare "
-                f"({_first_line(error)})",
-            ) from error
-        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(
-                f"Invalid value for argument `model`: expected a file with one input and one "
-                f"output. Received: {str(path)!r} with {len(inputs)} and {len(outputs)}"
-            )
-        (detail,) = inputs
-        self.runtime = "litert"
-        self._set_shapes(tuple(detail["shape"]), tuple(outputs[0]["shape"]))
-        scale, zero_point = detail["quantization"]
-        if self.rescale is None and np.dtype(detail["dtype"]) == np.uint8 and scale:
-            # The bytes themselves: `_run` quantizes (q - zero_point) * scale back to q.
-            scaled = lambda pixels: (pixels - zero_point) * np.float32(scale)  # noqa: E731
-        else:
-            scaled = self._scaled
-        self._run = lambda pixels: export._run(interpreter, scaled(pixels), len(pixels))
-
-    def _load_onnx(self, path: Path) -> None:
-        from mobilenet import export
-
-        session = export._onnx_session(path, self.num_threads, argument="model")
-        inputs, outputs = session.get_inputs(), session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(
-                f"Invalid value for argument `model`: expected a file with one input and one "
-                f"output. Received: {str(path)!r} with {len(inputs)} and {len(outputs)}"
-            )
-        self.runtime = "onnxruntime"
-        self._set_shapes(tuple(inputs[0].shape), tuple(outputs[0].shape))
-        raw = self.rescale is None and export._onnx_type(inputs[0]) == "uint8"
-        scaled = (lambda pixels: pixels) if raw else self._scaled
-        self._run = lambda pixels: export._run_onnx(session, scaled(pixels), len(pixels))
-
     def _set_shapes(self, input_shape: tuple, output_shape: tuple) -> None:
         dims = input_shape[1:]
         fixed = len(dims) == 3 and all(isinstance(d, (int, np.integer)) and d > 0 for d in dims)
         if not fixed or dims[-1] not in (1, 3, 4):
-            raise ValueError(
-                "Invalid value for argument `model`: expected an image model with a fixed input "
-                f"size, (N, height, width, 1, 3 or 4 channels). Received: input shape {input_shape}"
+            raise invalid(
+                "model", "an image model with a fixed input size, (N, height, width, 1, 3 or 4 "
+                "channels)", None, shown=f"input shape {input_shape}",
             )
         classes = output_shape[-1] if len(output_shape) == 2 else None
         if not isinstance(classes, (int, np.integer)) or classes < 1:
-            raise ValueError(
-                "Invalid value for argument `model`: expected a classifier, with an output of "
-                f"shape (N, classes). Received: output shape {output_shape}"
-            )
+            raise invalid("model", "a classifier, with an output of shape (N, classes)", None,
+                          shown=f"output shape {output_shape}")
         self.input_size = (int(dims[0]), int(dims[1]))
         self.channels = int(dims[2])
         self.num_classes = int(classes)
 
     # ---------------------------------------------------------------- running
 
-    def _scaled(self, pixels: np.ndarray) -> np.ndarray:
-        if self.rescale is None:
-            return pixels
-        return pixels * np.float32(self.rescale) + np.float32(self.offset)
+    def _input(self, pixels: np.ndarray) -> np.ndarray:
+        """What the runner is fed for float ``pixels`` 0-255."""
+        if self.rescale is not None:
+            return pixels * np.float32(self.rescale) + np.float32(self.offset)
+        if self.runner.input_type == "uint8":  # the pixel bytes themselves
+            return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+        return pixels
 
     def predict(self, pixels: Any) -> np.ndarray:
         """Class probabilities for images ``(N, height, width, channels)`` of pixels 0-255.
@@ -328,12 +270,15 @@ class Classifier:
         """
         array = np.asarray(pixels, np.float32)
         if array.ndim != 4 or array.shape[1:] != (*self.input_size, self.channels) or not len(array):
-            raise ValueError(
-                "Invalid value for argument `pixels`: expected a non-empty array of shape "
-                f"(N, {self.input_size[0]}, {self.input_size[1]}, {self.channels}). Received: "
-                f"pixels with shape {array.shape}"
+            raise invalid(
+                "pixels",
+                f"a non-empty array of shape (N, {self.input_size[0]}, {self.input_size[1]}, "
+                f"{self.channels})", None, shown=f"pixels with shape {array.shape}",
             )
-        return _probabilities(np.asarray(self._run(array), np.float32).reshape(len(array), -1))
+        scores = self.runner.run(self._input(array), len(array)).reshape(len(array), -1)
+        if self.outputs == "logits":
+            scores = np.asarray(keras.ops.softmax(scores, axis=-1), np.float32)
+        return scores
 
     def read_image(self, path: str | os.PathLike) -> np.ndarray:
         """An image file, upright, as float32 pixels ``(height, width, channels)``, resized.
@@ -410,6 +355,7 @@ def classify(
     offset: float = 0.0,
     num_threads: int | None = None,
     class_names: Sequence[str] | None = None,
+    outputs: str | None = None,
 ) -> list[Prediction]:
     """Classifies image files and folders with a model or a model file.
 
@@ -438,7 +384,8 @@ def classify(
     ```
     """
     classifier = Classifier(
-        model, rescale=rescale, offset=offset, num_threads=num_threads, class_names=class_names
+        model, rescale=rescale, offset=offset, num_threads=num_threads, class_names=class_names,
+        outputs=outputs,
     )
     return classifier.classify(paths, top=top, batch_size=batch_size)
 
@@ -446,12 +393,24 @@ def classify(
 # ---------------------------------------------------------------- helpers
 
 
-def _probabilities(outputs: np.ndarray) -> np.ndarray:
-    """``outputs`` if every row already is a distribution (softmax, or dequantized), else their softmax."""
-    if np.all(outputs >= 0) and np.allclose(outputs.sum(-1), 1.0, atol=0.05):
-        return outputs
-    shifted = np.exp(outputs - outputs.max(-1, keepdims=True))
-    return shifted / shifted.sum(-1, keepdims=True)
+def _load_runner(model: keras.Model | str | os.PathLike, num_threads: int | None) -> Runner:
+    """The runner of ``model``: a Keras model, or a .keras, .tflite or .onnx file."""
+    if isinstance(model, keras.Model):
+        return KerasRunner(model)
+    file = Path(model)
+    if file.suffix not in MODEL_SUFFIXES:
+        raise invalid("model", "a .keras, .tflite or .onnx file", str(model))
+    if file.suffix == ".keras":
+        from mobilenet.saving import load_model
+
+        return KerasRunner(load_model(file, argument="model"))
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"Invalid value for argument `model`: expected an existing {file.suffix} file. "
+            f"Received: model={str(model)!r}" + (" (a folder)" if file.is_dir() else " (no such file)")
+        )
+    runner = LiteRTRunner if file.suffix == ".tflite" else ONNXRunner
+    return runner(file, num_threads, argument="model")
 
 
 def _class_names(num_classes: int, names: Sequence[str] | None) -> tuple[str, ...]:
@@ -464,9 +423,9 @@ def _class_names(num_classes: int, names: Sequence[str] | None) -> tuple[str, ..
             )
         return names
     if num_classes == 10:
-        from mobilenet.cifar10 import CLASS_NAMES
+        from mobilenet.datasets import CIFAR10_CLASS_NAMES
 
-        return tuple(CLASS_NAMES)
+        return tuple(CIFAR10_CLASS_NAMES)
     if num_classes == 1000:
         return _imagenet_class_names()
     return tuple(f"class {index}" for index in range(num_classes))
@@ -487,14 +446,9 @@ def _imagenet_class_names() -> tuple[str, ...]:
             decoded = imagenet_utils.decode_predictions(scores, top=1000)[0]
     except Exception as error:  # Keras raises a bare Exception when the download fails
         warnings.warn(
-            f"ImageNet class names are unavailable ({_first_line(error)}); classes are "
+            f"ImageNet class names are unavailable ({first_line(error)}); classes are "
             "shown as numbers", stacklevel=3,
         )
         return tuple(f"class {index}" for index in range(1000))
     return tuple(name for _, name, _ in decoded)
-
-
-def _first_line(error: Any) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 

@@ -9,10 +9,14 @@ from typing import Any
 
 import keras
 
+from mobilenet._validation import invalid
+
 __all__ = ["load_model"]
 
 
-def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model:
+def load_model(
+    path: str | os.PathLike, *, compile: bool = False, argument: str = "path"
+) -> keras.Model:
     """Loads a ``.keras`` model file, such as those `train` and `model.save` write.
 
     The same as ``keras.saving.load_model`` (after ``import mobilenet`` that
@@ -25,6 +29,9 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
         path: str or PathLike, the ``.keras`` file.
         compile: bool, whether to restore the optimizer, loss and metrics the
             model was compiled with (to go on training). Defaults to False.
+        argument: str, the name errors give ``path``: a caller that takes the
+            file under another name (``model_path``, a command's ``model``)
+            passes its own. Defaults to ``"path"``.
 
     Returns:
         The ``keras.Model``.
@@ -44,42 +51,32 @@ def load_model(path: str | os.PathLike, *, compile: bool = False) -> keras.Model
     model = mobilenet.load_model("small.keras")
     ```
     """
-    return _load_model(path, compile=compile, argument="path")
-
-
-def _load_model(path: str | os.PathLike, *, compile: bool, argument: str) -> keras.Model:
-    """`load_model`, with errors naming the caller's ``argument`` for the path."""
     from mobilenet import _registration
 
     _registration.register()
     file = Path(path)
+    shown = f"{argument}={str(path)!r}"
     if not file.is_file():
         raise FileNotFoundError(
             f"Invalid value for argument `{argument}`: expected an existing .keras file. "
-            f"Received: {argument}={str(path)!r}"
-            + (" (a folder)" if file.is_dir() else " (no such file)")
+            f"Received: {shown}" + (" (a folder)" if file.is_dir() else " (no such file)")
         )
     if file.suffix != ".keras":
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: expected a .keras file (Keras' "
-            f"native format). Received: {argument}={str(path)!r}"
-        )
+        raise invalid(argument, "a .keras file (Keras' native format)", None, shown=shown)
     if not zipfile.is_zipfile(file):
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: {str(path)!r} is corrupt or truncated "
-            "(not a readable .keras archive)"
-        )
+        raise invalid(argument, "", None, shown=shown,
+                      problem=f"{str(path)!r} is corrupt or truncated (not a readable .keras archive)")
     try:
         return keras.saving.load_model(file, compile=compile)
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as error:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: {str(path)!r} is corrupt or truncated "
-            f"({type(error).__name__}: {error})"
+        raise invalid(
+            argument, "", None, shown=shown,
+            problem=f"{str(path)!r} is corrupt or truncated ({type(error).__name__}: {error})",
         ) from error
     except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"Invalid value for argument `{argument}`: Keras could not rebuild the model in "
-            f"{str(path)!r} ({_first_line(error)})"
+        raise invalid(
+            argument, "", None, shown=shown,
+            problem=f"Keras could not rebuild the model in {str(path)!r} ({_first_line(error)})",
         ) from error
 
 

@@ -1,0 +1,68 @@
+"""Deploy a trained model: LiteRT (TFLite) and ONNX files, their runtimes and their verification.
+
+One module per concern, each adding what Keras and the converters lack:
+
+- `mobilenet.export.litert`: `to_tflite` writes a ``.tflite`` file through
+  Keras' own LiteRT export (``model.export(path, format="litert")``, which
+  drives ``tf.lite.TFLiteConverter``), with the converter's quantization
+  modes behind one argument, checked calibration data and an atomic write.
+- `mobilenet.export.onnx`: `to_onnx` does the same for ONNX Runtime, through
+  Keras' ``model.export(path, format="onnx")`` (tf2onnx) and ONNX Runtime's
+  static int8 quantization (the optional ``onnx`` extra).
+- `mobilenet.export.calibration`: the calibration images both converters
+  see, and `pixel_input_range`.
+- `mobilenet.export.runtimes`: one runner per runtime (`LiteRTRunner`,
+  `ONNXRunner`, `KerasRunner`): load once, run batches, say the input type
+  and quantization and whether the outputs are probabilities; `run_tflite`
+  and `run_onnx` run a file once.
+- `mobilenet.export.verification`: `verify_tflite` and `verify_onnx` compare a
+  file with its Keras model on real images.
+- `mobilenet.export.keras_file`: `export_model`, what ``mobilenet export``
+  does, from a ``.keras`` file to a verified file.
+
+`fold_batchnorm` (`mobilenet.folding`), an inference-only copy of a model
+with every BatchNorm folded into the convolution before it, is re-exported
+here.
+
+For TF Serving, Keras needs no help: ``model.export(folder,
+format="tf_saved_model")`` writes a SavedModel whose ``serve`` endpoint runs
+the model in inference mode.
+"""
+
+from __future__ import annotations
+
+from mobilenet.export.calibration import pixel_input_range
+from mobilenet.export.keras_file import ExportResult, export_model
+from mobilenet.export.litert import QUANTIZATIONS, to_tflite
+from mobilenet.export.onnx import ONNX_QUANTIZATIONS, to_onnx
+from mobilenet.export.runtimes import (
+    KerasRunner,
+    LiteRTRunner,
+    ONNXRunner,
+    Runner,
+    run_onnx,
+    run_tflite,
+)
+from mobilenet.export.verification import TFLiteReport, VerificationReport, verify_onnx, verify_tflite
+from mobilenet.folding import fold_batchnorm
+
+__all__ = [
+    "ONNX_QUANTIZATIONS",
+    "QUANTIZATIONS",
+    "ExportResult",
+    "KerasRunner",
+    "LiteRTRunner",
+    "ONNXRunner",
+    "Runner",
+    "TFLiteReport",
+    "VerificationReport",
+    "export_model",
+    "fold_batchnorm",
+    "pixel_input_range",
+    "run_onnx",
+    "run_tflite",
+    "to_onnx",
+    "to_tflite",
+    "verify_onnx",
+    "verify_tflite",
+]

@@ -1,0 +1,161 @@
+"""LiteRT (TFLite) files: `to_tflite` and the converter settings behind its arguments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from mobilenet._files import atomic_target
+from mobilenet._validation import check_choice, invalid
+from mobilenet.class_names import get_class_names, write_tflite_class_names
+from mobilenet.export.calibration import anchored, pixel_input_range, representative_dataset
+from mobilenet.export.common import check_model, pointwise_written_as_conv, writable_target
+
+__all__ = ["IO_TYPES", "QUANTIZATIONS", "converter_settings", "to_tflite"]
+
+#: The values `to_tflite` accepts for ``quantization``.
+QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+#: The values `to_tflite` accepts for ``io_type``.
+IO_TYPES = ("uint8", "int8", "float32")
+
+
+def converter_settings(
+    quantization: str | None,
+    representative_data: Any,
+    io_type: str,
+    model: keras.Model,
+    input_range: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments for Keras' LiteRT exporter, which sets them on the converter.
+
+    Only LiteRT built-in ops are allowed (int8: their int8 kernels only), so
+    the file runs in a plain LiteRT runtime.
+    """
+    import tensorflow as tf
+
+    builtins = tf.lite.OpsSet.TFLITE_BUILTINS
+    if quantization is None:
+        return {"target_spec": {"supported_ops": [builtins]}}
+    settings: dict[str, Any] = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantization == "float16":
+        settings["target_spec"] = {
+            "supported_ops": [builtins],
+            "supported_types": [tf.float16],
+        }
+    elif quantization == "dynamic":
+        settings["target_spec"] = {"supported_ops": [builtins]}
+    else:  # int8
+        settings["representative_dataset"] = anchored(
+            representative_dataset(representative_data, model), input_range
+        )
+        settings["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
+        io_dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
+        settings["inference_input_type"] = io_dtype
+        settings["inference_output_type"] = io_dtype
+    return settings
+
+
+def _check_input_range(input_range: Any, model: keras.Model) -> tuple[float, float] | None:
+    if isinstance(input_range, str) and input_range == "auto":
+        return pixel_input_range(model)
+    if input_range is None:
+        return None
+    try:
+        low, high = (float(value) for value in input_range)
+    except (TypeError, ValueError):
+        low = high = float("nan")
+    if not low < high:
+        raise invalid("input_range", "'auto', None or (low, high) with low < high", input_range)
+    return (low, high)
+
+
+def to_tflite(
+    model: keras.Model,
+    path: str | os.PathLike,
+    quantization: str | None = None,
+    representative_data: Any = None,
+    *,
+    io_type: str = "uint8",
+    pointwise_as_conv: bool = True,
+    input_range: tuple[float, float] | str | None = "auto",
+) -> Path:
+    """Writes ``model`` as a LiteRT (TFLite) flatbuffer, optionally quantized.
+
+    Conversion goes through Keras' own ``model.export(..., format="litert")``
+    and the ``tf.lite.TFLiteConverter`` options it exposes; the file is written
+    to a temporary name in the same folder and moved into place only when the
+    conversion succeeded, so no partial file is ever left at ``path``. Only
+    LiteRT built-in ops are allowed, so the file runs in a plain LiteRT runtime.
+    The file carries the model's class names, if it has any
+    (`mobilenet.class_names`).
+
+    Args:
+        model: keras.Model, a model with a fixed-rank image input, in inference
+            mode (dropout off, BatchNorm on its moving statistics).
+        path: str or PathLike, the ``.tflite`` file to write, in an existing
+            folder.
+        quantization: ``None`` (float32), ``"float16"`` (float16 weights,
+            float compute), ``"dynamic"`` (int8 weights, activations quantized
+            on the fly) or ``"int8"`` (full-integer: int8 weights and
+            activations, calibrated on ``representative_data``).
+        representative_data: needed for ``"int8"``: an array of images shaped
+            like the model input, ``(N, H, W, C)``, as the model expects them
+            (already preprocessed), or a ``tf.data.Dataset`` of such images or
+            batches (or of ``(images, labels)``). A few hundred real images
+            are enough; every one is run through the model once.
+        io_type: the file's input and output type with ``"int8"``:
+            ``"uint8"`` (the default), ``"int8"`` or ``"float32"`` (quantize
+            and dequantize inside the file). Ignored otherwise.
+        pointwise_as_conv: bool, whether to convert `PointwiseConv2D` layers
+            as plain 1x1 convolutions: one ``CONV_2D`` op each, the form phone
+            delegates expect, instead of ``RESHAPE``/``FULLY_CONNECTED``/
+            ``RESHAPE`` (31 ops instead of 57 for MobileNetV1; the same speed
+            on XNNPACK's CPU kernels). Same weights and outputs either way.
+            Defaults to True.
+        input_range: with ``"int8"``, the ``(low, high)`` of the model's
+            input values, which the file's integer input then covers exactly:
+            ``(0, 255)`` makes a uint8 input the pixel itself (scale 1, zero
+            point 0), so a camera frame goes in as it is. ``"auto"`` (the
+            default) is ``(0, 255)`` for a model that takes pixels (its first
+            layer a ``Rescaling``, see `pixel_input_range`) and None otherwise;
+            None leaves the range to the calibration images alone.
+
+    Returns:
+        The path of the written file.
+
+    Raises:
+        ValueError: for an unknown ``quantization`` or ``io_type``, missing or
+            wrongly shaped ``representative_data`` with ``"int8"``, or a
+            ``path`` that cannot be written.
+
+    Example:
+
+    ```python
+    from mobilenet import MobileNetV1
+    from mobilenet.cifar10 import load_cifar10
+    from mobilenet.export import to_tflite
+
+    model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10, include_preprocessing=True)
+    (images, _), _ = load_cifar10("../shared/data/cifar10-subset")  # pixels: what the model takes
+    to_tflite(model, "mobilenet.tflite")
+    to_tflite(model, "mobilenet_int8.tflite", "int8", representative_data=images[:100])
+    ```
+    """
+    check_model(model)
+    check_choice(quantization, "quantization", QUANTIZATIONS)
+    check_choice(io_type, "io_type", IO_TYPES)
+    target = writable_target(path, ".tflite")
+    input_range = _check_input_range(input_range, model)
+    settings = converter_settings(quantization, representative_data, io_type, model, input_range)
+
+    with atomic_target(target, suffix=".tflite") as temporary:
+        with pointwise_written_as_conv(model, pointwise_as_conv):
+            model.export(temporary, format="litert", verbose=False, **settings)
+        names = get_class_names(model)
+        if names is not None:  # the file carries them (mobilenet.class_names)
+            write_tflite_class_names(temporary, names)
+    return target
+
