@@ -52,7 +52,6 @@ __all__ = [
     "MemoryProfile",
     "OpMemory",
     "memory_profile",
-    "memory_table",
 ]
 
 #: TFLM aligns every tensor buffer (and persistent allocation) to this many bytes.
@@ -378,33 +377,3 @@ def _profile_keras(model: Any, representative_data: Any) -> MemoryProfile:
         path = to_micro(model, Path(folder) / "model.tflite", representative_data, check=False)
         result = _profile_flatbuffer(path.read_bytes(), model.name, "source", f"model {model.name!r}")
     return result
-
-
-def memory_table(profiles: Sequence[tuple[dict[str, Any], MemoryProfile]], markdown: bool = False) -> str:
-    """A table of several profiles, one row each, led by the settings that made them.
-
-    Args:
-        profiles: ``(settings, profile)`` pairs, such as ``({"alpha": 0.25,
-            "input": 96}, memory_profile(...))``; every settings dict has the same keys.
-        markdown: bool, GitHub Markdown rather than aligned plain text.
-
-    Returns:
-        The table as a string, with the flash (file) bytes, the int8 weight
-        bytes, the arena estimate and the peak layer of each.
-    """
-    from mobilenet.profiler import _table
-
-    keys = list(profiles[0][0]) if profiles else []
-    header = (*keys, "flash bytes", "int8 weights", "arena bytes", "peak at")
-    rows = [
-        (
-            *(str(settings[key]) for key in keys),
-            f"{memory.file_bytes:,}",
-            f"{memory.weight_bytes.get('int8', 0):,}",
-            f"{memory.arena_bytes:,}",
-            f"{memory.peak_op.op} {memory.peak_op.layer}",
-        )
-        for settings, memory in profiles
-    ]
-    numeric = tuple(range(len(keys) + 3))
-    return _table(header, rows, markdown, numeric_columns=numeric)

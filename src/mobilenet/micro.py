@@ -34,6 +34,7 @@ from mobilenet._validation import check_positive_int, invalid
 __all__ = [
     "MICRO_OPS",
     "MicroExport",
+    "MicroReport",
     "export_micro",
     "read_c_array",
     "run_micro",
@@ -388,6 +389,26 @@ def smallest_arena(path: str | os.PathLike | bytes, *, upper: int = 16 * 2**20) 
 
 
 @dataclasses.dataclass(frozen=True)
+class MicroReport:
+    """How a microcontroller file runs in TensorFlow Lite Micro on some images.
+
+    Attributes:
+        num_images: int, how many images ran.
+        top1_agreement: float in [0, 1], TFLM's top-1 against the Keras model's.
+        litert_agreement: float in [0, 1], TFLM's top-1 against LiteRT's on the same file.
+        litert_max_abs_diff: float, the largest difference of the dequantized
+            outputs of TFLM and LiteRT.
+        arena_bytes: int, the arena TFLM ran in (the library's estimate).
+    """
+
+    num_images: int
+    top1_agreement: float
+    litert_agreement: float
+    litert_max_abs_diff: float
+    arena_bytes: int
+
+
+@dataclasses.dataclass(frozen=True)
 class MicroExport:
     """What `export_micro` wrote and found.
 
@@ -399,6 +420,8 @@ class MicroExport:
         input_quantization: the int8 input's ``(scale, zero_point)``.
         output_quantization: the int8 output's ``(scale, zero_point)``.
         arena_bytes: the arena estimate of `mobilenet.memory.memory_profile`.
+        variable: the C array's name ("" without a C source).
+        report: a `MicroReport` when verification images were given, else None.
     """
 
     tflite_path: Path | None
@@ -408,6 +431,8 @@ class MicroExport:
     input_quantization: tuple[float, int]
     output_quantization: tuple[float, int]
     arena_bytes: int
+    variable: str = ""
+    report: MicroReport | None = None
 
 
 def export_micro(
@@ -416,6 +441,7 @@ def export_micro(
     calibration_images: Any,
     *,
     fold_bn: bool = False,
+    verify_images: Any = None,
 ) -> MicroExport:
     """Exports a saved ``.keras`` model for TensorFlow Lite Micro: what ``mobilenet export --target micro`` does.
 
@@ -425,6 +451,8 @@ def export_micro(
             to write with its ``.h`` header (`write_c_array`).
         calibration_images: images to calibrate int8 on, as the model takes them.
         fold_bn: bool, fold BatchNorm first (the converter folds it anyway).
+        verify_images: optional images to run the file on in TFLM (needs the
+            ``micro`` extra), against the Keras model and LiteRT.
 
     Returns:
         A `MicroExport`.
@@ -440,17 +468,24 @@ def export_micro(
         raise invalid("output_path", "a .tflite, .cc, .cpp or .c file name", str(output_path))
     if output.is_dir() or not output.parent.is_dir():
         raise invalid("output_path", "a file in an existing, writable folder", str(output_path))
+    if verify_images is not None:
+        _micro_runtime()  # before the work: without the extra, say so now
     model = _load_model(model_path, compile=False, argument="model_path")
-    if fold_bn:
-        model = fold_batchnorm(model)
+    source_model = fold_batchnorm(model) if fold_bn else model
+    report = None
     with tempfile.TemporaryDirectory() as folder:
-        tflite = output if output.suffix == ".tflite" else Path(folder) / f"{output.stem}.tflite"
-        to_micro(model, tflite, calibration_images)
+        tflite = Path(folder) / "model.tflite"
+        to_micro(source_model, tflite, calibration_images)
         data = tflite.read_bytes()
+        memory = memory_profile(data)
+        if verify_images is not None:
+            report = _verify(tflite, model, verify_images, memory.arena_bytes)
         source = header = None
-        if output.suffix != ".tflite":
-            source, header = write_c_array(tflite, output)
-    memory = memory_profile(data)
+        if output.suffix == ".tflite":
+            with atomic_target(output, suffix=".tflite") as temporary:
+                Path(temporary).write_bytes(data)
+        else:
+            source, header = write_c_array(tflite, output, variable=_identifier(output.stem))
     from mobilenet.memory import _read_model
 
     graph = _read_model(data, "output_path", str(output_path)).subgraphs[0]
@@ -465,6 +500,24 @@ def export_micro(
         input_quantization=quantization(graph.inputs[0]),
         output_quantization=quantization(graph.outputs[0]),
         arena_bytes=memory.arena_bytes,
+        variable="" if source is None else _identifier(output.stem),
+        report=report,
+    )
+
+
+def _verify(path: Path, model: Any, images: Any, arena_bytes: int) -> MicroReport:
+    from mobilenet.export import run_tflite
+
+    images = np.asarray(images, np.float32)
+    micro = run_micro(path, images, arena_size=arena_bytes)
+    litert = run_tflite(path, images)
+    keras_outputs = np.asarray(model.predict(images, verbose=0))
+    return MicroReport(
+        num_images=len(images),
+        top1_agreement=float(np.mean(micro.argmax(-1) == keras_outputs.argmax(-1))),
+        litert_agreement=float(np.mean(micro.argmax(-1) == litert.argmax(-1))),
+        litert_max_abs_diff=float(np.max(np.abs(micro - litert))),
+        arena_bytes=arena_bytes,
     )
 
 
