@@ -946,6 +946,8 @@ def _run_micro_export(args: argparse.Namespace) -> int:
             "Invalid value for argument `--io-type`: TensorFlow Lite Micro takes int8 input "
             f"and output. Received: --io-type={args.io_type}"
         )
+    if args.model.endswith(".tflite"):
+        return _c_array_from_tflite(args)
     if not (args.calibration_data or args.calibration_dir):
         raise UsageError(
             "Invalid value for argument `--calibration-data`: an int8 file for a microcontroller "
@@ -958,21 +960,11 @@ def _run_micro_export(args: argparse.Namespace) -> int:
     result = export_micro(args.model, args.output, calibration, fold_bn=args.fold_bn,
                           verify_images=verification)
     if result.source_path is not None:
-        print(f"wrote {result.source_path} and {result.header_path} (the int8 model as a "
-              f"16-byte aligned C array of {result.file_bytes:,} bytes, "
-              f"`{result.variable}` and `{result.variable}_len`)")
+        _print_c_array(result.source_path, result.header_path, result.variable, result.file_bytes)
     else:
         print(f"wrote {result.tflite_path} ({result.file_bytes:,} bytes; int8 for TensorFlow "
               "Lite Micro, int8 input and output)")
-    scale, zero_point = result.input_quantization
-    print(f"input: int8, scale {scale:.9g}, zero point {zero_point}: "
-          f"q = round(x / {scale:.9g}) + {zero_point}")
-    if scale == 1 and zero_point == -128:
-        print("  the model takes pixels: feed (int8_t)(pixel - 128), a camera's uint8 byte "
-              "with its top bit flipped (byte ^ 0x80)")
-    out_scale, out_zero = result.output_quantization
-    print(f"output: int8, scale {out_scale:.9g}, zero point {out_zero}: "
-          f"x = {out_scale:.9g} * (q - ({out_zero}))")
+    _print_micro_io(result.input_quantization, result.output_quantization)
     print(f"tensor arena: {result.arena_bytes:,} bytes (estimate for TensorFlow Lite Micro; "
           "`mobilenet profile FILE.tflite` shows where)")
     if result.report is not None:
@@ -983,6 +975,42 @@ def _run_micro_export(args: argparse.Namespace) -> int:
               f"{report.litert_max_abs_diff:.4g} at most; arena {report.arena_bytes:,} bytes "
               "sufficed")
     return 0
+
+
+def _print_c_array(source, header, variable: str, size: int) -> None:  # noqa: ANN001 - Paths
+    print(f"wrote {source} and {header} (the int8 model as a 16-byte aligned C array of "
+          f"{size:,} bytes, `{variable}` and `{variable}_len`)")
+
+
+def _c_array_from_tflite(args: argparse.Namespace) -> int:
+    """``mobilenet export FILE.tflite model.cc``: an existing microcontroller file as a C array."""
+    if Path(args.output).suffix not in C_SUFFIXES:
+        raise UsageError(
+            "Invalid value for argument `OUTPUT`: from a .tflite MODEL only a C array "
+            f"(.cc, .cpp, .c) is written. Received: OUTPUT={args.output!r}"
+        )
+    from mobilenet import micro
+
+    try:
+        data = micro.check_micro(args.model)
+    except ValueError as error:
+        raise UsageError(f"Invalid value for argument `MODEL`: {_first_line(error)}") from error
+    source, header = micro.write_c_array(args.model, args.output)
+    _print_c_array(source, header, micro.c_identifier(Path(args.output).stem), len(data))
+    _print_micro_io(*micro.io_quantization(data))
+    return 0
+
+
+def _print_micro_io(inputs: tuple, outputs: tuple) -> None:
+    scale, zero_point = inputs
+    print(f"input: int8, scale {scale:.9g}, zero point {zero_point}: "
+          f"q = round(x / {scale:.9g}) + {zero_point}")
+    if scale == 1 and zero_point == -128:
+        print("  the model takes pixels: feed (int8_t)(pixel - 128), a camera's uint8 byte "
+              "with its top bit flipped (byte ^ 0x80)")
+    out_scale, out_zero = outputs
+    print(f"output: int8, scale {out_scale:.9g}, zero point {out_zero}: "
+          f"x = {out_scale:.9g} * (q - ({out_zero}))")
 
 
 # --------------------------------------------------------------------------- predict

@@ -35,7 +35,10 @@ __all__ = [
     "MICRO_OPS",
     "MicroExport",
     "MicroReport",
+    "c_identifier",
+    "check_micro",
     "export_micro",
+    "io_quantization",
     "read_c_array",
     "run_micro",
     "smallest_arena",
@@ -109,6 +112,38 @@ def _check_for_micro(data: bytes, shown: str) -> None:
             )
 
 
+def check_micro(path: str | os.PathLike | bytes) -> bytes:
+    """Checks that TFLite Micro can run a ``.tflite`` file: int8 ends, its ops, no fatal scale.
+
+    Returns:
+        The file's bytes.
+
+    Raises:
+        ValueError: naming what TFLM could not run.
+    """
+    data = _file_bytes(path)
+    _check_for_micro(data, f"path={str(path)[:80]!r}")
+    return data
+
+
+def io_quantization(path: str | os.PathLike | bytes) -> tuple[tuple[float, int], tuple[float, int]]:
+    """``((scale, zero_point) of the input, (scale, zero_point) of the output)`` of an int8 file.
+
+    Firmware quantizes an input value ``x`` as ``round(x / scale) + zero_point``
+    and reads an output ``q`` as ``scale * (q - zero_point)``.
+    """
+    from mobilenet.memory import _read_model
+
+    data = _file_bytes(path)
+    graph = _read_model(data, "path", f"path={str(path)[:80]!r}").subgraphs[0]
+
+    def quantization(index: int) -> tuple[float, int]:
+        q = graph.tensors[index].quantization
+        return float(q.scale[0]), int(q.zeroPoint[0])
+
+    return quantization(graph.inputs[0]), quantization(graph.outputs[0])
+
+
 def to_micro(
     model: Any,
     path: str | os.PathLike,
@@ -167,7 +202,8 @@ def to_micro(
 # --------------------------------------------------------------------------- C array
 
 
-def _identifier(name: str) -> str:
+def c_identifier(name: str) -> str:
+    """``name`` made a C identifier: other characters become ``_``, a leading digit gets ``model_``."""
     identifier = re.sub(r"\W", "_", name)
     return identifier if identifier and not identifier[0].isdigit() else f"model_{identifier}"
 
@@ -205,11 +241,11 @@ def write_c_array(
         raise invalid("source_path", f"a file name ending in {', '.join(C_SUFFIXES)}", str(source_path))
     if not source.parent.is_dir():
         raise invalid("source_path", "a file in an existing folder", str(source_path))
-    name = _identifier(variable or source.stem)
+    name = c_identifier(variable or source.stem)
     if variable is not None and name != variable:
         raise invalid("variable", "a C identifier", variable)
     header = source.with_suffix(".h")
-    guard = f"{_identifier(header.name).upper()}_"
+    guard = f"{c_identifier(header.name).upper()}_"
     header_text = (
         f"// The model {tflite_path.name} as a C array, written by mobilenet.micro.\n"
         f"#ifndef {guard}\n#define {guard}\n\n"
@@ -485,22 +521,15 @@ def export_micro(
             with atomic_target(output, suffix=".tflite") as temporary:
                 Path(temporary).write_bytes(data)
         else:
-            source, header = write_c_array(tflite, output, variable=_identifier(output.stem))
-    from mobilenet.memory import _read_model
-
-    graph = _read_model(data, "output_path", str(output_path)).subgraphs[0]
-
-    def quantization(index: int) -> tuple[float, int]:
-        q = graph.tensors[index].quantization
-        return float(q.scale[0]), int(q.zeroPoint[0])
-
+            source, header = write_c_array(tflite, output, variable=c_identifier(output.stem))
+    inputs, outputs = io_quantization(data)
     return MicroExport(
         tflite_path=output if output.suffix == ".tflite" else None,
         source_path=source, header_path=header, file_bytes=len(data),
-        input_quantization=quantization(graph.inputs[0]),
-        output_quantization=quantization(graph.outputs[0]),
+        input_quantization=inputs,
+        output_quantization=outputs,
         arena_bytes=memory.arena_bytes,
-        variable="" if source is None else _identifier(output.stem),
+        variable="" if source is None else c_identifier(output.stem),
         report=report,
     )
 
