@@ -101,3 +101,25 @@ def test_bad_sources_name_the_argument(tmp_path):
     open_size = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)])
     with pytest.raises(ValueError, match="fixed input size"):
         memory_profile(open_size)
+
+
+def test_cli_sweep_prints_one_row_per_combination(capsys):
+    from mobilenet.cli import main
+
+    assert main(["profile", "--alpha", "0.25", "0.5", "--input-size", "32", "64"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    rows = [line.split() for line in lines[2:]]
+    assert [(row[0], row[1]) for row in rows] == [("0.25", "32"), ("0.25", "64"), ("0.5", "32"), ("0.5", "64")]
+    expected = profile(MobileNetV1(0.5, input_shape=(64, 64, 3))).mult_adds
+    assert rows[3][2] == f"{expected:,}"
+
+
+def test_cli_memory_sweep_and_file(capsys, tmp_path):
+    from mobilenet.cli import main
+
+    assert main(["profile", "--memory", "--alpha", "0.25", "0.5", "--input-size", "32",
+                 "--num-classes", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "arena bytes" in lines[0] and "peak at" in lines[0]
+    small = memory_profile(MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=2))
+    assert f"{small.arena_bytes:,}" in lines[2] and "CONV_2D block_1/block_1_pw" in lines[2]
