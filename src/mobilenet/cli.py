@@ -195,44 +195,97 @@ def _positive_int(text: str) -> int:
 def _add_profile_command(subcommands: argparse._SubParsersAction) -> None:
     parser = _command(
         subcommands, "profile", _run_profile,
-        aliases={"input_shape": "--input-size"},
-        help="per-layer mult-adds and parameters of a MobileNet V1",
+        aliases={"input_shape": "--input-size", "source": "MODEL"},
+        help="per-layer mult-adds and parameters of a MobileNet V1; flash and RAM with --memory",
         description=(
             "Builds MobileNetV1(alpha, rho) and prints its mult-adds and parameters "
-            "per layer, in total and per layer kind (paper Table 2)."
+            "per layer, in total and per layer kind (paper Table 2). With --memory, also "
+            "what it needs on a microcontroller in TensorFlow Lite Micro: flash (the int8 "
+            "file, weights by dtype) and RAM (the tensor arena a greedy planner lays out, "
+            "and the layer where activations peak). Several --alpha or --input-size values "
+            "print one row per combination. Given MODEL (.keras or .tflite), profiles that."
         ),
     )
-    parser.add_argument("--alpha", type=_number, default=1.0,
-                        help="width multiplier alpha > 0 (default 1.0)")
+    parser.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                        help="a .keras or .tflite file to profile instead of building one "
+                             "(a .tflite file: memory only)")
+    parser.add_argument("--alpha", type=_number, nargs="+", default=[1.0], metavar="A",
+                        help="width multiplier alpha > 0, or several (default 1.0)")
     parser.add_argument("--rho", type=_number, default=None,
                         help="resolution multiplier rho > 0, a number or a fraction such "
                              "as 5/7: input side round(224 * rho) (default: 1, or --input-size)")
-    parser.add_argument("--input-size", type=int, default=None, metavar="N",
-                        help="square input side N >= 32, instead of --rho")
+    parser.add_argument("--input-size", type=int, nargs="+", default=None, metavar="N",
+                        help="square input side N >= 32, instead of --rho; or several")
     parser.add_argument("--num-classes", type=int, default=1000, metavar="K",
                         help="classifier outputs (default 1000)")
     parser.add_argument("--conv", action="store_true",
                         help="the Conv MobileNet of paper Table 4 (full 3x3 convs)")
     parser.add_argument("--shallow", action="store_true",
                         help="the Shallow MobileNet of paper Table 6 (blocks 7-11 removed)")
+    parser.add_argument("--memory", action="store_true",
+                        help="also flash and tensor arena in TensorFlow Lite Micro (converts "
+                             "each model to int8, some seconds each)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
 def _run_profile(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return _profile_file(args)
     if args.input_size is not None and args.rho is not None:
         raise UsageError(
             "Arguments `--rho` and `--input-size` both set the input size; give one of "
-            f"them. Received: --rho={args.rho}, --input-size={args.input_size}"
+            f"them. Received: --rho={args.rho}, --input-size={args.input_size[0]}"
         )
     from mobilenet.model import MobileNetV1
     from mobilenet.profiler import profile
 
-    input_shape = None if args.input_size is None else (args.input_size, args.input_size, 3)
-    model = MobileNetV1(
-        args.alpha, args.rho, args.num_classes, input_shape=input_shape,
-        separable=not args.conv, shallow=args.shallow,
-    )
-    costs = profile(model)
+    sizes = args.input_size or [None]
+    settings = [(alpha, size) for alpha in args.alpha for size in sizes]
+    results = []
+    for alpha, size in settings:
+        model = MobileNetV1(
+            alpha, args.rho, args.num_classes,
+            input_shape=None if size is None else (size, size, 3),
+            separable=not args.conv, shallow=args.shallow,
+        )
+        results.append(({"alpha": alpha, "input": model.input_shape[1]},
+                        profile(model, memory=args.memory)))
+    if len(results) == 1:
+        costs = results[0][1]
+        print(costs.to_json() if args.json else costs)
+    elif args.json:
+        import json
+
+        print(json.dumps([{**keys, **costs.to_dict()} for keys, costs in results], indent=2))
+    else:
+        from mobilenet.profiler import sweep_table
+
+        print(sweep_table(results))
+    return 0
+
+
+def _profile_file(args: argparse.Namespace) -> int:
+    """``mobilenet profile MODEL``: a .tflite file's memory, or a .keras file's costs and memory."""
+    given = [flag for flag, value, default in (
+        ("--alpha", args.alpha, [1.0]), ("--rho", args.rho, None),
+        ("--input-size", args.input_size, None), ("--num-classes", args.num_classes, 1000),
+        ("--conv", args.conv, False), ("--shallow", args.shallow, False),
+    ) if value != default]
+    if given:
+        raise UsageError(
+            f"Invalid value for argument `{given[0]}`: it builds a model, and MODEL is given. "
+            f"Received: MODEL={args.model!r} and {given[0]}"
+        )
+    if args.model.endswith(".tflite"):
+        from mobilenet.memory import memory_profile
+
+        memory = memory_profile(args.model)
+        print(memory.to_json() if args.json else memory)
+        return 0
+    from mobilenet.profiler import profile
+    from mobilenet.saving import _load_model
+
+    costs = profile(_load_model(args.model, compile=False, argument="source"), memory=True)
     print(costs.to_json() if args.json else costs)
     return 0
 
@@ -677,7 +730,8 @@ def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
         aliases={"model_path": "MODEL", "path": "OUTPUT", "output_path": "OUTPUT",
                  "representative_data": "--calibration-data", "images": "--verify-data",
                  "verify_images": "--verify-data", "calibration_images": "--calibration-data"},
-        help="export a .keras model to a LiteRT .tflite or an ONNX .onnx file (float or int8)",
+        help="export a .keras model to a LiteRT .tflite or an ONNX .onnx file (float or int8), "
+             "or for a microcontroller (--target micro, or a .cc C array)",
         description=(
             "Export a saved .keras model to a LiteRT (TFLite) file or, for an OUTPUT ending "
             "in .onnx, an ONNX file (float32 or int8; needs the `onnx` extra), optionally "
@@ -686,12 +740,19 @@ def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
             "fed to the model as they are, times --rescale, or from a CIFAR-10 folder "
             "(--calibration-dir) as pixels. For a model that takes pixels 0-255 (those of "
             "`mobilenet train`), the int8 file's uint8 input is the pixel itself "
-            "(scale 1, zero point 0)."
+            "(scale 1, zero point 0). For a microcontroller (--target micro, or an OUTPUT "
+            "ending in .cc, .cpp or .c): an int8 file with int8 input and output that "
+            "TensorFlow Lite Micro runs, or the same bytes as a C array and a header."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="the .keras model file")
     parser.add_argument("output", metavar="OUTPUT",
-                        help="the .tflite or .onnx file to write; its suffix picks the format")
+                        help="the .tflite, .onnx or (for a microcontroller) .cc/.cpp/.c file to "
+                             "write; its suffix picks the format")
+    parser.add_argument("--target", choices=("litert", "micro"), default=None,
+                        help="micro: for TensorFlow Lite Micro (int8 with int8 input and output, "
+                             "its ops only; needs calibration images). Default: litert, or micro "
+                             "for a .cc/.cpp/.c OUTPUT")
     parser.add_argument(
         "--quantization", choices=("float32", "float16", "dynamic", "int8"), default="float32",
         help="float32 (none), float16 weights, dynamic-range int8 weights, or full int8 "
@@ -705,8 +766,9 @@ def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
                         help="a folder dataset or a CIFAR-10 folder (as for `mobilenet train "
                              "--data-dir`): calibrates on 500 of its training images and --verify "
                              "uses its test (or validation) images, as pixels 0-255")
-    parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default="uint8",
-                        help="input/output type of an int8 .tflite file. Default: uint8")
+    parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default=None,
+                        help="input/output type of an int8 .tflite file. Default: uint8 "
+                             "(int8 with --target micro, which allows no other)")
     parser.add_argument("--rescale", type=_number, default=1.0, metavar="FACTOR",
                         help="multiply the .npy images by this first, for a model that does "
                              "not take pixels (e.g. 1/255 for [0, 1]). Default: 1")
@@ -823,7 +885,13 @@ def _require_onnx(flag: str, *packages: str) -> None:
 ONNX_QUANTIZATIONS = ("float32", "int8")
 
 
+#: OUTPUT suffixes of a C array, which is for a microcontroller.
+C_SUFFIXES = (".cc", ".cpp", ".c")
+
+
 def _run_export(args: argparse.Namespace) -> int:
+    if args.target == "micro" or Path(args.output).suffix in C_SUFFIXES:
+        return _run_micro_export(args)
     quantization = "int8" if args.int8 else args.quantization
     if args.output.endswith(".onnx") and quantization not in ONNX_QUANTIZATIONS:
         raise UsageError(
@@ -838,7 +906,7 @@ def _run_export(args: argparse.Namespace) -> int:
     result = export.export_model(
         args.model, args.output,
         quantization=None if quantization == "float32" else quantization,
-        calibration_images=calibration, io_type=args.io_type, fold_bn=args.fold_bn,
+        calibration_images=calibration, io_type=args.io_type or "uint8", fold_bn=args.fold_bn,
         verify_images=verification,
     )
     size = result.path.stat().st_size
@@ -853,6 +921,96 @@ def _run_export(args: argparse.Namespace) -> int:
               f"{report.top1_agreement:.2%}, max abs difference {report.max_abs_diff:.4g} "
               f"(input {report.input_type}, output {report.output_type})")
     return 0
+
+
+def _run_micro_export(args: argparse.Namespace) -> int:
+    """``mobilenet export ... --target micro`` (or a .cc OUTPUT): the file TFLite Micro runs."""
+    suffix = Path(args.output).suffix
+    if suffix not in (".tflite", *C_SUFFIXES):
+        raise UsageError(
+            "Invalid value for argument `OUTPUT`: expected a .tflite file or a .cc, .cpp or .c "
+            f"C array for a microcontroller. Received: OUTPUT={args.output!r}"
+        )
+    if args.target == "litert":
+        raise UsageError(
+            "Invalid value for argument `--target`: a C array OUTPUT is for a microcontroller; "
+            f"use --target micro or a .tflite OUTPUT. Received: --target=litert, OUTPUT={args.output!r}"
+        )
+    if args.quantization not in ("float32", "int8"):
+        raise UsageError(
+            "Invalid value for argument `--quantization`: a microcontroller file is int8. "
+            f"Received: --quantization={args.quantization}"
+        )
+    if args.io_type not in (None, "int8"):
+        raise UsageError(
+            "Invalid value for argument `--io-type`: TensorFlow Lite Micro takes int8 input "
+            f"and output. Received: --io-type={args.io_type}"
+        )
+    if args.model.endswith(".tflite"):
+        return _c_array_from_tflite(args)
+    if not (args.calibration_data or args.calibration_dir):
+        raise UsageError(
+            "Invalid value for argument `--calibration-data`: an int8 file for a microcontroller "
+            "is calibrated on real images; give --calibration-data or --calibration-dir. "
+            "Received: neither"
+        )
+    calibration, verification = _export_images(args, "int8")
+    from mobilenet.micro import export_micro
+
+    result = export_micro(args.model, args.output, calibration, fold_bn=args.fold_bn,
+                          verify_images=verification)
+    if result.source_path is not None:
+        _print_c_array(result.source_path, result.header_path, result.variable, result.file_bytes)
+    else:
+        print(f"wrote {result.tflite_path} ({result.file_bytes:,} bytes; int8 for TensorFlow "
+              "Lite Micro, int8 input and output)")
+    _print_micro_io(result.input_quantization, result.output_quantization)
+    print(f"tensor arena: {result.arena_bytes:,} bytes (estimate for TensorFlow Lite Micro; "
+          "`mobilenet profile FILE.tflite` shows where)")
+    if result.report is not None:
+        report = result.report
+        print(f"verified in TensorFlow Lite Micro on {report.num_images} images: top-1 "
+              f"agreement {report.top1_agreement:.2%} with the Keras model, "
+              f"{report.litert_agreement:.2%} with LiteRT, which it matches to "
+              f"{report.litert_max_abs_diff:.4g} at most; arena {report.arena_bytes:,} bytes "
+              "sufficed")
+    return 0
+
+
+def _print_c_array(source, header, variable: str, size: int) -> None:  # noqa: ANN001 - Paths
+    print(f"wrote {source} and {header} (the int8 model as a 16-byte aligned C array of "
+          f"{size:,} bytes, `{variable}` and `{variable}_len`)")
+
+
+def _c_array_from_tflite(args: argparse.Namespace) -> int:
+    """``mobilenet export FILE.tflite model.cc``: an existing microcontroller file as a C array."""
+    if Path(args.output).suffix not in C_SUFFIXES:
+        raise UsageError(
+            "Invalid value for argument `OUTPUT`: from a .tflite MODEL only a C array "
+            f"(.cc, .cpp, .c) is written. Received: OUTPUT={args.output!r}"
+        )
+    from mobilenet import micro
+
+    try:
+        data = micro.check_micro(args.model)
+    except ValueError as error:
+        raise UsageError(f"Invalid value for argument `MODEL`: {_first_line(error)}") from error
+    source, header = micro.write_c_array(args.model, args.output)
+    _print_c_array(source, header, micro.c_identifier(Path(args.output).stem), len(data))
+    _print_micro_io(*micro.io_quantization(data))
+    return 0
+
+
+def _print_micro_io(inputs: tuple, outputs: tuple) -> None:
+    scale, zero_point = inputs
+    print(f"input: int8, scale {scale:.9g}, zero point {zero_point}: "
+          f"q = round(x / {scale:.9g}) + {zero_point}")
+    if scale == 1 and zero_point == -128:
+        print("  the model takes pixels: feed (int8_t)(pixel - 128), a camera's uint8 byte "
+              "with its top bit flipped (byte ^ 0x80)")
+    out_scale, out_zero = outputs
+    print(f"output: int8, scale {out_scale:.9g}, zero point {out_zero}: "
+          f"x = {out_scale:.9g} * (q - ({out_zero}))")
 
 
 # --------------------------------------------------------------------------- predict

@@ -22,6 +22,10 @@ other layers without a kernel cost no mult-adds, as in the paper; BatchNorm
 parameters are totalled apart, and any other layer that holds weights the
 profiler cannot cost is listed as uncosted rather than dropped.
 
+With ``memory=True`` it also says what the model needs on a microcontroller
+(`mobilenet.memory.memory_profile`: flash by dtype, the tensor arena and the
+layer where activations peak in TensorFlow Lite Micro).
+
 The module is ``profiler`` rather than ``profile`` so that importing it never
 replaces the package's ``mobilenet.profile`` function with a module of the
 same name.
@@ -41,12 +45,15 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from mobilenet._keras_compat import flatten_layers
-from mobilenet._validation import invalid
+from mobilenet._validation import check_bool, invalid
+
+if TYPE_CHECKING:
+    from mobilenet.memory import MemoryProfile
 
 __all__ = [
     "KINDS",
@@ -54,6 +61,7 @@ __all__ = [
     "ModelProfile",
     "WeightedLayer",
     "profile",
+    "sweep_table",
 ]
 
 #: The layer kinds of paper Table 2, in its order of appearance in the network.
@@ -137,12 +145,15 @@ class ModelProfile:
         rows: one `LayerCost` per costed convolution or dense kernel.
         batch_norm: one `WeightedLayer` per BatchNorm layer.
         uncosted: one `WeightedLayer` per layer whose weights were not costed.
+        memory: with ``profile(..., memory=True)``, the model's flash and RAM in
+            TensorFlow Lite Micro (a `mobilenet.memory.MemoryProfile`), else None.
     """
 
     model_name: str
     rows: tuple[LayerCost, ...]
     batch_norm: tuple[WeightedLayer, ...] = ()
     uncosted: tuple[WeightedLayer, ...] = ()
+    memory: MemoryProfile | None = None
 
     @property
     def mult_adds(self) -> int:
@@ -261,6 +272,7 @@ class ModelProfile:
             "kind_totals": self.kind_totals(),
             "shares": self.shares(include_biases=True),
             "shares_without_biases": self.shares(include_biases=False),
+            "memory": None if self.memory is None else self.memory.to_dict(),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -326,6 +338,8 @@ class ModelProfile:
                 numeric_columns=(1, 2, 3, 4),
             )
         )
+        if self.memory is not None:
+            parts.append(str(self.memory))
         return "\n\n".join(parts)
 
 
@@ -502,7 +516,7 @@ def _cost(layer: keras.layers.Layer, path: str) -> list[LayerCost]:
     return [LayerCost(path, layer_type, kind, per_sample, kernel * positions, kernel + biases, biases)]
 
 
-def profile(model: keras.layers.Layer) -> ModelProfile:
+def profile(model: keras.layers.Layer, memory: bool = False) -> ModelProfile:
     """Counts the mult-adds and parameters of a built Keras model, layer by layer.
 
     Works on any built model or layer: functional, ``Sequential`` or
@@ -514,6 +528,11 @@ def profile(model: keras.layers.Layer) -> ModelProfile:
 
     Args:
         model: a built ``keras.Model`` or ``keras.layers.Layer``.
+        memory: bool, whether to add what the model needs in TensorFlow Lite
+            Micro (``.memory``: flash by dtype, tensor arena, peak layer; see
+            `mobilenet.memory.memory_profile`). It converts the model to an
+            int8 file, which takes some seconds. Needs a ``keras.Model`` with a
+            fixed input size. Defaults to False.
 
     Returns:
         A `ModelProfile`: rows per costed layer, totals (``.mult_adds``,
@@ -549,6 +568,10 @@ def profile(model: keras.layers.Layer) -> ModelProfile:
             model,
             shown=f"model={model.name!r}, which is not built",
         )
+    check_bool(memory, "memory")
+    if memory and not isinstance(model, keras.Model):
+        raise invalid("model", "a keras.Model with memory=True", model,
+                      shown=f"model={type(model).__name__}")
     walker = _Walker()
     if isinstance(model, _COSTABLE) or isinstance(model, keras.layers.BatchNormalization):
         walker.walk(model, model.name)
@@ -560,4 +583,45 @@ def profile(model: keras.layers.Layer) -> ModelProfile:
         rows=tuple(walker.rows),
         batch_norm=tuple(walker.batch_norm),
         uncosted=tuple(walker.uncosted),
+        memory=_memory(model) if memory else None,
     )
+
+
+def _memory(model: keras.Model) -> MemoryProfile:
+    from mobilenet.memory import memory_profile
+
+    return memory_profile(model)
+
+
+def sweep_table(
+    profiles: Sequence[tuple[dict[str, Any], ModelProfile]], markdown: bool = False
+) -> str:
+    """One row per profile, led by the settings that made it (an --alpha/--input-size sweep).
+
+    Args:
+        profiles: ``(settings, profile)`` pairs, such as ``({"alpha": 0.25,
+            "input": 96}, profile(model, memory=True))``; every settings dict
+            has the same keys.
+        markdown: bool, GitHub Markdown rather than aligned plain text.
+
+    Returns:
+        The table: mult-adds and parameters, and where the profiles have
+        ``memory``, the int8 file's bytes (flash), its int8 weight bytes, the
+        tensor-arena estimate and the layer where activations peak.
+    """
+    keys = list(profiles[0][0]) if profiles else []
+    with_memory = all(costs.memory is not None for _, costs in profiles)
+    header = [*keys, "mult-adds", "params"]
+    if with_memory:
+        header += ["flash bytes", "int8 weights", "arena bytes", "peak at"]
+    rows = []
+    for settings, costs in profiles:
+        row = [*(f"{settings[key]:g}" if isinstance(settings[key], float) else str(settings[key])
+                 for key in keys), f"{costs.mult_adds:,}", f"{costs.params:,}"]
+        if with_memory:
+            memory = costs.memory
+            row += [f"{memory.file_bytes:,}", f"{memory.weight_bytes.get('int8', 0):,}",
+                    f"{memory.arena_bytes:,}", f"{memory.peak_op.op} {memory.peak_op.layer}"]
+        rows.append(row)
+    numeric = tuple(range(len(keys) + (5 if with_memory else 2)))
+    return _table(header, rows, markdown, numeric_columns=numeric)
