@@ -75,7 +75,10 @@ def with_class_names(model: Any, names: Sequence[str]) -> Any:
     if isinstance(last, ClassNames):
         output = last.input
     named = ClassNames(list(names), name=LAYER_NAME)(output)
-    return keras.Model(model.inputs, named, name=model.name)
+    # One input stays one tensor, not a list of one: a list would change the model's
+    # call signature (its exported `serve` would take a list).
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, named, name=model.name)
 
 
 def _names(value: Any) -> tuple[str, ...] | None:

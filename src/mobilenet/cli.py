@@ -283,9 +283,9 @@ def _profile_file(args: argparse.Namespace) -> int:
         print(memory.to_json() if args.json else memory)
         return 0
     from mobilenet.profiler import profile
-    from mobilenet.saving import _load_model
+    from mobilenet.saving import load_model
 
-    costs = profile(_load_model(args.model, compile=False, argument="source"), memory=True)
+    costs = profile(load_model(args.model, argument="source"), memory=True)
     print(costs.to_json() if args.json else costs)
     return 0
 

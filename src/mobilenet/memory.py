@@ -52,6 +52,9 @@ __all__ = [
     "MemoryProfile",
     "OpMemory",
     "memory_profile",
+    "op_names",
+    "read_flatbuffer",
+    "tflite_schema",
 ]
 
 #: TFLM aligns every tensor buffer (and persistent allocation) to this many bytes.
@@ -181,7 +184,7 @@ class MemoryProfile:
 # --------------------------------------------------------------------------- reading a file
 
 
-def _schema() -> Any:
+def tflite_schema() -> Any:
     """The TFLite flatbuffer schema's Python classes (shipped with TensorFlow)."""
     try:
         from tensorflow.lite.python import schema_py_generated
@@ -190,15 +193,15 @@ def _schema() -> Any:
     return schema_py_generated
 
 
-def _read_model(data: bytes, argument: str, shown: str) -> Any:
+def read_flatbuffer(data: bytes, argument: str, shown: str) -> Any:
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise invalid(argument, "a LiteRT (.tflite) flatbuffer", None,
                       shown=f"{shown}, which has no 'TFL3' identifier")
-    schema = _schema()
+    schema = tflite_schema()
     return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
 
 
-def _op_names(schema: Any) -> dict[int, str]:
+def op_names(schema: Any) -> dict[int, str]:
     return {
         value: name for name, value in vars(schema.BuiltinOperator).items()
         if not name.startswith("_") and isinstance(value, int)
@@ -248,13 +251,13 @@ def _greedy_plan(sizes: Sequence[int], lifetimes: Sequence[tuple[int, int]]) -> 
 
 
 def _profile_flatbuffer(data: bytes, name: str, argument: str, shown: str) -> MemoryProfile:
-    schema = _schema()
-    model = _read_model(data, argument, shown)
+    schema = tflite_schema()
+    model = read_flatbuffer(data, argument, shown)
     if len(model.subgraphs) != 1:
         raise invalid(argument, "a .tflite file with one subgraph (no control flow)", None,
                       shown=f"{shown}, with {len(model.subgraphs)} subgraphs")
     graph = model.subgraphs[0]
-    names = _op_names(schema)
+    names = op_names(schema)
     codes = [names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
              for code in model.operatorCodes]
 
@@ -363,8 +366,7 @@ def memory_profile(source: Any, *, representative_data: Any = None) -> MemoryPro
 
 
 def _profile_keras(model: Any, representative_data: Any) -> MemoryProfile:
-    from mobilenet.export import pixel_input_range
-    from mobilenet.micro import to_micro
+    from mobilenet.export import pixel_input_range, to_tflite
 
     if representative_data is None:
         low, high = pixel_input_range(model) or (-1.0, 1.0)
@@ -374,6 +376,8 @@ def _profile_keras(model: Any, representative_data: Any) -> MemoryProfile:
                           shown=f"a model of input shape {tuple(model.input_shape)}")
         representative_data = np.random.default_rng(0).uniform(low, high, (4, *shape)).astype("float32")
     with tempfile.TemporaryDirectory() as folder:
-        path = to_micro(model, Path(folder) / "model.tflite", representative_data, check=False)
+        # The file `mobilenet.micro.to_micro` writes, without its checks: int8 in and out.
+        path = to_tflite(model, Path(folder) / "model.tflite", "int8",
+                         representative_data=representative_data, io_type="int8")
         result = _profile_flatbuffer(path.read_bytes(), model.name, "source", f"model {model.name!r}")
     return result

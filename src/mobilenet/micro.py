@@ -79,11 +79,11 @@ def _micro_runtime() -> Any:
 
 def _check_for_micro(data: bytes, shown: str) -> None:
     """Raises if TFLM could not run the flatbuffer ``data``: a missing op or a fatal scale."""
-    from mobilenet.memory import _op_names, _read_model, _schema
+    from mobilenet.memory import op_names, read_flatbuffer, tflite_schema
 
-    schema = _schema()
-    model = _read_model(data, "path", shown)
-    names = _op_names(schema)
+    schema = tflite_schema()
+    model = read_flatbuffer(data, "path", shown)
+    names = op_names(schema)
     graph = model.subgraphs[0]
     codes = [names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
              for code in model.operatorCodes]
@@ -132,10 +132,10 @@ def io_quantization(path: str | os.PathLike | bytes) -> tuple[tuple[float, int],
     Firmware quantizes an input value ``x`` as ``round(x / scale) + zero_point``
     and reads an output ``q`` as ``scale * (q - zero_point)``.
     """
-    from mobilenet.memory import _read_model
+    from mobilenet.memory import read_flatbuffer
 
     data = _file_bytes(path)
-    graph = _read_model(data, "path", f"path={str(path)[:80]!r}").subgraphs[0]
+    graph = read_flatbuffer(data, "path", f"path={str(path)[:80]!r}").subgraphs[0]
 
     def quantization(index: int) -> tuple[float, int]:
         q = graph.tensors[index].quantization
@@ -497,7 +497,7 @@ def export_micro(
 
     from mobilenet.export import fold_batchnorm
     from mobilenet.memory import memory_profile
-    from mobilenet.saving import _load_model
+    from mobilenet.saving import load_model
 
     output = Path(output_path)
     if output.suffix not in (".tflite", *C_SUFFIXES):
@@ -506,7 +506,7 @@ def export_micro(
         raise invalid("output_path", "a file in an existing, writable folder", str(output_path))
     if verify_images is not None:
         _micro_runtime()  # before the work: without the extra, say so now
-    model = _load_model(model_path, compile=False, argument="model_path")
+    model = load_model(model_path, compile=False, argument="model_path")
     source_model = fold_batchnorm(model) if fold_bn else model
     report = None
     with tempfile.TemporaryDirectory() as folder:
