@@ -27,6 +27,9 @@ generated image folders are kept there and reused by later runs):
   compiled as `train` compiles it, on a batch the pipeline made), at 96 px
   (from the 96x96 JPEGs and from photo-sized JPEGs) and at 224 px (photo-sized
   JPEGs, 320x240 to 500x375).
+- ``decode``: on the photo-sized JPEGs, where the pipeline's time goes: the
+  shipped decode and crop against variants (channels picked by a slice
+  instead of ``tf.gather``; a plain bilinear resize), taking turns.
 - ``workers``: ``mobilenet train --strategy multi-worker`` as two local
   processes (``TF_CONFIG`` on 127.0.0.1 ports, as ``tests/test_multiworker.py``)
   on the PNG folders; each worker's "reads N of M training files" line, exit
@@ -59,7 +62,7 @@ import speed  # noqa: E402  (the machine header's helpers: CPU, ISA flags, oneDN
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CIFAR10 = speed.DEFAULT_CIFAR10
 MOBILENET = Path(sys.executable).with_name("mobilenet")
-PARTS = ("accuracy", "memory", "pipeline", "workers")
+PARTS = ("accuracy", "memory", "pipeline", "decode", "workers")
 #: Keras's one line per epoch at verbose=2: "39/39 - 5s - 127ms/step - accuracy: ...".
 EPOCH_LINE = re.compile(r"^\s*(\d+)/(\d+) - (\d+)s - ([\d.]+)(us|ms|s)/step")
 ACCURACY_LINE = re.compile(r"test accuracy: ([\d.]+)%")
@@ -494,6 +497,76 @@ def part_pipeline(args: argparse.Namespace) -> None:
     print(f"at the end: {speed.load_line()}")
 
 
+def part_decode(args: argparse.Namespace) -> None:
+    """Where the training pipeline's time goes on photo-sized JPEGs: its steps, variants in turns.
+
+    The files' bytes are held in memory first, so that only decoding and
+    augmentation are timed. "shipped" is `make_file_dataset`'s decode
+    (`mobilenet.images.decode_rgb`, whose ``tf.gather`` picks the RGB channels,
+    then `apply_orientation`) and crop (`_random_resized_crop`, an antialiased
+    resize); the variants pick the channels with a slice instead, and resize
+    without antialiasing, to see which step costs what.
+    """
+    import tensorflow as tf
+
+    from mobilenet.datasets import load_image_folder
+    from mobilenet.images import apply_orientation
+    from mobilenet.training.pipeline import _decode
+    from mobilenet.training.recipe import RECIPE
+
+    work = args.work_dir
+    photos = generate_jpegs(work / "photos", args.photo_count, ((240, 320), (375, 500)), seed=1)
+    folder = load_image_folder(photos, validation_fraction=0).train
+    files = tf.data.Dataset.from_tensor_slices((list(folder.files), folder.orientations)).map(
+        lambda path, orientation: (tf.io.read_file(path), orientation)).cache()
+    for _ in files:
+        pass
+
+    def sliced(data, orientation):
+        image = tf.io.decode_image(data, expand_animations=False)
+        image = tf.cond(tf.shape(image)[-1] >= 3, lambda: image[..., :3],
+                        lambda: tf.tile(image[..., :1], [1, 1, 3]))
+        image.set_shape([None, None, 3])
+        return apply_orientation(image, orientation)
+
+    def crop(decode, size, antialias=True):
+        def augment(example, seed):
+            image = decode(*example)
+            begin, box, _ = tf.image.stateless_sample_distorted_bounding_box(
+                tf.shape(image), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed[:2],
+                min_object_covered=0.1, aspect_ratio_range=RECIPE.crop_aspect_ratio,
+                area_range=RECIPE.crop_area, max_attempts=10, use_image_if_no_bounding_boxes=True)
+            return tf.image.resize(tf.slice(image, begin, box), (size, size), antialias=antialias)
+        return augment
+
+    cases = {
+        "96: shipped (channels by tf.gather, antialiased resize)": crop(_decode, 96),
+        "96: channels by slice, antialiased resize": crop(sliced, 96),
+        "96: shipped decode, plain bilinear resize": crop(_decode, 96, False),
+        "96: channels by slice, plain bilinear resize": crop(sliced, 96, False),
+        "224: shipped": crop(_decode, 224),
+        "224: channels by slice, antialiased resize": crop(sliced, 224),
+    }
+    seeds = tf.data.Dataset.random(seed=0).batch(4)
+    pipelines = {name: tf.data.Dataset.zip((files, seeds)).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+                 for name, augment in cases.items()}
+    section("3b. Photo-sized JPEGs: decode + random resized crop, step by step (images/s, in turns)")
+    print(f"- before: {speed.load_line()}", flush=True)
+    times = {name: [] for name in pipelines}
+    for round_ in range(1 + args.decode_rounds):  # the first round traces, untimed
+        for name, pipeline in pipelines.items():
+            begin = time.perf_counter()
+            for _ in pipeline.prefetch(64):
+                pass
+            if round_:
+                times[name].append(time.perf_counter() - begin)
+    n = len(folder)
+    table(["variant (1,000 files, bytes in memory)", "images/s (median)", "range"],
+          [[name, f"{n / statistics.median(v):.0f}", f"{n / max(v):.0f}-{n / min(v):.0f}"]
+           for name, v in times.items()])
+    print(f"at the end: {speed.load_line()}")
+
+
 # --------------------------------------------------------------------------- 4. workers
 
 
@@ -584,6 +657,8 @@ def main() -> None:
     parser.add_argument("--photo-count", type=int, default=1_000)
     parser.add_argument("--pipeline-batches", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5, help="timed training steps")
+    parser.add_argument("--decode-rounds", type=int, default=4,
+                        help="decode: timed passes over the photo-sized files of each variant")
     parser.add_argument("--worker-epochs", type=int, default=1)
     parser.add_argument("--worker-timeout", type=float, default=600)
     parser.add_argument("--source", type=Path,
