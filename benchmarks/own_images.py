@@ -56,11 +56,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import speed  # noqa: E402  (the machine header's helpers: CPU, ISA flags, oneDNN, busy processes)
+from _common import (  # noqa: E402  (benchmarks/_common.py: the machine header's helpers)
+    cpu_model_and_flags,
+    interleaved_rates,
+    load_line,
+    onednn_setting,
+    onednn_state,
+    versions,
+)
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CIFAR10 = speed.DEFAULT_CIFAR10
+DEFAULT_CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 MOBILENET = Path(sys.executable).with_name("mobilenet")
 PARTS = ("accuracy", "memory", "pipeline", "decode", "workers")
 #: Keras's one line per epoch at verbose=2: "39/39 - 5s - 127ms/step - accuracy: ...".
@@ -85,7 +91,7 @@ def table(header: list[str], rows: list[list]) -> None:
 
 
 def machine_header(args: argparse.Namespace) -> None:
-    cpu, flags = speed.cpu_model_and_flags()
+    cpu, flags = cpu_model_and_flags()
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True, check=False).stdout.strip()
     dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
@@ -95,10 +101,10 @@ def machine_header(args: argparse.Namespace) -> None:
     print(f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`")
     print(f"- code: commit {commit or 'unknown'}{' with uncommitted changes' if dirty else ''}")
     print(f"- CPU: {cpu}, {os.cpu_count()} cores; ISA flags: {', '.join(flags) or 'none listed'}")
-    print(f"- TensorFlow's oneDNN custom ops: {speed.onednn_state(dict(os.environ))} "
-          f"({speed.onednn_setting(os.environ)})")
-    print(f"- {speed.versions()}")
-    print(f"- at the start: {speed.load_line()}", flush=True)
+    print(f"- TensorFlow's oneDNN custom ops: {onednn_state(dict(os.environ))} "
+          f"({onednn_setting(os.environ)})")
+    print(f"- {versions()}")
+    print(f"- at the start: {load_line()}", flush=True)
 
 
 # --------------------------------------------------------------------------- child processes
@@ -282,7 +288,7 @@ def part_accuracy(args: argparse.Namespace) -> None:
     rows, results = [], {name: [] for name in commands}
     for seed in args.seeds:
         for name, command in commands.items():
-            print(f"before {name}, seed {seed}: {speed.load_line()}", file=sys.stderr, flush=True)
+            print(f"before {name}, seed {seed}: {load_line()}", file=sys.stderr, flush=True)
             tag = name.split()[0]
             (work / "runs").mkdir(parents=True, exist_ok=True)
             run = run_child(command(seed), work / "runs" / f"{tag}-{seed}.log")
@@ -318,7 +324,7 @@ def part_accuracy(args: argparse.Namespace) -> None:
         ratio_wall = statistics.median(v[2] for v in folder) / statistics.median(v[2] for v in pickle)
         print(f"folder / pickle steady epoch: {ratio_keras:.2f}x (Keras's time), {ratio_wall:.2f}x "
               "(between lines); goal <= 1.15x")
-        print(f"at the end: {speed.load_line()}")
+        print(f"at the end: {load_line()}")
 
 
 def interleaved_epochs(args: argparse.Namespace, pngs: Path) -> None:
@@ -400,7 +406,7 @@ def part_memory(args: argparse.Namespace) -> None:
         held, caches = auto_cache(folder, 96)
         # The default (auto) always; --cache none as well where auto caches (else they are the same).
         for cache in ("auto", "none") if caches else ("auto",):
-            print(f"before {count} images, --cache {cache}: {speed.load_line()}", file=sys.stderr, flush=True)
+            print(f"before {count} images, --cache {cache}: {load_line()}", file=sys.stderr, flush=True)
             out = work / "runs" / f"memory-{count}-{cache}"
             out.parent.mkdir(parents=True, exist_ok=True)
             run = run_child([
@@ -425,7 +431,7 @@ def part_memory(args: argparse.Namespace) -> None:
             by[(large, cache)] = by[(large, large_cache)]
             print(f"{large} images (--cache {large_cache}) / {small} images (--cache {cache}): peak RSS "
                   f"{by[(large, cache)] / by[(small, cache)]:.2f}x (goal <= 1.2x)")
-    print(f"\nat the end: {speed.load_line()}")
+    print(f"\nat the end: {load_line()}")
 
 
 # --------------------------------------------------------------------------- 3. pipeline
@@ -460,7 +466,7 @@ def training_step_rate(folder, image_size: int, alpha: float, batch_size: int, r
     _compile(model, learning_rate=RECIPE.learning_rate, epochs=10, steps_per_epoch=100,
              warmup_epochs=RECIPE.warmup_epochs, weight_decay=RECIPE.weight_decay,
              label_smoothing=RECIPE.label_smoothing)
-    rates = speed.interleaved_rates({"step": (lambda: model.train_on_batch(images, labels), batch_size)},
+    rates = interleaved_rates({"step": (lambda: model.train_on_batch(images, labels), batch_size)},
                                     repeats)
     return rates["step"]
 
@@ -475,7 +481,7 @@ def part_pipeline(args: argparse.Namespace) -> None:
     section("3. Input pipeline alone vs the training step (images/s, batch 64, all cores each)")
     print(f"- photo-like JPEGs: {folder_bytes(photos)[0]:,} files, 320x240 to 500x375, "
           f"{folder_bytes(photos)[1] / folder_bytes(photos)[0] / 1e3:.0f} kB each on average")
-    print(f"- before: {speed.load_line()}", flush=True)
+    print(f"- before: {load_line()}", flush=True)
     folders = {"96x96 JPEGs": load_image_folder(small, validation_fraction=0).train,
                "photo-like JPEGs": load_image_folder(photos, validation_fraction=0).train}
     cases = [("96x96 JPEGs", 96, 0.5), ("96x96 JPEGs", 96, 0.25), ("photo-like JPEGs", 96, 0.5),
@@ -494,7 +500,7 @@ def part_pipeline(args: argparse.Namespace) -> None:
                      "met" if rate >= 3 * step else "missed"])
     table(["files", "image size", "alpha (training step)", "pipeline images/s (decode + crop + flip)",
            "training step images/s (train_on_batch)", "pipeline / step", "goal >= 3x"], rows)
-    print(f"at the end: {speed.load_line()}")
+    print(f"at the end: {load_line()}")
 
 
 def part_decode(args: argparse.Namespace) -> None:
@@ -551,7 +557,7 @@ def part_decode(args: argparse.Namespace) -> None:
     pipelines = {name: tf.data.Dataset.zip((files, seeds)).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
                  for name, augment in cases.items()}
     section("3b. Photo-sized JPEGs: decode + random resized crop, step by step (images/s, in turns)")
-    print(f"- before: {speed.load_line()}", flush=True)
+    print(f"- before: {load_line()}", flush=True)
     times = {name: [] for name in pipelines}
     for round_ in range(1 + args.decode_rounds):  # the first round traces, untimed
         for name, pipeline in pipelines.items():
@@ -564,7 +570,7 @@ def part_decode(args: argparse.Namespace) -> None:
     table(["variant (1,000 files, bytes in memory)", "images/s (median)", "range"],
           [[name, f"{n / statistics.median(v):.0f}", f"{n / max(v):.0f}-{n / min(v):.0f}"]
            for name, v in times.items()])
-    print(f"at the end: {speed.load_line()}")
+    print(f"at the end: {load_line()}")
 
 
 # --------------------------------------------------------------------------- 4. workers
@@ -585,7 +591,7 @@ def part_workers(args: argparse.Namespace) -> None:
     work = args.work_dir
     pngs = write_cifar10_pngs(args.data_dir, work / "cifar10-png")
     section("4. Two workers (`--strategy multi-worker`, 127.0.0.1) on the PNG folders")
-    print(f"- before: {speed.load_line()}", flush=True)
+    print(f"- before: {load_line()}", flush=True)
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     out = work / "runs" / ("workers" if args.source is None else "workers-source")
     out.parent.mkdir(parents=True, exist_ok=True)
