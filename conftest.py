@@ -28,6 +28,17 @@ REPO_ROOT = Path(__file__).resolve().parent
 DOCS_SUBSET = Path("..", "shared", "data", "cifar10-subset")
 
 
+#: Docs pages whose blocks train and convert models for minutes: marked slow, so
+#: the default run skips them and .ci/run runs them in its slow step.
+SLOW_PAGES = {"microcontrollers.md"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_PAGES:
+            item.add_marker(pytest.mark.slow)
+
+
 def _cifar10_subset() -> Path:
     """The real subset: beside the clone, or where the tests are told it is."""
     override = os.environ.get("MOBILENET_TEST_CIFAR10_DIR")

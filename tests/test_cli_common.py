@@ -166,7 +166,7 @@ def test_number_flags_take_fractions(work, tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert (tmp_path / "out.tflite").is_file()
     parser = build_parser()
-    assert parser.parse_args(["profile", "--alpha", "1/4"]).alpha == 0.25
+    assert parser.parse_args(["profile", "--alpha", "1/4"]).alpha == [0.25]  # a sweep of one
     assert parser.parse_args(["profile", "--rho", "1/1.5"]).rho == pytest.approx(2 / 3)
     with pytest.raises(SystemExit):
         parser.parse_args(["profile", "--alpha", "1/2/3"])

@@ -9,6 +9,9 @@ import pytest
 from mobilenet import MobileNetV1, profile
 from mobilenet.memory import _greedy_plan, memory_profile
 
+# Each Keras-to-int8 conversion takes 20-30 s on 2 cores: slow, run by .ci/run's own step.
+pytestmark = pytest.mark.slow
+
 
 def test_greedy_plan_places_largest_first_in_the_lowest_free_gap():
     # Worked by hand: C (40, ops 1-2) at 0; A (30, op 0) at 0 (no overlap in time);

@@ -20,6 +20,9 @@ from mobilenet.micro import (
 )
 from tests.micro_data import vehicles_vs_animals
 
+# Each Keras-to-int8 conversion takes 20-30 s on 2 cores: slow, run by .ci/run's own step.
+pytestmark = pytest.mark.slow
+
 
 def _require_tflite_micro() -> None:
     try:

@@ -21,7 +21,8 @@ import pytest
 from tests.image_folders import CLASSES, picture, save, write_pets
 
 BIN = Path(sys.executable).parent
-pytestmark = [pytest.mark.xdist_group("own_images"), pytest.mark.tf_only]
+# Slow (about 4 minutes on 2 cores): .ci/run runs it in its own step.
+pytestmark = [pytest.mark.xdist_group("own_images"), pytest.mark.tf_only, pytest.mark.slow]
 
 
 def _mobilenet() -> str:

@@ -25,7 +25,9 @@ def test_warmup_cosine_schedule_by_hand():
 
 def test_time_budget_shortens_the_run_and_the_schedule(monkeypatch):
     clock = {"now": 0.0}
-    monkeypatch.setattr(cifar10.callbacks.time, "monotonic", lambda: clock["now"])
+    from mobilenet.training import callbacks
+
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: clock["now"])
 
     class TenSecondEpochs(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
