@@ -12,12 +12,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+
+from tests.console import console_script as _console_script
 import tensorflow as tf
 
 from mobilenet.cli import EXIT_CLOSED_PIPE, build_parser, main
@@ -32,14 +33,6 @@ POSITIONALS = {"evaluate": ["m.keras"], "export": ["m.keras", "o.tflite"],
 TF_LOG = re.compile(r"^([IWE]\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl)", re.M)
 
 
-def _console_script() -> str:
-    script = Path(sys.executable).parent / "mobilenet"
-    if script.is_file():
-        return str(script)
-    found = shutil.which("mobilenet")
-    if found is None:
-        pytest.fail("the `mobilenet` console script is not installed (pip install -e .)")
-    return found
 
 
 def _env(**extra: str) -> dict[str, str]:

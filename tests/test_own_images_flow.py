@@ -10,34 +10,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.console import console_script
 from tests.image_folders import CLASSES, picture, save, write_pets
 
-BIN = Path(sys.executable).parent
 # Slow (about 4 minutes on 2 cores): .ci/run runs it in its own step.
 pytestmark = [pytest.mark.xdist_group("own_images"), pytest.mark.tf_only, pytest.mark.slow]
 
 
-def _mobilenet() -> str:
-    script = BIN / "mobilenet"
-    if script.is_file():
-        return str(script)
-    found = shutil.which("mobilenet")
-    if found is None:
-        pytest.fail("the `mobilenet` console script is not installed (pip install -e .)")
-    return found
-
-
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH")}
-    return subprocess.run([_mobilenet(), *args], capture_output=True, text=True, cwd=cwd, env=env,
+    return subprocess.run([console_script(), *args], capture_output=True, text=True, cwd=cwd, env=env,
                           timeout=600)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,19 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.console import console_script as _console_script
+
 BIN = Path(sys.executable).parent
 # One pytest-xdist worker runs this whole module, so the trained run below is made once.
 pytestmark = pytest.mark.xdist_group("user_flow")
 
 
-def _console_script() -> str:
-    script = BIN / "mobilenet"
-    if script.is_file():
-        return str(script)
-    found = shutil.which("mobilenet")
-    if found is None:
-        pytest.fail("the `mobilenet` console script is not installed (pip install -e .)")
-    return found
 
 
 def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

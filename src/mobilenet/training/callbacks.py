@@ -9,7 +9,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np

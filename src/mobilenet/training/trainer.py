@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import keras
-import numpy as np
 
 from mobilenet._files import atomic_save_model, atomic_write_text
 from mobilenet._keras_compat import flatten_layers
