@@ -22,7 +22,15 @@ from mobilenet.training import distribution
 from mobilenet.training.pipeline import cache_bytes, make_dataset, make_file_dataset, make_image_dataset
 from mobilenet.training.recipe import RECIPE
 
-__all__ = ["CACHE_CHOICES", "TrainingData", "check_cache", "is_path", "prepare_data", "sharded_file_dataset"]
+__all__ = [
+    "CACHE_CHOICES",
+    "TrainingData",
+    "check_cache",
+    "is_path",
+    "is_tf_dataset",
+    "prepare_data",
+    "sharded_file_dataset",
+]
 
 #: What ``cache`` accepts besides a file path.
 CACHE_CHOICES = ("auto", "memory", None)
@@ -50,7 +58,8 @@ def is_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike))
 
 
-def _is_tf_dataset(value: Any) -> bool:
+def is_tf_dataset(value: Any) -> bool:
+    """Whether ``value`` is a ``tf.data.Dataset`` (without importing TensorFlow to ask)."""
     if "tensorflow" not in sys.modules:
         return False
     import tensorflow as tf
@@ -129,7 +138,7 @@ def prepare_data(
             model_classes=model_classes, batch_size=batch_size, augment=augment, cache=cache,
             seed=seed, strategy=strategy, **common,
         )
-    if _is_tf_dataset(data):
+    if is_tf_dataset(data):
         if labels is not None:
             raise invalid("y", "None with a tf.data.Dataset of (image, label)", labels)
         return _dataset_data(
@@ -326,7 +335,7 @@ def _dataset_data(
     )
     val_ds, num_validation = None, 0
     if validation_data is not None:
-        if not _is_tf_dataset(validation_data):
+        if not is_tf_dataset(validation_data):
             raise invalid("validation_data", "None or a tf.data.Dataset of (image, label) with a "
                           "dataset as training data", validation_data,
                           shown=f"validation_data of type {type(validation_data).__name__}")

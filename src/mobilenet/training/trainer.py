@@ -47,6 +47,7 @@ from mobilenet.training.callbacks import (
     read_history,
 )
 from mobilenet.training.data import CACHE_CHOICES, TrainingData, check_cache, is_path, prepare_data
+from mobilenet.training.data import is_tf_dataset as _is_tf_dataset
 from mobilenet.training.recipe import RECIPE
 
 __all__ = [
@@ -498,7 +499,9 @@ def _fit_phases(
         with distribution.fit_scope(strategy):
             model.fit(
                 data.train, initial_epoch=phase.start, epochs=phase.end,
-                steps_per_epoch=data.steps_per_epoch if distribution.worker_shard(strategy)[0] > 1 else None,
+                # A tf.data pipeline ends each pass by itself; the per-worker shares
+                # (a distributed dataset, of no known length) run the steps planned.
+                steps_per_epoch=None if _is_tf_dataset(data.train) else data.steps_per_epoch,
                 validation_data=data.validation, callbacks=callbacks,
                 verbose=_fit_verbosity(verbose), shuffle=False,
             )
