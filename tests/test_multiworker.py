@@ -26,7 +26,7 @@ TIMEOUT = 300
 #: What a finished run leaves in --output-dir, each written by the chief alone.
 OUTPUTS = {
     "best.keras", "final.keras", "history.json", "history.csv", "test.json",
-    "curves.png", "confusion.png",
+    "curves.png", "confusion.png", "run.json",
 }
 TINY = ["--limit", "128", "--alpha", "0.25", "--early-downsampling", "4", "--batch-size", "32"]
 
