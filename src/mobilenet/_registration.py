@@ -22,7 +22,7 @@ from typing import Any
 __all__ = ["REGISTERING_MODULES", "install", "register"]
 
 #: The modules whose import registers every class the library saves in a model file.
-REGISTERING_MODULES = ("mobilenet.layers", "mobilenet.schedules")
+REGISTERING_MODULES = ("mobilenet.layers", "mobilenet.quantization", "mobilenet.schedules")
 
 
 def register() -> None:

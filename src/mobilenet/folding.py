@@ -16,7 +16,7 @@ from mobilenet._keras_compat import flatten_layers, inbound_nodes, outbound_node
 from mobilenet._validation import invalid
 from mobilenet.layers import DepthwiseSeparableConv2D
 
-__all__ = ["fold_batchnorm"]
+__all__ = ["as_functional", "fold_batchnorm"]
 
 _CONVS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 
@@ -73,6 +73,36 @@ def _conv_bn_pairs(model: keras.Model) -> dict[int, keras.layers.Layer]:
     return pairs
 
 
+def as_functional(model: keras.Model) -> keras.Model:
+    """``model`` as a functional model whose layer graph can be followed and rewritten.
+
+    A built Sequential becomes the functional model of its one input and
+    output; a subclassed model, which has no graph, is refused with an error
+    that says so.
+    """
+    if not isinstance(model, keras.Model):
+        raise invalid("model", "a keras.Model", model)
+    if isinstance(model, keras.Sequential):
+        if not model.built or not model.inputs:
+            raise invalid(
+                "model",
+                "a Sequential model built on a keras.Input (the layer graph is followed)",
+                model,
+                shown="an unbuilt Sequential",
+            )
+        # One input and one output, unwrapped, so the copy is called as the Sequential was.
+        return keras.Model(model.inputs[0], model.outputs[0], name=model.name)
+    if not isinstance(model, keras.Function):
+        # keras.Function is the public base class of functional models: the ones with a graph.
+        raise invalid(
+            "model",
+            "a functional or Sequential model (the layer graph is followed)",
+            model,
+            shown=f"a subclassed {type(model).__name__}",
+        )
+    return model
+
+
 def fold_batchnorm(model: keras.Model) -> keras.Model:
     """An inference-only copy of ``model`` with BatchNorm folded into the convs.
 
@@ -111,27 +141,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
     ```
     """
-    if not isinstance(model, keras.Model):
-        raise invalid("model", "a keras.Model", model)
-    if isinstance(model, keras.Sequential):
-        if not model.built or not model.inputs:
-            raise invalid(
-                "model",
-                "a Sequential model built on a keras.Input (folding follows the layer graph)",
-                model,
-                shown="an unbuilt Sequential",
-            )
-        # One input and one output, unwrapped, so the copy is called as the Sequential was.
-        model = keras.Model(model.inputs[0], model.outputs[0], name=model.name)
-    elif not isinstance(model, keras.Function):
-        # keras.Function is the public base class of functional models: the ones with a graph.
-        raise invalid(
-            "model",
-            "a functional or Sequential model (folding follows the layer graph)",
-            model,
-            shown=f"a subclassed {type(model).__name__}",
-        )
-
+    model = as_functional(model)
     pairs = _conv_bn_pairs(model)
     folded_bns = {id(bn) for bn in pairs.values()}
     originals: dict[int, keras.layers.Layer] = {}  # id(new layer) -> old layer
