@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import warnings
+
 import keras
 
 from mobilenet._files import atomic_target
-from mobilenet._validation import check_choice, invalid
+from mobilenet._validation import check_bool, check_choice, invalid
 from mobilenet.class_names import get_class_names, write_tflite_class_names
 from mobilenet.export.calibration import anchored, pixel_input_range, representative_dataset
 from mobilenet.export.common import check_model, pointwise_written_as_conv, writable_target
@@ -48,10 +50,12 @@ def converter_settings(
     elif quantization == "dynamic":
         settings["target_spec"] = {"supported_ops": [builtins]}
     else:  # int8
-        settings["representative_dataset"] = anchored(
-            representative_dataset(representative_data, model), input_range
-        )
-        settings["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
+        if representative_data is not None:
+            settings["representative_dataset"] = anchored(
+                representative_dataset(representative_data, model), input_range
+            )
+            settings["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]}
+        # else: a QAT export graph, whose FakeQuant ops carry every range (see to_tflite)
         io_dtype = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}[io_type]
         settings["inference_input_type"] = io_dtype
         settings["inference_output_type"] = io_dtype
@@ -81,6 +85,7 @@ def to_tflite(
     io_type: str = "uint8",
     pointwise_as_conv: bool = True,
     input_range: tuple[float, float] | str | None = "auto",
+    per_channel: bool | None = None,
 ) -> Path:
     """Writes ``model`` as a LiteRT (TFLite) flatbuffer, optionally quantized.
 
@@ -100,8 +105,12 @@ def to_tflite(
         quantization: ``None`` (float32), ``"float16"`` (float16 weights,
             float compute), ``"dynamic"`` (int8 weights, activations quantized
             on the fly) or ``"int8"`` (full-integer: int8 weights and
-            activations, calibrated on ``representative_data``).
-        representative_data: needed for ``"int8"``: an array of images shaped
+            activations, calibrated on ``representative_data``). A
+            quantization-aware model (`mobilenet.quantization`) is written
+            with the weights and ranges it trained with: ``"int8"`` needs no
+            ``representative_data`` then, and its pixel input stays the uint8
+            pixel.
+        representative_data: needed for ``"int8"`` of a float model: an array of images shaped
             like the model input, ``(N, H, W, C)``, as the model expects them
             (already preprocessed), or a ``tf.data.Dataset`` of such images or
             batches (or of ``(images, labels)``). A few hundred real images
@@ -122,6 +131,11 @@ def to_tflite(
             default) is ``(0, 255)`` for a model that takes pixels (its first
             layer a ``Rescaling``, see `pixel_input_range`) and None otherwise;
             None leaves the range to the calibration images alone.
+        per_channel: with ``"int8"``, whether weights get a scale per output
+            channel (LiteRT's default) or one per tensor (what many
+            accelerators need, at some cost in accuracy). None (the
+            default): per channel for a float model; as it trained for a
+            quantization-aware one, which may not be asked otherwise.
 
     Returns:
         The path of the written file.
@@ -144,17 +158,46 @@ def to_tflite(
     to_tflite(model, "mobilenet_int8.tflite", "int8", representative_data=images[:100])
     ```
     """
+    from mobilenet.quantization import export_graph, has_per_tensor_weights, is_quantize_aware
+
     check_model(model)
     check_choice(quantization, "quantization", QUANTIZATIONS)
     check_choice(io_type, "io_type", IO_TYPES)
     target = writable_target(path, ".tflite")
-    input_range = _check_input_range(input_range, model)
-    settings = converter_settings(quantization, representative_data, io_type, model, input_range)
+    names = get_class_names(model)
+    if per_channel is not None:
+        check_bool(per_channel, "per_channel")
+    converted = model
+    if is_quantize_aware(model):
+        trained_per_channel = not has_per_tensor_weights(model)
+        if per_channel is not None and per_channel != trained_per_channel:
+            raise invalid("per_channel", f"None or {trained_per_channel} for this model, "
+                          "which trained with per-"
+                          f"{'channel' if trained_per_channel else 'tensor'} weights", per_channel)
+        per_channel = trained_per_channel
+        if quantization == "int8" and representative_data is not None:
+            warnings.warn("to_tflite: a quantization-aware model carries its own int8 ranges; "
+                          "representative_data is not used", stacklevel=2)
+        representative_data = None
+        converted = export_graph(model, fake_quant=quantization == "int8")
+        input_range = None
+    else:
+        input_range = _check_input_range(input_range, model)
+        if quantization == "int8" and representative_data is None:
+            representative_dataset(None, model)  # raises: PTQ needs calibration images
+    settings = converter_settings(quantization, representative_data, io_type, converted,
+                                  input_range)
+    if converted is not model and quantization == "int8":
+        import tensorflow as tf
+
+        # Only built-in int8 kernels (Keras' exporter would allow TensorFlow ops too).
+        settings["target_spec"] = {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]}
+    if quantization == "int8" and per_channel is False:
+        settings["_experimental_disable_per_channel"] = True
 
     with atomic_target(target, suffix=".tflite") as temporary:
-        with pointwise_written_as_conv(model, pointwise_as_conv):
-            model.export(temporary, format="litert", verbose=False, **settings)
-        names = get_class_names(model)
+        with pointwise_written_as_conv(converted, pointwise_as_conv):
+            converted.export(temporary, format="litert", verbose=False, **settings)
         if names is not None:  # the file carries them (mobilenet.class_names)
             write_tflite_class_names(temporary, names)
     return target
