@@ -72,6 +72,10 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.monitor = monitor
         self.best = best
 
+    def restart(self) -> None:
+        """Forgets the best so far: the next epoch's model is saved whatever its value."""
+        self.best = -math.inf
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
         if value is not None and float(value) > self.best:

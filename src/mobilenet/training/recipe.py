@@ -58,6 +58,16 @@ class Recipe:
             is ``learning_rate`` times this: the pretrained features are
             already good, and the full rate would scramble them in the first
             steps while the new classifier is still random.
+        qat_epochs: epochs of quantization-aware training after the float
+            ones (0: none; `mobilenet.quantization`).
+        qat_factor: the peak learning rate of quantization-aware training is
+            the float run's ``learning_rate`` times this: the float model is
+            trained already, and QAT only adapts its weights to int8 rounding.
+        qat_batch_norm_freeze: the share of the QAT steps after which the
+            BatchNorm statistics stop moving (Jacob et al. freeze them late in
+            training, so that the last steps train exactly the inference graph).
+        qat_range_freeze: the share of the QAT steps after which the
+            activation ranges stop moving.
         evaluation_batch_size: the batch size of evaluation and validation.
         auto_cache_bytes: `train` keeps a file dataset in memory after its
             first epoch when it needs at most this many bytes there (the
@@ -84,6 +94,10 @@ class Recipe:
     central_crop: float = 0.875
     freeze_epochs: int = 0
     fine_tune_factor: float = 0.1
+    qat_epochs: int = 0
+    qat_factor: float = 0.01
+    qat_batch_norm_freeze: float = 0.5
+    qat_range_freeze: float = 0.75
     evaluation_batch_size: int = 256
     auto_cache_bytes: int = 64 * 2**20
 

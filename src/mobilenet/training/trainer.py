@@ -57,6 +57,7 @@ __all__ = [
     "CUTMIX_MIN_EPOCHS",
     "FINAL_MODEL",
     "HEAD_MODEL",
+    "FLOAT_MODEL",
     "LOCK_FILE",
     "MAX_WARMUP_FRACTION",
     "RUN_JSON",
@@ -70,6 +71,8 @@ BEST_MODEL = "best.keras"
 FINAL_MODEL = "final.keras"
 #: The model after the frozen-backbone epochs (``freeze_epochs``), where fine-tuning starts.
 HEAD_MODEL = "head.keras"
+#: The float model where quantization-aware training (``qat_epochs``) starts.
+FLOAT_MODEL = "float.keras"
 #: The run's plan (epochs, image size, classes), which a resumed run must match.
 RUN_JSON = "run.json"
 #: Held (``flock``) while a run writes the folder, so that a second run there is refused.
@@ -389,7 +392,8 @@ def _prepare_output_dir(output_dir: Path, resume: bool, chief: bool, plan: dict[
                     "planned (a resumed run continues that plan)", value,
                 )
     if not resume and chief:
-        for name in (HISTORY_JSON, HISTORY_CSV, BEST_MODEL, FINAL_MODEL, HEAD_MODEL, RUN_JSON):
+        for name in (HISTORY_JSON, HISTORY_CSV, BEST_MODEL, FINAL_MODEL, HEAD_MODEL, FLOAT_MODEL,
+                     RUN_JSON):
             if (output_dir / name).exists():
                 (output_dir / name).unlink()
     if chief:
@@ -412,9 +416,12 @@ def _compile(
     )
     # The paper puts little or no weight decay on the depthwise filters,
     # which have few parameters; BatchNorm and biases get none either.
+    from mobilenet.quantization import QuantizedConv
+
     depthwise_kernels = [
         layer.kernel for layer in flatten_layers(model)
         if isinstance(layer, keras.layers.DepthwiseConv2D)
+        or (isinstance(layer, QuantizedConv) and layer.kind == "depthwise")
     ]
     optimizer.exclude_from_weight_decay(
         var_list=depthwise_kernels, var_names=["gamma", "beta", "bias"]
@@ -443,12 +450,18 @@ class _SaveOnTrainEnd(keras.callbacks.Callback):
 
 @dataclasses.dataclass(frozen=True)
 class _Phase:
-    """Epochs ``start`` to ``end`` of a run, with the backbone frozen or not, at a peak rate."""
+    """Epochs ``start`` to ``end`` of a run, with the backbone frozen or not, at a peak rate.
+
+    A ``quantize`` phase trains the model made quantization-aware from the
+    float phases' end (``float.keras``).
+    """
 
     start: int
     end: int
     frozen: bool
     learning_rate: float
+    quantize: bool = False
+    saves: str | None = None  # the model file written when the phase ends
 
 
 def _callbacks(
@@ -463,8 +476,8 @@ def _callbacks(
         budget = TimeBudget(time_budget, phase.end, steps_per_epoch, schedule)
         callbacks.append(budget)
     callbacks.extend(extra_callbacks or [])
-    if phase.frozen:
-        callbacks.append(_SaveOnTrainEnd(write_dir / HEAD_MODEL))
+    if phase.saves:
+        callbacks.append(_SaveOnTrainEnd(write_dir / phase.saves))
     # Every worker restores the chief's backup; only the chief writes and deletes it.
     backup = keras.callbacks.BackupAndRestore if chief else distribution.RestoreOnly
     callbacks.append(backup(str(output_dir / BACKUP_DIR), double_checkpoint=True))
@@ -475,25 +488,34 @@ def _fit_phases(
     model: keras.Model, data: TrainingData, phases: list[_Phase], *, output_dir: Path, write_dir: Path,
     chief: bool, strategy: Any, policy: str | None, compile_options: dict, callback_options: dict,
     verbose: Any,
-) -> TimeBudget | None:
-    """Phase 6: ``model.fit`` for each phase not finished yet, compiled afresh for each."""
+) -> tuple[keras.Model, TimeBudget | None]:
+    """Phase 6: ``model.fit`` for each phase not finished yet, compiled afresh for each.
+
+    Returns the trained model (quantization-aware after a ``quantize``
+    phase) and the time budget, if any.
+    """
     history: HistoryWriter = callback_options["history"]
     done = len(history.rows)
     budget = None
-    for phase in phases:
+    for before, phase in zip([None, *phases], phases):
         if done >= phase.end:
             continue
         if len(phases) > 1:
             _set_backbone_trainable(model, not phase.frozen)
-        head = output_dir / HEAD_MODEL
-        if phase.start and done == phase.start and not (output_dir / BACKUP_DIR).exists() and head.is_file():
-            # Resumed between the phases: fine-tuning starts from the frozen phase's end.
+        handed_over = before is not None and before.saves and output_dir / before.saves
+        if handed_over and done == phase.start and not (output_dir / BACKUP_DIR).exists() \
+                and handed_over.is_file():
+            # Resumed between two phases: the next one starts from the file the first wrote.
             from mobilenet.saving import load_model
 
-            _assign_by_path(model, load_model(head))
+            _assign_by_path(model, load_model(handed_over))
+        if phase.quantize:
+            model = _quantize(model, phase, data.steps_per_epoch, strategy)
         with _building(strategy, policy):
             schedule = _compile(model, learning_rate=phase.learning_rate,
                                 epochs=phase.end - phase.start, **compile_options)
+        if phase.quantize and done == phase.start:
+            callback_options["best"].restart()  # best.keras: the best quantization-aware epoch
         callbacks, budget = _callbacks(phase=phase, write_dir=write_dir, output_dir=output_dir,
                                        chief=chief, schedule=schedule, **callback_options)
         with distribution.fit_scope(strategy):
@@ -506,7 +528,20 @@ def _fit_phases(
                 verbose=_fit_verbosity(verbose), shuffle=False,
             )
         done = phase.end
-    return budget
+    return model, budget
+
+
+def _quantize(model: keras.Model, phase: _Phase, steps_per_epoch: int, strategy: Any) -> keras.Model:
+    """The quantization-aware copy of the float model, freezing on `RECIPE`'s schedule."""
+    from mobilenet.quantization import quantize_aware
+
+    steps = (phase.end - phase.start) * steps_per_epoch
+    with _building(strategy, None):
+        return quantize_aware(
+            model,
+            freeze_batch_norm_after=max(1, round(RECIPE.qat_batch_norm_freeze * steps)),
+            freeze_ranges_after=max(1, round(RECIPE.qat_range_freeze * steps)),
+        )
 
 
 # --------------------------------------------------------------------------- train
@@ -532,6 +567,8 @@ def train(
     batch_size: int = RECIPE.batch_size,
     learning_rate: float = RECIPE.learning_rate,
     fine_tune_learning_rate: float | None = None,
+    qat_epochs: int = RECIPE.qat_epochs,
+    qat_learning_rate: float | None = None,
     warmup_epochs: int = RECIPE.warmup_epochs,
     weight_decay: float = RECIPE.weight_decay,
     label_smoothing: float = RECIPE.label_smoothing,
@@ -563,7 +600,7 @@ def train(
     finished epoch, rewritten atomically), ``best.keras`` (the best validation
     accuracy, or training accuracy without validation), ``final.keras``,
     ``run.json`` (the plan a resumed run must match), ``head.keras`` after
-    frozen-backbone epochs and, while a run is unfinished, ``backup/``. Every
+    frozen-backbone epochs, ``float.keras`` before quantization-aware epochs and, while a run is unfinished, ``backup/``. Every
     model carries its class names (`mobilenet.class_names`). Killed at any
     point and called again with ``resume=True``, training continues from the
     last finished epoch and ends with the planned number of epochs. A second
@@ -614,8 +651,8 @@ def train(
             7-11 removed); None picks it for images up to 64 px without
             ``weights``.
         dropout: dropout before the default model's classifier.
-        epochs: int >= 1, total epochs, ``freeze_epochs`` included (a resumed
-            run counts finished ones).
+        epochs: int >= 1, total float epochs, ``freeze_epochs`` included,
+            ``qat_epochs`` not (a resumed run counts finished ones).
         batch_size: int >= 1, global batch size. Each epoch leaves out its
             short last batch, unless there are fewer images than one batch.
         learning_rate: float > 0, the peak learning rate (of the frozen
@@ -623,6 +660,17 @@ def train(
         fine_tune_learning_rate: the peak rate of fine-tuning with
             ``weights``; default ``learning_rate`` x 0.1
             (`Recipe.fine_tune_factor`).
+        qat_epochs: int >= 0, epochs of quantization-aware training after
+            the ``epochs`` float ones (`mobilenet.quantization`): the float
+            model, saved as ``float.keras``, is made quantization-aware and
+            trained on, its BatchNorm statistics frozen after half of these
+            steps and its activation ranges after three quarters
+            (`Recipe.qat_batch_norm_freeze`, `Recipe.qat_range_freeze`).
+            ``best.keras`` and ``final.keras`` are then quantization-aware
+            models, which `mobilenet.export.to_tflite` writes as int8 with no
+            calibration data. 0 (the default): no QAT.
+        qat_learning_rate: the peak rate of quantization-aware training;
+            default ``learning_rate`` x 0.01 (`Recipe.qat_factor`).
         warmup_epochs: int >= 0, epochs of linear warm-up from 0 in each
             phase, capped at a quarter of it.
         weight_decay: decoupled weight decay on the kernels of the full and
@@ -690,6 +738,14 @@ def train(
     label_smoothing = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
     validation_fraction = check_number(validation_fraction, "validation_fraction", low=0.0, high=1.0)
     freeze_epochs = check_int(freeze_epochs, "freeze_epochs", minimum=0)
+    qat_epochs = check_int(qat_epochs, "qat_epochs", minimum=0)
+    if qat_learning_rate is None:
+        qat_learning_rate = learning_rate * RECIPE.qat_factor
+    qat_learning_rate = check_number(qat_learning_rate, "qat_learning_rate", low=0.0,
+                                     low_open=True)
+    if qat_epochs and time_budget is not None:
+        raise invalid("time_budget", "None with qat_epochs (the budget cuts a one-phase run)",
+                      time_budget)
     if time_budget is not None:
         time_budget = check_number(time_budget, "time_budget", low=0.0, low_open=True)
     seed = check_int(seed, "seed", minimum=0)
@@ -749,14 +805,18 @@ def train(
         dropout=dropout, weights=weights, strategy=strategy, policy=policy,
     )
     plan = {
-        "epochs": epochs, "freeze_epochs": freeze_epochs, "image_size": data_.image_size,
+        "epochs": epochs, "freeze_epochs": freeze_epochs, "qat_epochs": qat_epochs,
+        "image_size": data_.image_size,
         "class_names": list(data_.class_names) if data_.class_names else None,
         "num_classes": data_.num_classes,
     }
     phases = [_Phase(0, epochs, False, learning_rate if weights is None else fine_tune_learning_rate)]
     if freeze_epochs:
-        phases = [_Phase(0, freeze_epochs, True, learning_rate),
+        phases = [_Phase(0, freeze_epochs, True, learning_rate, saves=HEAD_MODEL),
                   _Phase(freeze_epochs, epochs, False, fine_tune_learning_rate)]
+    if qat_epochs:
+        phases[-1] = dataclasses.replace(phases[-1], saves=FLOAT_MODEL)
+        phases.append(_Phase(epochs, epochs + qat_epochs, False, qat_learning_rate, quantize=True))
     # 3: the folder, locked while this run writes it.
     _check_output_dir(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -768,13 +828,15 @@ def train(
         if resume and not chief and (output_dir / HISTORY_JSON).is_file():
             shutil.copy(output_dir / HISTORY_JSON, write_dir / HISTORY_JSON)
         history = HistoryWriter(write_dir)
-        seen = [row[monitor] for row in history.rows if monitor in row]
+        # With QAT, best.keras is the best quantization-aware epoch once there is one.
+        rows_ = history.rows[epochs:] if qat_epochs and len(history.rows) > epochs else history.rows
+        seen = [row[monitor] for row in rows_ if monitor in row]
         best = BestCheckpoint(
             write_dir / BEST_MODEL, monitor,
             max(seen) if seen and (output_dir / BEST_MODEL).is_file() else -math.inf,
         )
         try:
-            budget = _fit_phases(
+            model, budget = _fit_phases(
                 model, data_, phases, output_dir=output_dir, write_dir=write_dir, chief=chief,
                 strategy=strategy, policy=policy, verbose=verbose,
                 compile_options=dict(steps_per_epoch=data_.steps_per_epoch,
