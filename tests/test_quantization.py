@@ -296,3 +296,43 @@ def test_calibration_data_given_for_a_qat_model_is_said_to_be_unused(trained_qat
         warnings.simplefilter("always")
         to_tflite(qat, tmp_path / "qat.tflite", "int8", representative_data=pixels[:8])
     assert any("representative_data is not used" in str(w.message) for w in caught)
+
+
+# --------------------------------------------------------------------------- train(qat_epochs=)
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt when epoch ``at`` (0-based, over the whole run) begins, once."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+        self.fired = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at and not self.fired:
+            self.fired = True
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("killed_at", [1, 2], ids=["at the hand-over", "inside QAT"])
+def test_a_qat_run_killed_resumes_and_ends_quantization_aware(tmp_path, killed_at):
+    from mobilenet.saving import load_model
+    from mobilenet.training import FLOAT_MODEL, train
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (64, 32, 32, 3)).astype("uint8")
+    labels = np.arange(64) % 2
+    options = dict(output_dir=tmp_path, epochs=1, qat_epochs=2, alpha=0.25, batch_size=32,
+                   validation_fraction=0.0, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(pixels, labels, extra_callbacks=[_Interrupt(killed_at)], **options)
+    assert (tmp_path / FLOAT_MODEL).is_file()
+    assert not is_quantize_aware(load_model(tmp_path / FLOAT_MODEL))
+    result = train(pixels, labels, resume=True, **options)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    final = load_model(result.final_model_path)
+    assert is_quantize_aware(final) and is_quantize_aware(load_model(result.best_model_path))
+    steps = [int(layer.steps) for layer in final.layers if isinstance(layer, QuantizedConv)]
+    assert steps and all(step == 2 for step in steps), steps  # 2 QAT epochs x 2 steps, frozen at 2
