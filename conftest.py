@@ -30,7 +30,7 @@ DOCS_SUBSET = Path("..", "shared", "data", "cifar10-subset")
 
 #: Docs pages whose blocks train and convert models for minutes: marked slow, so
 #: the default run skips them and .ci/run runs them in its slow step.
-SLOW_PAGES = {"microcontrollers.md"}
+SLOW_PAGES = {"microcontrollers.md", "quantization-aware-training.md"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
