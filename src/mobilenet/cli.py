@@ -19,14 +19,13 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import re
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from mobilenet._tf_log import without_tensorflow_log
-from mobilenet._validation import InvalidArgument
+from mobilenet._validation import InvalidArgument, first_line
 
 __all__ = ["build_parser", "main"]
 
@@ -70,71 +69,29 @@ def _verbose_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """Maps each option's Python name (``data_dir``) to its flag (``--data-dir``)."""
-    names = {}
-    for action in parser._actions:  # argparse has no public list of a parser's actions
-        if action.dest in (argparse.SUPPRESS, "help"):
-            continue
-        if action.option_strings:
-            names[action.dest] = max(action.option_strings, key=len)
-        else:
-            names[action.dest] = str(action.metavar or action.dest)
-    return names
-
-
-def _as_flags(message: str, names: dict[str, str]) -> str:
-    """Rewrites the library's `argument` names in ``message`` as this command's flags.
-
-    For the messages not raised as `InvalidArgument`: backticked names and
-    ``name=``, and advice to pass ``name=True`` as the on/off flag itself
-    (the library's own mention of the flag after it dropped).
-    """
-    def flag(match: re.Match[str]) -> str:
-        return names.get(match.group(1), match.group(1))
-
-    message = re.sub(
-        r"(?<![\w-])([a-z_][a-z0-9_]*)=True(?: \(`--[\w-]+`\))?",
-        lambda m: names[m.group(1)] if m.group(1) in names else m.group(0),
-        message,
-    )
-    message = re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`", lambda m: f"`{flag(m)}`", message)
-    return re.sub(
-        r"(?<![\w-])([a-z_][a-z0-9_]*)=",
-        lambda m: f"{names[m.group(1)]}=" if m.group(1) in names else m.group(0),
-        message,
-    )
-
-
-def _error_message(error: BaseException, parser: argparse.ArgumentParser) -> str:
-    """One line for a user error, naming the flags as this command spells them."""
-    if isinstance(error, UsageError):  # the CLI's own, written with its flags
-        return _first_line(error)
-    names = _flag_names(parser)
-    names.update(parser.get_default("aliases") or {})
+def _error_message(error: BaseException, flags: dict[str, str]) -> str:
+    """One line for a user error; an `InvalidArgument` names its argument by its flag in ``flags``."""
     if isinstance(error, InvalidArgument):
-        return _first_line(error.message(names.get(error.argument, error.argument)))
-    return _as_flags(_first_line(error), names)
-
-
-def _first_line(error: BaseException | str) -> str:
-    text = str(error).strip()
-    if isinstance(error, OSError) and error.filename and error.strerror:
-        text = f"{error.strerror}: {error.filename}"
-    return text.splitlines()[0] if text else type(error).__name__
+        return first_line(error.message(flags))
+    return first_line(error)
 
 
 def _command(
     subcommands: argparse._SubParsersAction,
     name: str,
     handler: object,
-    aliases: dict[str, str] | None = None,
+    flags: dict[str, str],
     **kwargs: object,
 ) -> argparse.ArgumentParser:
-    """Adds sub-command ``name``; ``aliases`` maps library argument names to its flags."""
+    """Adds sub-command ``name``; ``flags`` maps the library's argument names to its flags.
+
+    An `InvalidArgument` the library raises names its argument as the called
+    function spells it (``data_dir``, ``x_train``); the error line names the
+    flag that set it (``--data-dir``) from this table.
+    """
     parser = subcommands.add_parser(name, **kwargs)
     _verbose_option(parser)
-    parser.set_defaults(handler=handler, subparser=parser, aliases=aliases or {})
+    parser.set_defaults(handler=handler, subparser=parser, flags=flags)
     return parser
 
 
@@ -160,22 +117,33 @@ def _check_output_file(path: str, flag: str) -> None:
     place, a file where a folder should be, or an unwritable folder are not.
     """
     target = Path(path)
-    problem = None
-    if target.is_dir():
-        problem = "a folder"
-    else:
-        folder = target.parent
-        while not folder.exists() and folder != folder.parent:  # the folders to be created
-            folder = folder.parent
-        if not folder.is_dir():
-            problem = f"{str(folder)!r} is a file, not a folder"
-        elif not os.access(folder, os.W_OK | os.X_OK):
-            problem = f"folder {str(folder)!r} is not writable"
+    problem = "a folder" if target.is_dir() else _unwritable(target.parent)
     if problem is not None:
         raise UsageError(
             f"Invalid value for argument `{flag}`: expected a file name in a writable folder. "
             f"Received: {flag}={path!r} ({problem})"
         )
+
+
+def _check_output_folder(path: str, flag: str) -> None:
+    """Refuses, before any work, an output folder ``flag`` names that cannot be written."""
+    problem = _unwritable(Path(path))
+    if problem is not None:
+        raise UsageError(
+            f"Invalid value for argument `{flag}`: expected a writable folder. "
+            f"Received: {flag}={path!r} ({problem})"
+        )
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be written in ``folder``, or None; missing folders are to be created."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{str(folder)!r} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"folder {str(folder)!r} is not writable"
+    return None
 
 
 def _positive_int(text: str) -> int:
@@ -192,10 +160,16 @@ def _positive_int(text: str) -> int:
 # --------------------------------------------------------------------------- profile, paper
 
 
+#: The library's argument names -> the flags of `profile` that set them.
+PROFILE_FLAGS = {
+    "model": "MODEL", "source": "MODEL", "alpha": "--alpha", "rho": "--rho",
+    "input_shape": "--input-size", "num_classes": "--num-classes", "shallow": "--shallow",
+}
+
+
 def _add_profile_command(subcommands: argparse._SubParsersAction) -> None:
     parser = _command(
-        subcommands, "profile", _run_profile,
-        aliases={"input_shape": "--input-size", "source": "MODEL"},
+        subcommands, "profile", _run_profile, PROFILE_FLAGS,
         help="per-layer mult-adds and parameters of a MobileNet V1; flash and RAM with --memory",
         description=(
             "Builds MobileNetV1(alpha, rho) and prints its mult-adds and parameters "
@@ -292,7 +266,7 @@ def _profile_file(args: argparse.Namespace) -> int:
 
 def _add_paper_command(subcommands: argparse._SubParsersAction) -> None:
     parser = _command(
-        subcommands, "paper", _run_paper,
+        subcommands, "paper", _run_paper, {},
         help="the paper's Tables 2, 4, 6, 7 and 8, printed vs computed",
         description=(
             "Builds every model of the paper's cost tables (Tables 2, 4, 6, 7 and 8), "
@@ -329,13 +303,27 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The library's argument names -> the flags of `train` that set them.
+TRAIN_FLAGS = {
+    "x": "--data-dir", "y": "--data-dir", "x_train": "--data-dir", "y_train": "--data-dir",
+    "data_dir": "--data-dir", "batch_size": "--batch-size", "limit": "--limit",
+    "output_dir": "--output-dir", "resume": "--resume", "epochs": "--epochs",
+    "image_size": "--image-size", "weights": "--weights", "freeze_epochs": "--freeze-epochs",
+    "alpha": "--alpha", "early_downsampling": "--early-downsampling", "shallow": "--shallow",
+    "learning_rate": "--learning-rate", "fine_tune_learning_rate": "--fine-tune-learning-rate",
+    "weight_decay": "--weight-decay", "label_smoothing": "--label-smoothing",
+    "validation_fraction": "--validation-fraction", "fraction": "--validation-fraction",
+    "augment": "--no-augment", "random_erasing": "--random-erasing", "cutmix": "--cutmix",
+    "cache": "--cache", "strategy": "--strategy", "mixed_precision": "--mixed-precision",
+    "time_budget": "--time-budget", "seed": "--seed", "deterministic": "--deterministic",
+}
+
+
 def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
     from mobilenet.training.recipe import RECIPE
 
     parser = _command(
-        subcommands, "train", _run_train,
-        aliases={"x_train": "--data-dir", "y_train": "--data-dir", "x": "--data-dir",
-                 "y": "--data-dir", "fraction": "--validation-fraction"},
+        subcommands, "train", _run_train, TRAIN_FLAGS,
         help="train a MobileNet V1 on your image folders or CIFAR-10 and report its accuracy",
         description=(
             "Train a MobileNet V1 with the library's measured recipe on your images (a folder "
@@ -445,10 +433,18 @@ def _add_train_command(subcommands: argparse._SubParsersAction) -> None:
                         "run slower or are refused)")
 
 
+#: The library's argument names -> the flags of `evaluate` that set them.
+EVALUATE_FLAGS = {
+    "model": "MODEL.keras", "path": "MODEL.keras", "data_dir": "--data-dir",
+    "x_test": "--data-dir", "y_test": "--data-dir", "batch_size": "--batch-size",
+    "limit": "--limit", "top_k": "--top-k", "errors": "--errors", "json": "--json",
+    "plot": "--plot", "flip_tta": "--flip-tta",
+}
+
+
 def _add_evaluate_command(subcommands: argparse._SubParsersAction) -> None:
     parser = _command(
-        subcommands, "evaluate", _run_evaluate,
-        aliases={"path": "MODEL.keras", "x_test": "--data-dir", "y_test": "--data-dir"},
+        subcommands, "evaluate", _run_evaluate, EVALUATE_FLAGS,
         help="report a trained model's accuracy on test images, per class",
         description=(
             "Evaluate a model saved by `mobilenet train` (a .keras file) on test images: a "
@@ -596,6 +592,11 @@ def _train_folders(args: argparse.Namespace, output_dir) -> tuple:  # noqa: ANN0
     from mobilenet import training
     from mobilenet.datasets import load_image_folder
 
+    if args.weights not in (None, "imagenet") and not Path(args.weights).is_file():
+        raise UsageError(
+            "Invalid value for argument `--weights`: expected imagenet or an existing file. "
+            f"Received: --weights={args.weights!r} (no such file)"
+        )
     splits = load_image_folder(args.data_dir, validation_fraction=args.validation_fraction,
                                seed=args.seed, argument="data_dir")
     if args.limit is not None:
@@ -617,33 +618,45 @@ def _train_folders(args: argparse.Namespace, output_dir) -> tuple:  # noqa: ANN0
     return result, None, None, None
 
 
-def _run_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _trained(args: argparse.Namespace, output_dir: Path) -> tuple:
+    """Trains as the flags say; returns the result and the images to report on (what, x, y)."""
+    from mobilenet import cifar10
 
-    from mobilenet import cifar10, training
-
-    output_dir = Path(args.output_dir)
     if _is_folder_dataset(args.data_dir):
-        result, what, x_test, y_test = _train_folders(args, output_dir)
-    else:
-        for flag, value, default in (("--image-size", args.image_size, None),
-                                     ("--weights", args.weights, None),
-                                     ("--freeze-epochs", args.freeze_epochs, 0),
-                                     ("--fine-tune-learning-rate", args.fine_tune_learning_rate, None),
-                                     ("--cache", args.cache, "auto")):
-            if value != default:
-                raise UsageError(
-                    f"Invalid value for argument `{flag}`: it applies to a folder dataset "
-                    f"(a folder per class), and --data-dir holds CIFAR-10. Received: {flag}={value}"
-                )
-        (x_train, y_train), (x_test, y_test) = _load_cifar10(args)
-        if args.validation_fraction and len(x_train) < 20:
+        return _train_folders(args, output_dir)
+    for flag, value, default in (("--image-size", args.image_size, None),
+                                 ("--weights", args.weights, None),
+                                 ("--freeze-epochs", args.freeze_epochs, 0),
+                                 ("--fine-tune-learning-rate", args.fine_tune_learning_rate, None),
+                                 ("--cache", args.cache, "auto")):
+        if value != default:
             raise UsageError(
-                f"Invalid value for argument `--limit`: {len(x_train)} training images are too "
-                "few to hold out a validation split; use more, or --validation-fraction 0"
+                f"Invalid value for argument `{flag}`: it applies to a folder dataset "
+                f"(a folder per class), and --data-dir holds CIFAR-10. Received: {flag}={value}"
             )
-        result = cifar10.train(x_train, y_train, output_dir=output_dir, **_train_options(args))
-        what = "test"
+    (x_train, y_train), (x_test, y_test) = _load_cifar10(args)
+    if args.validation_fraction and len(x_train) < 20:
+        raise UsageError(
+            f"Invalid value for argument `--limit`: {len(x_train)} training images are too "
+            "few to hold out a validation split; use more, or --validation-fraction 0"
+        )
+    result = cifar10.train(x_train, y_train, output_dir=output_dir, **_train_options(args))
+    return result, "test", x_test, y_test
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from mobilenet import training
+
+    _check_output_folder(args.output_dir, "--output-dir")
+    output_dir = Path(args.output_dir)
+    try:
+        result, what, x_test, y_test = _trained(args, output_dir)
+    except FileExistsError as error:  # what `train` raises for an interrupted run without resume
+        raise UsageError(
+            f"Invalid value for argument `--output-dir`: {args.output_dir!r} holds an "
+            "interrupted run; continue it with `--resume`, or choose another `--output-dir`. "
+            f"Received: --output-dir={args.output_dir!r}"
+        ) from error
     # Ctrl-C from here on finds a finished run: --resume would have nothing to do.
     args.trained_model = result.final_model_path
     # Every worker of a multi-worker run evaluates (predict is collective); the chief writes.
@@ -724,12 +737,19 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- export
 
 
+#: The library's argument names -> the flags of `export` that set them.
+EXPORT_FLAGS = {
+    "model": "MODEL", "model_path": "MODEL", "path": "OUTPUT", "output_path": "OUTPUT",
+    "target": "--target", "quantization": "--quantization",
+    "calibration_images": "--calibration-data", "representative_data": "--calibration-data",
+    "calibration_dir": "--calibration-dir", "io_type": "--io-type", "rescale": "--rescale",
+    "fold_bn": "--fold-bn", "images": "--verify-data", "verify_images": "--verify-data",
+}
+
+
 def _add_export_command(subcommands: argparse._SubParsersAction) -> None:
     parser = _command(
-        subcommands, "export", _run_export,
-        aliases={"model_path": "MODEL", "path": "OUTPUT", "output_path": "OUTPUT",
-                 "representative_data": "--calibration-data", "images": "--verify-data",
-                 "verify_images": "--verify-data", "calibration_images": "--calibration-data"},
+        subcommands, "export", _run_export, EXPORT_FLAGS,
         help="export a .keras model to a LiteRT .tflite or an ONNX .onnx file (float or int8), "
              "or for a microcontroller (--target micro, or a .cc C array)",
         description=(
@@ -789,7 +809,7 @@ def _load_images(path: str, rescale: float, flag: str):
     except (OSError, ValueError) as error:
         raise UsageError(
             f"Invalid value for argument `{flag}`: expected a .npy file of images "
-            f"(N, H, W, C). Received: {flag}={path!r} ({_first_line(error)})"
+            f"(N, H, W, C). Received: {flag}={path!r} ({first_line(error)})"
         ) from error
     return images.astype("float32") * rescale
 
@@ -830,7 +850,7 @@ def _export_images(args: argparse.Namespace, quantization: str) -> tuple:
             raise UsageError(
                 "Invalid value for argument `--calibration-dir`: expected a folder per class or "
                 f"a folder holding CIFAR-10. Received: --calibration-dir={args.calibration_dir!r} "
-                f"({_first_line(error)})"
+                f"({first_line(error)})"
             ) from error
         calibration, verification = x_train[:CALIBRATION_IMAGES], x_test
     elif args.calibration_data:
@@ -994,7 +1014,7 @@ def _c_array_from_tflite(args: argparse.Namespace) -> int:
     try:
         data = micro.check_micro(args.model)
     except ValueError as error:
-        raise UsageError(f"Invalid value for argument `MODEL`: {_first_line(error)}") from error
+        raise UsageError(f"Invalid value for argument `MODEL`: {first_line(error)}") from error
     source, header = micro.write_c_array(args.model, args.output)
     _print_c_array(source, header, micro.c_identifier(Path(args.output).stem), len(data))
     _print_micro_io(*micro.io_quantization(data))
@@ -1019,10 +1039,16 @@ def _print_micro_io(inputs: tuple, outputs: tuple) -> None:
 EXIT_SOME_FAILED = 1
 
 
+#: The library's argument names -> the flags of `predict` that set them.
+PREDICT_FLAGS = {
+    "model": "MODEL", "paths": "IMAGE_OR_FOLDER", "top": "--top", "batch_size": "--batch-size",
+    "num_threads": "--threads", "rescale": "--rescale", "offset": "--offset",
+}
+
+
 def _add_predict_command(subcommands: argparse._SubParsersAction) -> None:
     parser = _command(
-        subcommands, "predict", _run_predict,
-        aliases={"model": "MODEL", "paths": "IMAGE_OR_FOLDER", "num_threads": "--threads"},
+        subcommands, "predict", _run_predict, PREDICT_FLAGS,
         help="classify image files (JPEG, PNG...) with a .keras, .tflite or .onnx model",
         description=(
             "Classify image files with a trained model and print the top classes of each, "
@@ -1130,13 +1156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         if args.verbose:
             raise
-        print(f"mobilenet {args.command}: error: {_error_message(error, args.subparser)}",
+        print(f"mobilenet {args.command}: error: {_error_message(error, args.flags)}",
               file=sys.stderr)
         return EXIT_USAGE
     except ImportError as error:  # an optional extra that is not installed; its message says which
         if args.verbose:
             raise
-        print(f"mobilenet {args.command}: error: {_first_line(error)}", file=sys.stderr)
+        print(f"mobilenet {args.command}: error: {first_line(error)}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -1144,7 +1170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _one_line_warnings(command: str):  # noqa: ANN202
     """Shows each warning as ``mobilenet COMMAND: warning: ...``, without file and source line."""
     def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-        return f"mobilenet {command}: warning: {_first_line(str(message))}\n"
+        return f"mobilenet {command}: warning: {first_line(str(message))}\n"
 
     original = warnings.formatwarning
     warnings.formatwarning = format_warning

@@ -18,7 +18,7 @@ from typing import Any
 
 import keras
 
-from mobilenet._validation import invalid
+from mobilenet._validation import MissingPath, invalid
 from mobilenet.architecture import BASE_RESOLUTION, BLOCKS, STEM
 from mobilenet.layers import DepthwiseSeparableConv2D
 
@@ -178,11 +178,11 @@ def _read_into_reference(path: str, alpha: float, include_top: bool, num_classes
             return reference
         except Exception as second_error:
             error = second_error
-    raise ValueError(
-        f"Invalid value for argument `weights`: {path!r} does not hold "
-        f"keras.applications.MobileNet weights for alpha={alpha}"
-        + (f" with a {num_classes}-class classifier" if include_top else "")
-        + f" (Keras said: {error})"
+    classifier = f" with a {num_classes}-class classifier" if include_top else ""
+    raise invalid(
+        "weights", "", path,
+        problem=f"{path!r} does not hold keras.applications.MobileNet weights for "
+        f"alpha={alpha}{classifier} (Keras said: {error})",
     ) from error
 
 
@@ -217,10 +217,9 @@ def load_keras_applications_weights(
     else:
         path = os.fspath(weights)
         if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"Invalid value for argument `weights`: no file at {path!r}. Expected "
-                "None, 'imagenet' or the path of a keras.applications.MobileNet weights file."
-            )
+            raise invalid("weights", "", None, shown=f"weights={path!r}", error=MissingPath,
+                          problem="no file at that path; expected None, 'imagenet' or the "
+                          "path of a keras.applications.MobileNet weights file")
     reference = _read_into_reference(path, alpha, include_top, num_classes)
 
     pairs: list[tuple[keras.layers.Layer, keras.layers.Layer]] = [
