@@ -19,7 +19,7 @@ from typing import Any
 import keras
 
 from mobilenet._validation import MissingPath, invalid
-from mobilenet.architecture import BASE_RESOLUTION, BLOCKS, STEM
+from mobilenet.architecture import BASE_RESOLUTION, STEM, layer_table
 from mobilenet.layers import DepthwiseSeparableConv2D
 
 __all__ = [
@@ -222,19 +222,21 @@ def load_keras_applications_weights(
                           "path of a keras.applications.MobileNet weights file")
     reference = _read_into_reference(path, alpha, include_top, num_classes)
 
+    # The standard network's table (the only one with weights): the stem, then blocks 1..13.
+    stem, *blocks = layer_table(alpha)
     pairs: list[tuple[keras.layers.Layer, keras.layers.Layer]] = [
-        (model.get_layer("conv1"), reference.get_layer("conv1")),
-        (model.get_layer("conv1_bn"), reference.get_layer("conv1_bn")),
+        (model.get_layer(stem.name), reference.get_layer("conv1")),
+        (model.get_layer(f"{stem.name}_bn"), reference.get_layer("conv1_bn")),
     ]
-    for number in range(1, len(BLOCKS) + 1):
-        block = model.get_layer(f"block_{number}")
+    for spec in blocks:
+        block = model.get_layer(spec.name)
         if not isinstance(block, DepthwiseSeparableConv2D):
-            raise ValueError(f"Layer block_{number} of {model.name} is not a separable block.")
+            raise ValueError(f"Layer {spec.name} of {model.name} is not a separable block.")
         pairs += [
-            (block.depthwise, reference.get_layer(f"conv_dw_{number}")),
-            (block.depthwise_bn, reference.get_layer(f"conv_dw_{number}_bn")),
-            (block.pointwise, reference.get_layer(f"conv_pw_{number}")),
-            (block.pointwise_bn, reference.get_layer(f"conv_pw_{number}_bn")),
+            (block.depthwise, reference.get_layer(f"conv_dw_{spec.number}")),
+            (block.depthwise_bn, reference.get_layer(f"conv_dw_{spec.number}_bn")),
+            (block.pointwise, reference.get_layer(f"conv_pw_{spec.number}")),
+            (block.pointwise_bn, reference.get_layer(f"conv_pw_{spec.number}_bn")),
         ]
     for ours, theirs in pairs:
         ours.set_weights(theirs.get_weights())
