@@ -205,7 +205,7 @@ def test_an_unknown_flag_names_the_command(tmp_path, command):
     (["profile", "--rho", "5/7", "--input-size", "160"], "`--rho`"),
 ])
 def test_an_error_before_tensorflow_loads_is_one_clean_line(work, args, flag):
-    # The log filter's thread once failed with "Bad file descriptor" when a handler failed at once.
+    # A handler that fails at once must leave the log filter's thread working (no "Bad file descriptor").
     line = _one_error_line(_run(args, work), args[0])
     assert flag in line
     assert not (work / "x.tflite").exists()

@@ -262,7 +262,7 @@ def test_num_classes_is_ignored_without_top():
     assert model.output_shape == (None, 1, 1, 256)
 
 
-# ------------------------------------------------------------ issue 9 options
+# ------------------------------- open input size, BatchNorm settings, preprocessing, output stride
 
 
 def test_feature_extractor_takes_any_input_size():

@@ -39,7 +39,7 @@ class VerificationReport:
     output_type: str
 
 
-#: The name `VerificationReport` had before ONNX export came: kept so that code using it runs on.
+#: Another name of `VerificationReport`, the report `verify_tflite` returns.
 TFLiteReport = VerificationReport
 
 
