@@ -1,27 +1,26 @@
-"""Tests of `mobilenet.architecture`: the table against paper Table 1, and the import layering."""
+"""Tests of `mobilenet.architecture`: the table against paper Tables 1, 4 and 6, with no Keras loaded.
+
+That it imports nothing above it is `tests/test_layout.py`'s check.
+"""
 
 from __future__ import annotations
 
-import ast
 import itertools
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from mobilenet import architecture
 from mobilenet.architecture import (
     BLOCKS,
     STEM,
     block_filters,
     check_output_stride,
     layer_strides,
+    layer_table,
     network_stride,
 )
-
-SOURCE = Path(architecture.__file__).parent
 
 # Paper Table 1 at 224x224 (the last block's s2 read as s1): side and channels after
 # the stem and after each of the 13 blocks.
@@ -46,6 +45,40 @@ def test_early_downsampling_removes_the_first_strides(early_downsampling, stem, 
     assert (strides[0], strides[2]) == (stem, block_2)
     assert strides[3:] == layer_strides(4)[3:]  # the rest of the network is untouched
     assert network_stride(early_downsampling) == math.prod(strides) == total
+
+
+def test_layer_table_of_the_paper_network_is_table_1():
+    table = layer_table()
+    assert [spec.name for spec in table] == ["conv1", *(f"block_{n}" for n in range(1, 14))]
+    assert [spec.kind for spec in table] == ["stem"] + ["separable"] * 13
+    sides = [224 // stride for stride in itertools.accumulate((s.strides for s in table), lambda a, b: a * b)]
+    assert list(zip(sides, (spec.filters for spec in table))) == TABLE_1
+    assert {spec.dilation for spec in table} == {1}
+
+
+def test_layer_table_of_the_shallow_and_conv_mobilenets():
+    # Paper Table 6: "the 5 layers of separable filters with feature size 14x14x512" removed.
+    shallow = layer_table(shallow=True)
+    assert [spec.number for spec in shallow] == [0, 1, 2, 3, 4, 5, 6, 12, 13]
+    assert math.prod(spec.strides for spec in shallow) == 32
+    # Paper Table 4: each separable block a full convolution, same channels and strides.
+    conv = layer_table(separable=False)
+    assert [spec.kind for spec in conv] == ["stem"] + ["conv"] * 13
+    assert [(s.filters, s.strides) for s in conv] == [(s.filters, s.strides) for s in layer_table()]
+    assert [spec.filters for spec in layer_table(0.25)] == [
+        8, 16, 32, 32, 64, 64, *[128] * 6, 256, 256]
+
+
+@pytest.mark.parametrize("output_stride, strides, dilations", [
+    # TF-Slim's dense prediction: once the running stride reaches output_stride, each
+    # later stride becomes 1 and multiplies the dilation of the layers after it.
+    (16, [2, 1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 1, 1], [1] * 13 + [2]),
+    (8, [2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1], [1] * 7 + [2] * 6 + [4]),
+])
+def test_layer_table_turns_strides_past_output_stride_into_dilation(output_stride, strides, dilations):
+    table = layer_table(output_stride=output_stride)
+    assert [spec.strides for spec in table] == strides
+    assert [spec.dilation for spec in table] == dilations
 
 
 def test_block_filters_floors_at_min_depth():
@@ -78,42 +111,7 @@ def test_bad_choices():
         layer_strides(3)
 
 
-def _imports(module: str) -> set[str]:
-    """The ``mobilenet`` modules that a source file imports, at any level."""
-    tree = ast.parse((SOURCE / f"{module}.py").read_text())
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-        elif isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-    return {name for name in names if name.startswith("mobilenet")}
-
-
-def test_modules_import_downward_only():
-    assert _imports("architecture") == {"mobilenet._validation"}
-    assert "mobilenet.model" not in _imports("weights")
-    assert {"mobilenet.architecture", "mobilenet.weights"} <= _imports("model")
-
-
 def test_architecture_does_not_load_keras():
     code = "import sys, mobilenet.architecture; print('keras' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
-
-
-def test_model_re_exports_the_table_and_the_weights_constants():
-    from mobilenet import weights
-    from mobilenet.model import (
-        BLOCKS as model_blocks,
-        PUBLISHED_ALPHAS,
-        PUBLISHED_RESOLUTIONS,
-        STEM as model_stem,
-        BlockSpec,
-        block_filters as model_block_filters,
-    )
-
-    assert model_blocks is BLOCKS and model_stem is STEM
-    assert BlockSpec is architecture.BlockSpec and model_block_filters is block_filters
-    assert PUBLISHED_ALPHAS is weights.PUBLISHED_ALPHAS == (0.25, 0.5, 0.75, 1.0)
-    assert PUBLISHED_RESOLUTIONS is weights.PUBLISHED_RESOLUTIONS == (128, 160, 192, 224)

@@ -205,7 +205,7 @@ def test_an_unknown_flag_names_the_command(tmp_path, command):
     (["profile", "--rho", "5/7", "--input-size", "160"], "`--rho`"),
 ])
 def test_an_error_before_tensorflow_loads_is_one_clean_line(work, args, flag):
-    # The log filter's thread once failed with "Bad file descriptor" when a handler failed at once.
+    # A handler that fails at once must leave the log filter's thread working (no "Bad file descriptor").
     line = _one_error_line(_run(args, work), args[0])
     assert flag in line
     assert not (work / "x.tflite").exists()
@@ -294,6 +294,19 @@ def test_messages_name_extras_and_flags_as_a_user_types_them(tmp_path, cifar10_s
     assert "=True" not in line
 
 
+def test_each_command_maps_library_arguments_to_flags_it_has():
+    from mobilenet import cli
+
+    for command in cli.COMMANDS:
+        name = command.__name__.rsplit(".", 1)[-1]
+        args = build_parser().parse_args([name, *POSITIONALS.get(name, [])])
+        assert args.flags is command.FLAGS
+        usage = args.subparser.format_usage()
+        missing = {flag for flag in command.FLAGS.values()
+                   if not re.search(rf"(?<![\w.-]){re.escape(flag)}(?![\w.-])", usage)}
+        assert not missing, (name, missing)
+
+
 def test_evaluate_help_says_limit_takes_test_images(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
@@ -302,7 +315,8 @@ def test_evaluate_help_says_limit_takes_test_images(capsys):
 
 
 def test_no_tpu_is_a_usage_error_saying_how_to_name_one(monkeypatch):
-    from mobilenet.cli import UsageError, _make_strategy
+    from mobilenet.cli import UsageError
+    from mobilenet.cli.train import _make_strategy
 
     for variable in ("TPU_NAME", "TPU_CONFIG", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS"):
         monkeypatch.delenv(variable, raising=False)

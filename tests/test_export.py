@@ -357,17 +357,6 @@ def test_fold_batchnorm_rejects_what_it_cannot_fold():
         fold_batchnorm(keras.layers.Dense(3))
 
 
-def test_savedmodel_export_serves_the_model(tmp_path):
-    model = _tiny()
-    _randomize_batchnorm(model)
-    model.export(str(tmp_path / "saved"), format="tf_saved_model", verbose=False)
-    served = tf.saved_model.load(str(tmp_path / "saved"))
-    x = np.random.default_rng(0).random((3, 32, 32, 3), np.float32)
-    np.testing.assert_allclose(
-        np.asarray(served.serve(tf.constant(x))), model.predict(x, verbose=0), atol=1e-5
-    )
-
-
 # ----- bad inputs: clear errors, nothing written ---------------------------
 
 

@@ -20,7 +20,7 @@ ort = pytest.importorskip("onnxruntime", reason="the optional `onnx` extra is no
 
 from mobilenet.cifar10 import load_cifar10  # noqa: E402
 from mobilenet.cli import main  # noqa: E402
-from mobilenet.export import TFLiteReport, VerificationReport, run_onnx, to_onnx, verify_onnx  # noqa: E402
+from mobilenet.export import VerificationReport, run_onnx, to_onnx, verify_onnx  # noqa: E402
 from tests.inference_models import pixel_mobilenet, tiny_pixel_cnn, trained_cifar_mobilenet  # noqa: E402
 
 
@@ -60,8 +60,7 @@ def test_float_file_runs_in_onnx_runtime_like_the_keras_model(files, cifar):
     np.testing.assert_allclose(run_onnx(path, images, batch_size=7), expected, atol=1e-5)
 
     report = verify_onnx(path, model, images)
-    # One report type for both formats; its old name still works.
-    assert isinstance(report, VerificationReport) and TFLiteReport is VerificationReport
+    assert isinstance(report, VerificationReport)  # the report type of both formats
     assert report.num_images == 100 and report.top1_agreement == 1.0
     assert report.max_abs_diff < 1e-5
     assert (report.input_type, report.output_type) == ("float32", "float32")

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mobilenet"
 SHARED_PRIVATE_MODULES = {
     "mobilenet._validation",
     "mobilenet._files",
+    "mobilenet._lazy",
     "mobilenet._keras_compat",
     "mobilenet._registration",
     "mobilenet._tf_log",

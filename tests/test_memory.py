@@ -27,7 +27,7 @@ def test_greedy_plan_breaks_ties_as_tflite_micro_does():
     # The TFLM layout of MobileNet's first ops at 96x96, alpha 0.25 (bytes, ops):
     # input 27,648 (0-0), conv1 out 18,432 (0-1), dw out 18,432 (1-2), pw out 36,864 (2-3).
     # Equal sizes go last-added first, so dw out is placed before conv1 out and
-    # conv1 out no longer fits the 9,216-byte gap: 73,728, what TFLM lays out.
+    # conv1 out does not fit the 9,216-byte gap left: 73,728, what TFLM lays out.
     sizes = [27_648, 18_432, 18_432, 36_864]
     lifetimes = [(0, 0), (0, 1), (1, 2), (2, 3)]
     assert _greedy_plan(sizes, lifetimes) == 73_728

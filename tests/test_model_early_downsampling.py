@@ -40,24 +40,32 @@ def _paper_mult_adds(alpha: float, side: int, strides: list[int], classes: int) 
 
 
 PAPER_STRIDES = [2, 1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1]
+#: The strides each early_downsampling leaves (paper Table 1's, with the stem's and block 2's dropped).
+STRIDES = {4: PAPER_STRIDES, 2: [1] + PAPER_STRIDES[1:], 1: [1, 1, 1] + PAPER_STRIDES[3:]}
+#: docs/cifar10.md's table: mult-adds in millions at 32x32 with 10 classes, by (alpha, early_downsampling).
+DOCS_TABLE = {(1.0, 4): 11.6, (1.0, 2): 46.4, (1.0, 1): 175.6, (0.5, 4): 3.0, (0.5, 2): 12.2, (0.5, 1): 45.3}
+
+
+def test_the_cost_by_hand_is_paper_table_8s():
+    from mobilenet import profile
+
+    # 1.0 MobileNet-224: 569 M mult-adds as printed, 568,740,352 by the paper's formulas.
+    mult_adds = profile(MobileNetV1(1.0)).mult_adds
+    assert mult_adds == _paper_mult_adds(1.0, 224, PAPER_STRIDES, 1000) == 568_740_352
+    assert round(mult_adds / 1e6) == 569
 
 
 def test_early_downsampling_cost_by_hand():
     from mobilenet import profile
 
-    standard_224 = _paper_mult_adds(1.0, 224, PAPER_STRIDES, 1000)
-    assert standard_224 == 568_740_352  # paper.md's exact recount of Table 8
-    no_stem_stride = [1] + PAPER_STRIDES[1:]
-    no_early_strides = [1, 1, 1] + PAPER_STRIDES[3:]
-    for alpha, early_downsampling, strides in [(1.0, 2, no_stem_stride), (1.0, 1, no_early_strides),
-                                               (0.5, 2, no_stem_stride), (0.5, 1, no_early_strides)]:
+    costs = {}
+    for (alpha, early_downsampling), millions in DOCS_TABLE.items():
         model = MobileNetV1(alpha, num_classes=10, input_shape=(32, 32, 3), early_downsampling=early_downsampling)
-        assert profile(model).mult_adds == _paper_mult_adds(alpha, 32, strides, 10)
+        costs[alpha, early_downsampling] = profile(model).mult_adds
+        assert costs[alpha, early_downsampling] == _paper_mult_adds(alpha, 32, STRIDES[early_downsampling], 10)
+        assert round(costs[alpha, early_downsampling] / 1e6, 1) == millions  # the docs' table holds
     # Dropping the stem's stride at side s costs exactly the standard net at side 2s.
-    assert _paper_mult_adds(0.5, 32, no_stem_stride, 10) == _paper_mult_adds(0.5, 64, PAPER_STRIDES, 10)
-    # The docs' table, in millions.
-    assert round(_paper_mult_adds(0.5, 32, no_stem_stride, 10) / 1e5) == 122
-    assert round(_paper_mult_adds(1.0, 32, no_early_strides, 10) / 1e5) == 1756
+    assert costs[0.5, 2] == profile(MobileNetV1(0.5, num_classes=10, input_shape=(64, 64, 3))).mult_adds
 
 
 def test_early_downsampling_works_with_output_stride():

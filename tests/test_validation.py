@@ -6,7 +6,18 @@ import pickle
 
 import pytest
 
-from mobilenet._validation import InvalidArgument, check_choice, check_int, check_number, invalid
+from mobilenet._validation import (
+    InvalidArgument,
+    InvalidKey,
+    InvalidType,
+    MissingPath,
+    check_choice,
+    check_existing_file,
+    check_int,
+    check_number,
+    first_line,
+    invalid,
+)
 
 
 def test_invalid_is_a_value_error_that_names_its_argument():
@@ -44,3 +55,43 @@ def test_checks_raise_invalid_argument_and_it_pickles():
     error = pickle.loads(pickle.dumps(invalid("seed", "an integer", "x")))
     assert isinstance(error, InvalidArgument) and error.argument == "seed"
     assert str(error) == "Invalid value for argument `seed`: expected an integer. Received: seed='x'"
+
+
+def test_message_renames_the_arguments_its_problem_mentions():
+    error = invalid("freeze_epochs", "0 without pretrained `weights`", 3, mentions=("weights",))
+    flags = {"freeze_epochs": "--freeze-epochs", "weights": "--weights"}
+    assert error.message(flags) == ("Invalid value for argument `--freeze-epochs`: expected 0 "
+                                    "without pretrained `--weights`. Received: --freeze-epochs=3")
+    # A name the mapping leaves out keeps its own; an unmentioned backticked word is left alone.
+    other = invalid("model", "a model like those of `train`", None, shown="model=None")
+    assert other.message({"train": "--x"}) == str(other)
+    copy = pickle.loads(pickle.dumps(error))
+    assert copy.mentions == ("weights",) and copy.message(flags) == error.message(flags)
+
+
+@pytest.mark.parametrize("kind, builtin", [
+    (MissingPath, FileNotFoundError), (InvalidType, TypeError), (InvalidKey, KeyError),
+])
+def test_error_kinds_are_also_the_builtin_errors_callers_expect(kind, builtin):
+    error = invalid("key", "one of ['a']", "b", error=kind)
+    assert isinstance(error, builtin) and isinstance(error, InvalidArgument)
+    # KeyError's own str() would quote the message.
+    assert str(error) == "Invalid value for argument `key`: expected one of ['a']. Received: key='b'"
+    assert type(pickle.loads(pickle.dumps(error))) is kind
+
+
+def test_check_existing_file_says_what_is_there(tmp_path):
+    (tmp_path / "m.keras").write_bytes(b"x")
+    assert check_existing_file(tmp_path / "m.keras", "model") == tmp_path / "m.keras"
+    with pytest.raises(MissingPath, match=r"`model`: expected an existing \.keras file\. "
+                                          r"Received: model='.*absent\.keras' \(no such file\)"):
+        check_existing_file(tmp_path / "absent.keras", "model", ".keras file")
+    with pytest.raises(FileNotFoundError, match=r"\(a folder\)$"):
+        check_existing_file(tmp_path, "model")
+
+
+def test_first_line_of_an_error():
+    assert first_line(ValueError("one\ntwo")) == "one"
+    assert first_line(KeyboardInterrupt()) == "KeyboardInterrupt"
+    assert first_line(FileNotFoundError(2, "No such file or directory", "x.npy")) == (
+        "No such file or directory: x.npy")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import keras
@@ -118,6 +120,43 @@ def test_imagenet_downloads_the_keras_applications_file(tmp_path, monkeypatch):
     )]
     x = _images(128)
     np.testing.assert_allclose(np.asarray(model(x)), np.asarray(reference(x)), rtol=1e-4, atol=1e-6)
+
+
+class _Asked(Exception):
+    """Raised instead of a download: the file keras.applications asked for."""
+
+
+@pytest.fixture
+def keras_applications_file(monkeypatch):
+    """Call with (alpha, side, include_top): the weights file keras.applications.MobileNet asks for."""
+    from keras.src.utils import file_utils  # where keras.applications' MobileNet calls get_file
+
+    def ask(fname, origin, **kwargs):
+        raise _Asked(fname, origin)
+
+    monkeypatch.setattr(file_utils, "get_file", ask)
+
+    def asked(alpha, side, include_top):
+        with pytest.raises(_Asked) as caught, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its warning that it falls back to the 224 file
+            keras.applications.MobileNet(input_shape=(side, side, 3), alpha=alpha,
+                                         include_top=include_top, weights="imagenet")
+        return caught.value.args
+
+    return asked
+
+
+def test_published_widths_and_sides_are_keras_applications_files(keras_applications_file):
+    for alpha in weights_module.PUBLISHED_ALPHAS:
+        assert keras_applications_file(alpha, 224, True) == weights_module.imagenet_weights_url(alpha, 224, True)
+    with pytest.raises(ValueError, match="alpha can be one of"):  # no file for other widths
+        keras.applications.MobileNet(alpha=0.35, weights="imagenet")
+    # At other sides keras.applications falls back to the 224 file; ours are those with a file of their own.
+    sides = (96, *weights_module.PUBLISHED_RESOLUTIONS, 256)
+    own = {side for side in sides
+           if keras_applications_file(0.25, side, False)[0] == f"mobilenet_2_5_{side}_tf_no_top.h5"}
+    assert own == set(weights_module.PUBLISHED_RESOLUTIONS)
+    assert keras_applications_file(0.25, 128, False) == weights_module.imagenet_weights_url(0.25, 128, False)
 
 
 def test_imagenet_backbone_file_name(monkeypatch):

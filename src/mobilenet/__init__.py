@@ -13,10 +13,10 @@ as Keras is imported (see ``mobilenet._registration``).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mobilenet import _registration
+from mobilenet._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -44,14 +44,4 @@ if TYPE_CHECKING:
 _registration.install()
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mobilenet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -2,7 +2,7 @@
 
 Keras finds custom classes in ``.keras`` files only through its registry of
 serializable objects, filled when the module that defines a class is imported
-(Keras >= 3.9 no longer imports modules named in a file, outside its own
+(Keras >= 3.9 does not import the modules a file names, outside its own
 packages). ``import mobilenet`` must stay light, without Keras or TensorFlow,
 so that ``mobilenet --help`` answers at once and the command line can quiet
 TensorFlow's start-up log before TensorFlow loads. So the registering modules

@@ -1,8 +1,8 @@
 """Hides TensorFlow's C++ log lines from what a process writes to stderr.
 
 TensorFlow prints a screenful of start-up notices from C++ straight to file
-descriptor 2 (CUDA probing, CPU features, absl's banner), and since 2.19
-``TF_CPP_MIN_LOG_LEVEL`` no longer hides those printed at import: setting it
+descriptor 2 (CUDA probing, CPU features, absl's banner), and from 2.19 on
+``TF_CPP_MIN_LOG_LEVEL`` does not hide those printed at import: setting it
 even shows lines that are otherwise held back. `without_tensorflow_log`
 filters at the file-descriptor level, whatever the variable says, and passes
 every other line through (Python's warnings and errors, Keras' progress).

@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "InvalidArgument",
+    "InvalidKey",
+    "InvalidType",
+    "MissingPath",
+    "check_existing_file",
     "check_activation",
     "check_bool",
     "check_choice",
     "check_int",
     "check_number",
     "check_positive_int",
+    "first_line",
     "invalid",
     "is_int",
     "is_real",
@@ -33,34 +39,65 @@ class InvalidArgument(ValueError):
     """A bad value for one argument, carrying the argument's name.
 
     The message reads ``Invalid value for argument `NAME`: PROBLEM. Received:
-    RECEIVED``; `message` says it again with the argument under another name
-    (a command-line flag).
+    RECEIVED``; `message` says it again with the arguments under other names
+    (command-line flags).
 
     Attributes:
         argument: the argument's name, as the raising function spells it.
         problem: what is wrong, as a phrase ("expected an integer >= 1").
         received: what was received, as shown ("epochs=0").
+        mentions: other arguments that ``problem`` names in backticks (as
+            in "0 without `weights`"), renamed with ``argument`` by `message`.
     """
 
-    def __init__(self, argument: str, problem: str, received: str) -> None:
+    def __init__(self, argument: str, problem: str, received: str,
+                 mentions: tuple[str, ...] = ()) -> None:
         self.argument = argument
         self.problem = problem
         self.received = received
+        self.mentions = tuple(mentions)
         super().__init__(self.message())
 
-    def __reduce__(self) -> tuple:  # pickles (multiprocessing) with its three parts
-        return type(self), (self.argument, self.problem, self.received)
+    def __reduce__(self) -> tuple:  # pickles (multiprocessing) with its parts
+        return type(self), (self.argument, self.problem, self.received, self.mentions)
 
-    def message(self, name: str | None = None) -> str:
-        """The message, with the argument called ``name`` (default: its own name).
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return self.message()
 
-        A ``received`` text that starts with ``argument=`` is renamed too.
+    def message(self, names: str | Mapping[str, str] | None = None) -> str:
+        """The message, with the arguments called as ``names`` says.
+
+        Args:
+            names: the argument's name to use instead of its own, or a
+                mapping from argument names (this one and its `mentions`) to
+                the names to use; a name it leaves out keeps its own. A
+                ``received`` text that starts with ``argument=`` is renamed
+                too.
         """
+        if names is None:
+            names = {}
+        elif isinstance(names, str):
+            names = {self.argument: names}
+        name = names.get(self.argument, self.argument)
+        problem = self.problem
+        for mention in self.mentions:
+            problem = problem.replace(f"`{mention}`", f"`{names.get(mention, mention)}`")
         received = self.received
-        if name is not None and received.startswith(f"{self.argument}="):
+        if received.startswith(f"{self.argument}="):
             received = f"{name}={received[len(self.argument) + 1:]}"
-        name = self.argument if name is None else name
-        return f"Invalid value for argument `{name}`: {self.problem}. Received: {received}"
+        return f"Invalid value for argument `{name}`: {problem}. Received: {received}"
+
+
+class MissingPath(InvalidArgument, FileNotFoundError):
+    """An argument naming a file or folder that does not exist (also a ``FileNotFoundError``)."""
+
+
+class InvalidType(InvalidArgument, TypeError):
+    """An argument of the wrong type (also a ``TypeError``)."""
+
+
+class InvalidKey(InvalidArgument, KeyError):
+    """A key that is not among those allowed (also a ``KeyError``)."""
 
 
 def invalid(
@@ -70,6 +107,8 @@ def invalid(
     *,
     shown: str | None = None,
     problem: str | None = None,
+    mentions: tuple[str, ...] = (),
+    error: type[InvalidArgument] = InvalidArgument,
 ) -> InvalidArgument:
     """The `InvalidArgument` error for ``argument=value`` where ``expected`` was allowed.
 
@@ -80,9 +119,42 @@ def invalid(
         shown: optional text to show for the received value (e.g. a shape).
         problem: optional phrase said instead of "expected EXPECTED", where
             what is wrong is not a range (``expected`` is then ignored).
+        mentions: other arguments that ``expected`` or ``problem`` names in
+            backticks, e.g. ``("weights",)`` for "0 without `weights`".
+        error: the class to raise: `InvalidArgument`, or `MissingPath`,
+            `InvalidType` or `InvalidKey` where callers expect a
+            ``FileNotFoundError``, ``TypeError`` or ``KeyError``.
     """
     received = shown if shown is not None else f"{argument}={value!r}"
-    return InvalidArgument(argument, problem or f"expected {expected}", received)
+    return error(argument, problem or f"expected {expected}", received, mentions)
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first line of an error's message (or of a text), or the error type's name when empty.
+
+    An ``OSError`` with a file name and a reason (as the operating system
+    raises them) reads ``REASON: FILE``.
+    """
+    text = str(error).strip()
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        text = f"{error.strerror}: {error.filename}"
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_existing_file(path: str | Path, argument: str, expected: str = "file") -> Path:
+    """``path`` as a `Path` if it is an existing file; else a `MissingPath` error.
+
+    Args:
+        path: the path to check.
+        argument: the argument's name.
+        expected: what the file is, after "an existing" (".keras file").
+    """
+    file = Path(path)
+    if not file.is_file():
+        reason = "a folder" if file.is_dir() else "no such file"
+        raise invalid(argument, f"an existing {expected}", None,
+                      shown=f"{argument}={str(path)!r} ({reason})", error=MissingPath)
+    return file
 
 
 def is_real(value: Any) -> bool:

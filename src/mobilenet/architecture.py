@@ -1,9 +1,12 @@
 """MobileNet V1's architecture as data: paper Table 1 and the variants built on it.
 
-Everything here is plain Python, with no Keras import: the factory
-(`mobilenet.model`) walks these tables to build layers, and the weights loader
-(`mobilenet.weights`) walks them to map keras.applications' layers onto ours.
-A variant of the network is an edit of these tables, not a new code path.
+Everything here is plain Python, with no Keras import. `layer_table` turns
+paper Table 1 (``STEM`` and ``BLOCKS``) and a variant (width, Shallow or Conv
+MobileNet, early downsampling, output stride) into the list of layers to
+build, one `LayerSpec` each: the factory (`mobilenet.model`) walks it to build
+layers, and the weights loader (`mobilenet.weights`) walks it to map
+keras.applications' layers onto ours. A variant of the network is an edit of
+the table, not a new code path.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ __all__ = [
     "SHALLOW_REMOVED_BLOCKS",
     "STEM",
     "BlockSpec",
+    "LayerSpec",
     "block_filters",
     "check_output_stride",
     "layer_strides",
+    "layer_table",
     "network_stride",
 ]
 
@@ -34,9 +39,11 @@ BASE_RESOLUTION = 224
 MIN_INPUT_SIDE = 32
 #: The blocks that the Shallow MobileNet of paper Table 6 removes (the five 14x14x512).
 SHALLOW_REMOVED_BLOCKS = (7, 8, 9, 10, 11)
-#: The combined strides of the stem and block 2 that ``early_downsampling`` may pick:
-#: 4 is the paper's; 2 drops the stem's stride; 1 drops block 2's too.
-EARLY_DOWNSAMPLINGS = (4, 2, 1)
+#: The combined strides of the stem and block 2 that ``early_downsampling`` may pick,
+#: each with the layers (0 the stem, N block N) whose stride 2 it turns to 1: 4 is the
+#: paper's network; 2 drops the stem's stride; 1 drops block 2's too.
+_STRIDE_ONE_LAYERS = {4: (), 2: (0,), 1: (0, 2)}
+EARLY_DOWNSAMPLINGS = tuple(_STRIDE_ONE_LAYERS)
 #: The feature-map strides that ``output_stride`` may ask for.
 OUTPUT_STRIDES = (8, 16, 32)
 
@@ -65,6 +72,34 @@ BLOCKS: tuple[BlockSpec, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer of a network to build: a row of `layer_table`.
+
+    Attributes:
+        kind: ``"stem"`` (the first 3x3 convolution), ``"separable"`` (a
+            depthwise separable block) or ``"conv"`` (a full 3x3 convolution
+            in a block's place: the Conv MobileNet of paper Table 4); each
+            with BatchNorm and activation.
+        number: 0 for the stem, N for block N (of 1..13, paper Table 1's
+            order); the layer is named ``conv1`` or ``block_N``.
+        filters: output channels, after the width multiplier.
+        strides: the stride, after early downsampling and output stride.
+        dilation: the dilation rate (above 1 past the output stride).
+    """
+
+    kind: str
+    number: int
+    filters: int
+    strides: int
+    dilation: int = 1
+
+    @property
+    def name(self) -> str:
+        """The layer's name in the model: ``conv1`` for the stem, ``block_N`` for block N."""
+        return f"block_{self.number}" if self.number else "conv1"
+
+
 def block_filters(filters: int, alpha: float, min_depth: int = 8) -> int:
     """Channels of a layer with ``filters`` channels at alpha = 1: ``max(int(alpha*filters), min_depth)``."""
     return max(int(alpha * filters), min_depth)
@@ -90,12 +125,9 @@ def layer_strides(early_downsampling: int = 4) -> tuple[int, ...]:
     ```
     """
     check_choice(early_downsampling, "early_downsampling", EARLY_DOWNSAMPLINGS)
-    strides = [STEM.strides, *(spec.strides for spec in BLOCKS)]
-    if early_downsampling < 4:
-        strides[0] = 1  # the stem
-    if early_downsampling < 2:
-        strides[2] = 1  # block 2
-    return tuple(strides)
+    stride_one = _STRIDE_ONE_LAYERS[early_downsampling]
+    return tuple(1 if number in stride_one else spec.strides
+                 for number, spec in enumerate((STEM, *BLOCKS)))
 
 
 def network_stride(early_downsampling: int = 4) -> int:
@@ -136,3 +168,52 @@ def check_output_stride(output_stride: object, early_downsampling: int = 4) -> i
             output_stride,
         )
     return int(output_stride)
+
+
+def layer_table(
+    alpha: float = 1.0,
+    *,
+    min_depth: int = 8,
+    separable: bool = True,
+    shallow: bool = False,
+    early_downsampling: int = 4,
+    output_stride: int | None = None,
+) -> tuple[LayerSpec, ...]:
+    """The layers of a MobileNet V1 variant, stem first: what `MobileNetV1` builds.
+
+    Paper Table 1 (``STEM`` and ``BLOCKS``) edited by the variant: channels
+    times ``alpha`` (`block_filters`), the Shallow MobileNet's blocks
+    (`SHALLOW_REMOVED_BLOCKS`) left out, the strides of `layer_strides`, and
+    past ``output_stride`` each stride turned into dilation (TF-Slim's dense
+    prediction). The arguments are `MobileNetV1`'s, already checked there.
+
+    Returns:
+        A tuple of `LayerSpec`: the stem, then each block kept.
+
+    Example:
+
+    ```python
+    from mobilenet.architecture import layer_table
+
+    table = layer_table(0.5, shallow=True, output_stride=16)
+    [spec.name for spec in table][:3]  # ['conv1', 'block_1', 'block_2']
+    len(table)  # 9: the stem and blocks 1-6, 12, 13
+    table[-2]  # LayerSpec(kind='separable', number=12, filters=512, strides=1, dilation=1)
+    table[-1].dilation  # 2
+    ```
+    """
+    output_stride = check_output_stride(output_stride, early_downsampling)
+    removed = SHALLOW_REMOVED_BLOCKS if shallow else ()
+    block_kind = "separable" if separable else "conv"
+    table = []
+    stride, rate = 1, 1  # the running stride and dilation
+    for number, (spec, strides) in enumerate(zip((STEM, *BLOCKS), layer_strides(early_downsampling))):
+        if number in removed:
+            continue  # all of stride 1, so the strides around them stay
+        if stride == output_stride:  # past it, a stride grows the dilation instead
+            strides, dilation, rate = 1, rate, rate * strides
+        else:
+            stride, dilation = stride * strides, 1
+        table.append(LayerSpec(block_kind if number else "stem", number,
+                               block_filters(spec.filters, alpha, min_depth), strides, dilation))
+    return tuple(table)

@@ -235,7 +235,7 @@ def write_c_array(
     if not tflite_path.is_file():
         raise invalid("tflite_path", "an existing .tflite file", str(tflite_path))
     data = tflite_path.read_bytes()
-    _read_head(data, f"tflite_path={str(tflite_path)!r}")
+    _read_head(data, "tflite_path", tflite_path)
     source = Path(source_path)
     if source.suffix not in C_SUFFIXES:
         raise invalid("source_path", f"a file name ending in {', '.join(C_SUFFIXES)}", str(source_path))
@@ -270,9 +270,9 @@ def write_c_array(
     return source, header
 
 
-def _read_head(data: bytes, shown: str) -> None:
+def _read_head(data: bytes, argument: str, path: Any) -> None:
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ValueError(f"Invalid value: expected a LiteRT (.tflite) flatbuffer. Received: {shown}")
+        raise invalid(argument, "a LiteRT (.tflite) flatbuffer", str(path))
 
 
 def read_c_array(source_path: str | os.PathLike) -> bytes:
@@ -352,10 +352,8 @@ def run_micro(
     try:
         interpreter = _micro_interpreter(data, arena_size)
     except RuntimeError as error:
-        raise ValueError(
-            f"Invalid value for argument `arena_size`: TensorFlow Lite Micro could not lay out "
-            f"the model in it. Received: arena_size={arena_size} ({error})"
-        ) from error
+        raise invalid("arena_size", "", arena_size, shown=f"arena_size={arena_size} ({error})",
+                      problem="TensorFlow Lite Micro could not lay out the model in it") from error
     detail = interpreter.get_input_details(0)
     out_detail = interpreter.get_output_details(0)
     scale, zero_point = detail["quantization_parameters"]["scales"][0], detail["quantization_parameters"]["zero_points"][0]

@@ -1,9 +1,11 @@
 """The MobileNet V1 model factory.
 
-The architecture is data (`mobilenet.architecture`: ``STEM`` and ``BLOCKS``,
-paper Table 1); the factory walks that table, so the paper's variants (width
+The architecture is data (`mobilenet.architecture.layer_table`: paper Table 1,
+``STEM`` and ``BLOCKS``, edited by the variant); the factory walks that table,
+building each row with the builder of its kind, so the paper's variants (width
 and resolution multipliers, the Conv and Shallow MobileNets of Tables 4 and 6)
-are options, not new code. The weights rules live in `mobilenet.weights`.
+and early downsampling and output stride are options, not new code. The
+weights rules live in `mobilenet.weights`.
 ``BLOCKS``, ``STEM``, ``BlockSpec``, ``block_filters``, ``PUBLISHED_ALPHAS``
 and ``PUBLISHED_RESOLUTIONS`` are re-exported here for code that imports them
 from ``mobilenet.model``.
@@ -30,12 +32,12 @@ from mobilenet.architecture import (
     BLOCKS,
     EARLY_DOWNSAMPLINGS,
     MIN_INPUT_SIDE,
-    SHALLOW_REMOVED_BLOCKS,
     STEM,
     BlockSpec,
+    LayerSpec,
     block_filters,
     check_output_stride,
-    layer_strides,
+    layer_table,
 )
 from mobilenet.layers import DepthwiseSeparableConv2D
 from mobilenet.weights import (
@@ -56,6 +58,37 @@ __all__ = [
 ]
 
 _POOLINGS = (None, "avg", "max")
+
+
+def _conv_bn_act(x: Any, spec: LayerSpec, names: tuple[str, str, str], options: dict) -> Any:
+    """A 3x3 convolution, BatchNorm and activation, named ``names``."""
+    conv, bn, act = names
+    x = keras.layers.Conv2D(
+        spec.filters, 3, strides=spec.strides, dilation_rate=spec.dilation,
+        padding="same", use_bias=False, name=conv,
+    )(x)
+    x = keras.layers.BatchNormalization(
+        momentum=options["batch_norm_momentum"], epsilon=options["batch_norm_epsilon"], name=bn
+    )(x)
+    return keras.layers.Activation(options["activation"], name=act)(x)
+
+
+def _stem(x: Any, spec: LayerSpec, options: dict) -> Any:
+    return _conv_bn_act(x, spec, (spec.name, f"{spec.name}_bn", f"{spec.name}_act"), options)
+
+
+def _conv_block(x: Any, spec: LayerSpec, options: dict) -> Any:
+    return _conv_bn_act(x, spec, (f"{spec.name}_conv", f"{spec.name}_bn", spec.name), options)
+
+
+def _separable_block(x: Any, spec: LayerSpec, options: dict) -> Any:
+    return DepthwiseSeparableConv2D(
+        spec.filters, strides=spec.strides, dilation_rate=spec.dilation, name=spec.name, **options
+    )(x)
+
+
+#: The builder of each `LayerSpec.kind`: (tensor, spec, options) -> tensor.
+_BUILDERS = {"stem": _stem, "conv": _conv_block, "separable": _separable_block}
 
 
 def _resolve_input_shape(
@@ -294,50 +327,14 @@ def MobileNetV1(
         # Pixels in [0, 255] to [-1, 1], what keras.applications.mobilenet.preprocess_input does.
         x = keras.layers.Rescaling(1 / 127.5, offset=-1, name="preprocessing")(x)
 
-    # Turn strides into dilation once the running stride reaches output_stride.
-    current_stride, rate = 1, 1
-
-    def stride_and_dilation(strides: int) -> tuple[int, int]:
-        nonlocal current_stride, rate
-        if output_stride is not None and current_stride == output_stride:
-            layer_rate = rate
-            rate *= strides
-            return 1, layer_rate
-        current_stride *= strides
-        return strides, 1
-
-    def batch_norm(layer_name: str) -> keras.layers.BatchNormalization:
-        return keras.layers.BatchNormalization(
-            momentum=batch_norm_momentum, epsilon=batch_norm_epsilon, name=layer_name
-        )
-
-    stem_strides, *block_strides = layer_strides(early_downsampling)
-    stride, _ = stride_and_dilation(stem_strides)
-    x = keras.layers.Conv2D(
-        block_filters(STEM.filters, alpha, min_depth), 3, strides=stride,
-        padding="same", use_bias=False, name="conv1",
-    )(x)
-    x = batch_norm("conv1_bn")(x)
-    x = keras.layers.Activation(activation, name="conv1_act")(x)
-
-    for number, (spec, strides) in enumerate(zip(BLOCKS, block_strides), start=1):
-        if shallow and number in SHALLOW_REMOVED_BLOCKS:
-            continue
-        stride, dilation = stride_and_dilation(strides)
-        filters = block_filters(spec.filters, alpha, min_depth)
-        if separable:
-            x = DepthwiseSeparableConv2D(
-                filters, strides=stride, dilation_rate=dilation, activation=activation,
-                batch_norm_momentum=batch_norm_momentum, batch_norm_epsilon=batch_norm_epsilon,
-                name=f"block_{number}",
-            )(x)
-        else:
-            x = keras.layers.Conv2D(
-                filters, 3, strides=stride, dilation_rate=dilation,
-                padding="same", use_bias=False, name=f"block_{number}_conv",
-            )(x)
-            x = batch_norm(f"block_{number}_bn")(x)
-            x = keras.layers.Activation(activation, name=f"block_{number}")(x)
+    table = layer_table(
+        alpha, min_depth=min_depth, separable=separable, shallow=shallow,
+        early_downsampling=early_downsampling, output_stride=output_stride,
+    )
+    options = dict(activation=activation, batch_norm_momentum=batch_norm_momentum,
+                   batch_norm_epsilon=batch_norm_epsilon)
+    for spec in table:
+        x = _BUILDERS[spec.kind](x, spec, options)
 
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from mobilenet._validation import InvalidKey, invalid
+
 __all__ = [
     "TABLE_2",
     "PaperCell",
@@ -157,10 +159,8 @@ class PaperTable:
             for cell in row.cells:
                 if cell.where[1:] == (label, column):
                     return cell
-        raise KeyError(
-            f"Invalid value for argument `label`/`column`: no cell ({label!r}, {column!r}) "
-            f"in {self.key}."
-        )
+        raise invalid("label", "", label, shown=f"label={label!r}, column={column!r}",
+                      problem=f"{self.key} has no cell in that row and column", error=InvalidKey)
 
 
 @dataclass(frozen=True)
@@ -173,10 +173,7 @@ class PaperTables:
         for table in self.tables:
             if table.key == key:
                 return table
-        raise KeyError(
-            f"Invalid value for argument `key`: expected one of "
-            f"{[table.key for table in self.tables]}. Received: key={key!r}"
-        )
+        raise invalid("key", f"one of {[table.key for table in self.tables]}", key, error=InvalidKey)
 
     def cells(self) -> list[PaperCell]:
         """Every compared cell of every table."""

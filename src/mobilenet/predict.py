@@ -54,9 +54,15 @@ from typing import Any
 import keras
 import numpy as np
 
-from mobilenet._validation import check_choice, check_positive_int, invalid, is_real
+from mobilenet._validation import (
+    check_choice,
+    check_existing_file,
+    check_positive_int,
+    first_line,
+    invalid,
+    is_real,
+)
 from mobilenet.export.calibration import pixel_input_range
-from mobilenet.export.common import first_line
 from mobilenet.export.runtimes import OUTPUTS, KerasRunner, LiteRTRunner, ONNXRunner, Runner
 from mobilenet.images import IMAGE_SUFFIXES, read_image
 
@@ -404,11 +410,7 @@ def _load_runner(model: keras.Model | str | os.PathLike, num_threads: int | None
         from mobilenet.saving import load_model
 
         return KerasRunner(load_model(file, argument="model"))
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"Invalid value for argument `model`: expected an existing {file.suffix} file. "
-            f"Received: model={str(model)!r}" + (" (a folder)" if file.is_dir() else " (no such file)")
-        )
+    check_existing_file(model, "model", f"{file.suffix} file")
     runner = LiteRTRunner if file.suffix == ".tflite" else ONNXRunner
     return runner(file, num_threads, argument="model")
 

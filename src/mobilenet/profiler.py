@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 from mobilenet._keras_compat import flatten_layers
-from mobilenet._validation import check_bool, invalid
+from mobilenet._validation import InvalidType, check_bool, invalid
 
 if TYPE_CHECKING:
     from mobilenet.memory import MemoryProfile
@@ -441,20 +441,19 @@ def _input_shape(layer: keras.layers.Layer, path: str) -> tuple[int | None, ...]
     config = layer.get_build_config() or {}
     shape = config.get("input_shape")
     if shape is None:
-        raise ValueError(
-            f"Invalid value for argument `model`: layer `{path}` ({type(layer).__name__}) "
-            "does not record the input shape it was built with, so its cost is unknown."
-        )
+        raise invalid("model", "", None, shown=f"layer `{path}` ({type(layer).__name__})",
+                      problem="a layer does not record the input shape it was built with, so "
+                      "its cost is unknown")
     return tuple(shape)
 
 
 def _known(sides: Sequence[int | None], layer: keras.layers.Layer, path: str, shape: Any) -> int:
     if any(side is None for side in sides):
-        raise ValueError(
-            f"Invalid value for argument `model`: layer `{path}` ({type(layer).__name__}) "
-            f"was built for input shape {tuple(shape)}, whose spatial size is unknown, so "
-            "its mult-adds are too. Build the model with a fixed input size "
-            "(e.g. MobileNetV1(input_shape=(224, 224, 3)))."
+        raise invalid(
+            "model", "", None,
+            shown=f"layer `{path}` ({type(layer).__name__}) built for input shape {tuple(shape)}",
+            problem="the layer's spatial size is unknown, so its mult-adds are too; build "
+            "the model with a fixed input size (e.g. MobileNetV1(input_shape=(224, 224, 3)))",
         )
     return math.prod(sides)
 
@@ -556,10 +555,8 @@ def profile(model: keras.layers.Layer, memory: bool = False) -> ModelProfile:
     ```
     """
     if not isinstance(model, keras.layers.Layer):
-        raise TypeError(
-            "Invalid value for argument `model`: expected a built keras.Model or "
-            f"keras.layers.Layer. Received: model={type(model).__name__}"
-        )
+        raise invalid("model", "a built keras.Model or keras.layers.Layer", None,
+                      shown=f"model={type(model).__name__}", error=InvalidType)
     if not model.built:
         raise invalid(
             "model",

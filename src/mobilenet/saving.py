@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import zipfile
-from pathlib import Path
-from typing import Any
 
 import keras
 
-from mobilenet._validation import invalid
+from mobilenet._validation import check_existing_file, first_line, invalid
 
 __all__ = ["load_model"]
 
@@ -54,13 +52,8 @@ def load_model(
     from mobilenet import _registration
 
     _registration.register()
-    file = Path(path)
+    file = check_existing_file(path, argument, ".keras file")
     shown = f"{argument}={str(path)!r}"
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"Invalid value for argument `{argument}`: expected an existing .keras file. "
-            f"Received: {shown}" + (" (a folder)" if file.is_dir() else " (no such file)")
-        )
     if file.suffix != ".keras":
         raise invalid(argument, "a .keras file (Keras' native format)", None, shown=shown)
     if not zipfile.is_zipfile(file):
@@ -76,10 +69,5 @@ def load_model(
     except (TypeError, ValueError) as error:
         raise invalid(
             argument, "", None, shown=shown,
-            problem=f"Keras could not rebuild the model in {str(path)!r} ({_first_line(error)})",
+            problem=f"Keras could not rebuild the model in {str(path)!r} ({first_line(error)})",
         ) from error
-
-
-def _first_line(error: Any) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

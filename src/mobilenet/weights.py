@@ -18,8 +18,8 @@ from typing import Any
 
 import keras
 
-from mobilenet._validation import invalid
-from mobilenet.architecture import BASE_RESOLUTION, BLOCKS, STEM
+from mobilenet._validation import MissingPath, invalid
+from mobilenet.architecture import BASE_RESOLUTION, STEM, layer_table
 from mobilenet.layers import DepthwiseSeparableConv2D
 
 __all__ = [
@@ -178,11 +178,11 @@ def _read_into_reference(path: str, alpha: float, include_top: bool, num_classes
             return reference
         except Exception as second_error:
             error = second_error
-    raise ValueError(
-        f"Invalid value for argument `weights`: {path!r} does not hold "
-        f"keras.applications.MobileNet weights for alpha={alpha}"
-        + (f" with a {num_classes}-class classifier" if include_top else "")
-        + f" (Keras said: {error})"
+    classifier = f" with a {num_classes}-class classifier" if include_top else ""
+    raise invalid(
+        "weights", "", path,
+        problem=f"{path!r} does not hold keras.applications.MobileNet weights for "
+        f"alpha={alpha}{classifier} (Keras said: {error})",
     ) from error
 
 
@@ -217,25 +217,26 @@ def load_keras_applications_weights(
     else:
         path = os.fspath(weights)
         if not os.path.isfile(path):
-            raise FileNotFoundError(
-                f"Invalid value for argument `weights`: no file at {path!r}. Expected "
-                "None, 'imagenet' or the path of a keras.applications.MobileNet weights file."
-            )
+            raise invalid("weights", "", None, shown=f"weights={path!r}", error=MissingPath,
+                          problem="no file at that path; expected None, 'imagenet' or the "
+                          "path of a keras.applications.MobileNet weights file")
     reference = _read_into_reference(path, alpha, include_top, num_classes)
 
+    # The standard network's table (the only one with weights): the stem, then blocks 1..13.
+    stem, *blocks = layer_table(alpha)
     pairs: list[tuple[keras.layers.Layer, keras.layers.Layer]] = [
-        (model.get_layer("conv1"), reference.get_layer("conv1")),
-        (model.get_layer("conv1_bn"), reference.get_layer("conv1_bn")),
+        (model.get_layer(stem.name), reference.get_layer("conv1")),
+        (model.get_layer(f"{stem.name}_bn"), reference.get_layer("conv1_bn")),
     ]
-    for number in range(1, len(BLOCKS) + 1):
-        block = model.get_layer(f"block_{number}")
+    for spec in blocks:
+        block = model.get_layer(spec.name)
         if not isinstance(block, DepthwiseSeparableConv2D):
-            raise ValueError(f"Layer block_{number} of {model.name} is not a separable block.")
+            raise ValueError(f"Layer {spec.name} of {model.name} is not a separable block.")
         pairs += [
-            (block.depthwise, reference.get_layer(f"conv_dw_{number}")),
-            (block.depthwise_bn, reference.get_layer(f"conv_dw_{number}_bn")),
-            (block.pointwise, reference.get_layer(f"conv_pw_{number}")),
-            (block.pointwise_bn, reference.get_layer(f"conv_pw_{number}_bn")),
+            (block.depthwise, reference.get_layer(f"conv_dw_{spec.number}")),
+            (block.depthwise_bn, reference.get_layer(f"conv_dw_{spec.number}_bn")),
+            (block.pointwise, reference.get_layer(f"conv_pw_{spec.number}")),
+            (block.pointwise_bn, reference.get_layer(f"conv_pw_{spec.number}_bn")),
         ]
     for ours, theirs in pairs:
         ours.set_weights(theirs.get_weights())

@@ -17,6 +17,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from mobilenet._validation import MissingPath, invalid
+
 
 __all__ = [
     "CLASS_NAMES",
@@ -152,10 +154,10 @@ def _find_local(data_dir: Path, argument: str) -> dict[str, bytes]:
             return _read_archive(candidate)
     if data_dir.is_file() and data_dir.name.endswith((".tar.gz", ".tgz")):
         return _read_archive(data_dir)
-    raise FileNotFoundError(
-        f"Invalid value for argument `{argument}`: expected a folder holding "
-        f"{_FOLDER}/ or {_ARCHIVE} (the official python release of CIFAR-10). "
-        f"Received: {argument}={str(data_dir)!r}, where neither exists"
+    raise invalid(
+        argument, f"a folder holding {_FOLDER}/ or {_ARCHIVE} (the official python release of "
+        "CIFAR-10)", None, shown=f"{argument}={str(data_dir)!r}, where neither exists",
+        error=MissingPath,
     )
 
 

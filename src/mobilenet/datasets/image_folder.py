@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilenet._validation import check_number, invalid
+from mobilenet._validation import MissingPath, check_number, invalid
 from mobilenet.images import IMAGE_SUFFIXES
 
 __all__ = [
@@ -316,10 +316,8 @@ def load_image_folder(
     """
     root = Path(data_dir).expanduser()
     if not root.exists():
-        raise FileNotFoundError(
-            f"Invalid value for argument `{argument}`: expected an existing folder. "
-            f"Received: {argument}={str(data_dir)!r} (no such folder)"
-        )
+        raise invalid(argument, "an existing folder", None,
+                      shown=f"{argument}={str(data_dir)!r} (no such folder)", error=MissingPath)
     if not root.is_dir():
         raise invalid(argument, "a folder", str(data_dir), shown=f"{argument}={str(data_dir)!r}, a file")
     validation_fraction = check_number(validation_fraction, "validation_fraction", low=0.0, high=1.0)

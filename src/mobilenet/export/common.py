@@ -20,7 +20,6 @@ __all__ = [
     "ONNX_EXTRA_HINT",
     "check_images",
     "check_model",
-    "first_line",
     "import_onnx_package",
     "pointwise_written_as_conv",
     "writable_target",
@@ -104,9 +103,3 @@ def import_onnx_package(name: str) -> Any:
             f"ONNX export and inference need the `{name}` package, which is not "
             f"installed; install the optional `onnx` extra: {ONNX_EXTRA_HINT}"
         ) from error
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of ``error``'s message, or its type's name when it has none."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -25,8 +25,8 @@ from typing import Any, Protocol
 import keras
 import numpy as np
 
-from mobilenet._validation import check_positive_int, invalid
-from mobilenet.export.common import first_line, import_onnx_package
+from mobilenet._validation import check_positive_int, first_line, invalid
+from mobilenet.export.common import import_onnx_package
 
 __all__ = [
     "OUTPUTS",

@@ -1,0 +1,60 @@
+"""The data flags of `train` and `evaluate`, and the images they name: a folder dataset or CIFAR-10."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mobilenet.cli.common import UsageError, positive_int
+from mobilenet.training.recipe import RECIPE
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `evaluate`: where the data is and how much to use."""
+    parser.add_argument(
+        "--data-dir", metavar="DIR",
+        help="your images, one folder per class (DIR/<class>/*.jpg, or DIR/train/<class>/ with "
+        "DIR/val/ and DIR/test/ beside it), or a folder holding CIFAR-10's "
+        "cifar-10-batches-py/ or cifar-10-python.tar.gz; default: $MOBILENET_CIFAR10_DIR, "
+        "else Keras's CIFAR-10 download (170 MB on first use)",
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=None, metavar="N",
+        help=f"images per step (train default {RECIPE.batch_size}, evaluate default "
+        f"{RECIPE.evaluation_batch_size})",
+    )
+
+
+def is_folder_dataset(data_dir: str | None, flag: str = "--data-dir") -> bool:
+    """Whether ``data_dir`` is a folder dataset (else CIFAR-10's release, or its download)."""
+    if not data_dir:
+        return False
+    from mobilenet.datasets.image_folder import is_image_folder
+
+    if not Path(data_dir).expanduser().exists():
+        raise UsageError(
+            f"Invalid value for argument `{flag}`: expected a folder with one sub-folder of "
+            "images per class, or one holding CIFAR-10's cifar-10-batches-py/ or "
+            f"cifar-10-python.tar.gz. Received: {flag}={data_dir!r} (no such folder)"
+        )
+    return is_image_folder(data_dir)
+
+
+def limited(folder, limit: int | None, seed: int = 0):  # noqa: ANN001, ANN202 - an ImageFolder
+    """A seeded random choice of ``limit`` files of ``folder`` (all of them without a limit)."""
+    if folder is None or limit is None or limit >= len(folder):
+        return folder
+    import numpy as np
+
+    return folder.subset(np.sort(np.random.default_rng(seed).permutation(len(folder))[:limit]))
+
+
+def cifar10_arrays(args: argparse.Namespace) -> tuple:
+    """CIFAR-10's ``(x_train, y_train), (x_test, y_test)`` from ``--data-dir``, the first ``--limit`` of each."""
+    from mobilenet import cifar10
+
+    (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
+    if args.limit is not None:
+        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
+        x_test, y_test = x_test[: args.limit], y_test[: args.limit]
+    return (x_train, y_train), (x_test, y_test)
