@@ -26,6 +26,7 @@ FLAGS = {
     "augment": "--no-augment", "random_erasing": "--random-erasing", "cutmix": "--cutmix",
     "cache": "--cache", "strategy": "--strategy", "mixed_precision": "--mixed-precision",
     "time_budget": "--time-budget", "seed": "--seed", "deterministic": "--deterministic",
+    "qat_epochs": "--qat-epochs", "qat_learning_rate": "--qat-learning-rate",
 }
 
 
@@ -39,7 +40,9 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
             "per class, streamed from the files) or on CIFAR-10, then print its accuracy on "
             "the test images (test/ of a folder dataset, else its validation images). "
             "Writes best.keras, final.keras, history.csv/json, run.json, test.json (and PNG "
-            "plots when matplotlib is installed) to --output-dir; the models carry their "
+            "plots when matplotlib is installed) to --output-dir; with --qat-epochs, "
+            "float.keras too, and best.keras and final.keras are quantization-aware models "
+            "that export to int8 with no calibration data; the models carry their "
             "class names and take pixels (0-255) as they are. If the run is killed, run the "
             "same command with --resume to continue from the last finished epoch."
         ),
@@ -48,6 +51,8 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
             "  mobilenet train --data-dir ../shared/data/cifar10-subset --epochs 15\n"
             "  mobilenet train --data-dir photos/ --image-size 160 --weights imagenet "
             "--freeze-epochs 3 --epochs 20\n"
+            "  mobilenet train --data-dir photos/ --weights imagenet --epochs 10 --qat-epochs 2"
+            "   # then: mobilenet export runs/cifar10/final.keras model.tflite --int8\n"
             "  mobilenet train --data-dir ~/data --output-dir runs/full --epochs 60 --resume   # after a kill\n"
             "  mobilenet train --strategy mirrored --mixed-precision --batch-size 256"
         ),
@@ -76,6 +81,13 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
                         help="with --weights: first train only the new classifier for N epochs, "
                         "the backbone frozen, then fine-tune every layer (default: "
                         f"{RECIPE.freeze_epochs})")
+    parser.add_argument("--qat-epochs", type=int, default=RECIPE.qat_epochs, metavar="N",
+                        help="after the --epochs float epochs, N epochs of quantization-aware "
+                        "training, so that the int8 file keeps the float model's accuracy "
+                        f"(default: {RECIPE.qat_epochs}, none)")
+    parser.add_argument("--qat-learning-rate", type=number, default=None, metavar="LR",
+                        help="the peak rate of quantization-aware training (default: "
+                        f"--learning-rate x {RECIPE.qat_factor:g})")
     parser.add_argument("--alpha", type=number, default=RECIPE.alpha, metavar="A",
                         help=f"width multiplier alpha: channels x alpha (default: {RECIPE.alpha})")
     parser.add_argument(
@@ -172,6 +184,7 @@ def _train_options(args: argparse.Namespace) -> dict:
         strategy=_make_strategy(args.strategy),
         mixed_precision=args.mixed_precision or False,
         time_budget=args.time_budget, seed=args.seed, deterministic=args.deterministic,
+        qat_epochs=args.qat_epochs, qat_learning_rate=args.qat_learning_rate,
     )
 
 
@@ -265,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:
             written.append(path)
     written += [output_dir / name for name in (training.HISTORY_CSV, training.HISTORY_JSON,
-                                               training.RUN_JSON, training.HEAD_MODEL)]
+                                               training.RUN_JSON, training.HEAD_MODEL,
+                                               training.FLOAT_MODEL)]
     names = ", ".join(sorted(path.name for path in written if path.is_file()))
     print(f"wrote {names} to {output_dir}/")
     if missing is not None:
