@@ -59,7 +59,8 @@ def export_model(
         output_path: the ``.tflite`` or ``.onnx`` file to write, in an
             existing folder; its suffix picks the format.
         quantization: as in `to_tflite`, or `to_onnx` (None or ``"int8"``).
-        calibration_images: images for ``"int8"``, as the model takes them.
+        calibration_images: images for ``"int8"``, as the model takes them
+            (not used for a quantization-aware model, which has its ranges).
         io_type: as in `to_tflite`; ignored for ONNX.
         fold_bn: bool, fold every BatchNorm into the conv before it first.
         verify_images: optional images to verify the file on.
@@ -84,7 +85,11 @@ def export_model(
     if suffix not in (".tflite", ".onnx"):
         raise invalid("output_path", "a .tflite (LiteRT) or .onnx file name", str(output_path))
     writable_target(output_path, suffix, "output_path")
+    from mobilenet.quantization import is_quantize_aware
+
     model = load_model(model_path, argument="model_path")
+    if is_quantize_aware(model):
+        calibration_images = None  # its ranges are learned; images given only verify
     source = fold_batchnorm(model) if fold_bn else model
     if suffix == ".onnx":
         path = to_onnx(source, output_path, quantization, representative_data=calibration_images)

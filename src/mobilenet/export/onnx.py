@@ -14,7 +14,7 @@ from typing import Any
 import keras
 
 from mobilenet._files import atomic_target
-from mobilenet._validation import check_choice
+from mobilenet._validation import check_choice, invalid
 from mobilenet.class_names import get_class_names, write_onnx_class_names
 from mobilenet.export.calibration import (
     Images,
@@ -68,7 +68,9 @@ def to_onnx(
             inference mode.
         path: str or PathLike, the ``.onnx`` file to write, in an existing
             folder.
-        quantization: ``None`` (float32) or ``"int8"``.
+        quantization: ``None`` (float32) or ``"int8"``. A quantization-aware
+            model (`mobilenet.quantization`) is written in float32 only: its
+            folded weights, on their int8 grid, without activation rounding.
         representative_data: needed for ``"int8"``: real images shaped like
             the model input, as the model takes them (an array or a
             ``tf.data.Dataset``, as for `to_tflite`). A few hundred are enough.
@@ -99,9 +101,19 @@ def to_onnx(
     to_onnx(model, "mobilenet_int8.onnx", "int8", representative_data=images[:100])
     ```
     """
+    from mobilenet.quantization import export_graph, is_quantize_aware
+
     check_model(model)
     check_choice(quantization, "quantization", ONNX_QUANTIZATIONS)
     target = writable_target(path, ".onnx")
+    names = get_class_names(model)
+    if is_quantize_aware(model):
+        if quantization == "int8":
+            raise invalid(
+                "quantization", "None for a quantization-aware model (its int8 file is a "
+                "LiteRT one: to_tflite(model, path, 'int8'); for int8 ONNX, calibrate its "
+                "float model, float.keras)", quantization)
+        model = export_graph(model, fake_quant=False)  # the folded float model it trained
     calibration = None
     if quantization == "int8":
         calibration = anchored(
@@ -120,7 +132,6 @@ def to_onnx(
                          input_signature=signature, opset_version=opset)
         if calibration is not None:
             quantize_int8(float_path, temporary, calibration, work)
-        names = get_class_names(model)
         if names is not None:  # the file carries them (mobilenet.class_names)
             write_onnx_class_names(temporary, names)
     return target
