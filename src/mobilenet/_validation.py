@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ExistingPath",
     "InvalidArgument",
     "InvalidKey",
     "InvalidType",
@@ -90,6 +91,10 @@ class InvalidArgument(ValueError):
 
 class MissingPath(InvalidArgument, FileNotFoundError):
     """An argument naming a file or folder that does not exist (also a ``FileNotFoundError``)."""
+
+
+class ExistingPath(InvalidArgument, FileExistsError):
+    """An argument naming a file or folder that holds what the call would replace (also a ``FileExistsError``)."""
 
 
 class InvalidType(InvalidArgument, TypeError):

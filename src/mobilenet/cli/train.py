@@ -251,14 +251,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_folder(args.output_dir, "--output-dir")
     output_dir = Path(args.output_dir)
-    try:
-        result, what, x_test, y_test = _trained(args, output_dir)
-    except FileExistsError as error:  # what `train` raises for an interrupted run without resume
-        raise UsageError(
-            f"Invalid value for argument `--output-dir`: {args.output_dir!r} holds an "
-            "interrupted run; continue it with `--resume`, or choose another `--output-dir`. "
-            f"Received: --output-dir={args.output_dir!r}"
-        ) from error
+    result, what, x_test, y_test = _trained(args, output_dir)
     # Ctrl-C from here on finds a finished run: --resume would have nothing to do.
     args.trained_model = result.final_model_path
     # Every worker of a multi-worker run evaluates (predict is collective); the chief writes.

@@ -35,7 +35,14 @@ import keras
 
 from mobilenet._files import atomic_save_model, atomic_write_text
 from mobilenet._keras_compat import flatten_layers
-from mobilenet._validation import check_bool, check_int, check_number, check_positive_int, invalid
+from mobilenet._validation import (
+    ExistingPath,
+    check_bool,
+    check_int,
+    check_number,
+    check_positive_int,
+    invalid,
+)
 from mobilenet.schedules import WarmupCosineDecay
 from mobilenet.training import distribution
 from mobilenet.training.callbacks import (
@@ -195,11 +202,8 @@ def _mixed_precision_policy(mixed_precision: bool | str) -> str | None:
         return "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
     if mixed_precision in ("mixed_float16", "mixed_bfloat16"):
         return mixed_precision
-    raise ValueError(
-        "Invalid value for argument `mixed_precision`: expected False, True/'auto' "
-        "(mixed_float16 on GPU, mixed_bfloat16 on CPU/TPU), 'mixed_float16' or "
-        f"'mixed_bfloat16'. Received: mixed_precision={mixed_precision!r}"
-    )
+    raise invalid("mixed_precision", "False, True/'auto' (mixed_float16 on GPU, mixed_bfloat16 "
+                  "on CPU/TPU), 'mixed_float16' or 'mixed_bfloat16'", mixed_precision)
 
 
 
@@ -239,11 +243,7 @@ def _load_pretrained(model: keras.Model, weights: Any, alpha: float) -> int:
     from mobilenet.saving import load_model
 
     if is_path(weights) and os.fspath(weights).endswith(".keras"):
-        try:
-            source = load_model(weights)
-        except (OSError, ValueError) as error:
-            message = str(error).replace("argument `path`", "argument `weights`")
-            raise type(error)(message.replace("path=", "weights=")) from error
+        source = load_model(weights, argument="weights")
     else:
         source = MobileNetV1(alpha, include_top=False, input_shape=(None, None, 3), weights=weights)
     copied = 0
@@ -365,23 +365,22 @@ def _prepare_output_dir(output_dir: Path, resume: bool, chief: bool, plan: dict[
     """Phase 3: checks what ``output_dir`` holds against ``resume`` and the plan; clears a replaced run."""
     output_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise PermissionError(
-            f"Invalid value for argument `output_dir`: {str(output_dir)!r} is not writable"
-        )
+        raise invalid("output_dir", "a writable folder", str(output_dir))
     finished = len(read_history(output_dir))
     final = (output_dir / FINAL_MODEL).is_file()
     interrupted = (output_dir / BACKUP_DIR).exists() or (finished > 0 and not final)
     if interrupted and not resume:
-        raise FileExistsError(
-            f"Invalid value for argument `output_dir`: {str(output_dir)!r} holds an "
-            f"interrupted run ({finished} epochs finished); continue it with `resume`, or "
-            "choose another `output_dir`."
+        raise invalid(
+            "output_dir", "", str(output_dir), mentions=("resume", "output_dir"), error=ExistingPath,
+            problem=f"it holds an interrupted run ({finished} epochs finished); continue it "
+            "with `resume`, or choose another `output_dir`",
         )
     if resume and not interrupted and final:
-        raise ValueError(
-            f"Invalid value for argument `resume`: the run in {str(output_dir)!r} is "
-            f"finished ({finished} epochs, {FINAL_MODEL} written); nothing to resume. "
-            "Train into another `output_dir`, or without `resume` to start it over."
+        raise invalid(
+            "resume", "", True, shown=repr(str(output_dir)), mentions=("output_dir", "resume"),
+            problem=f"the run in {str(output_dir)!r} is finished ({finished} epochs, "
+            f"{FINAL_MODEL} written), so there is nothing to resume; train into another "
+            "`output_dir`, or without `resume` to start it over",
         )
     if resume and (output_dir / RUN_JSON).is_file():
         planned = json.loads((output_dir / RUN_JSON).read_text())
@@ -766,7 +765,7 @@ def train(
                       shallow)
     if freeze_epochs and weights is None:
         raise invalid("freeze_epochs", "0 without pretrained `weights` (a random backbone has "
-                      "nothing to keep)", freeze_epochs)
+                      "nothing to keep)", freeze_epochs, mentions=("weights",))
     if freeze_epochs >= epochs:
         raise invalid("freeze_epochs", f"fewer than epochs ({epochs}), so fine-tuning has epochs",
                       freeze_epochs)
