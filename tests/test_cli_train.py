@@ -119,6 +119,9 @@ def _one_error_line(capsys, prefix: str) -> str:
         (["--alpha", "-1"], "`--alpha`"),
         (["--seed", "-3"], "`--seed`"),
         (["--random-erasing", "2"], "`--random-erasing`: expected a number in [0, 1]. Received: --random-erasing=2.0"),
+        (["--qat-epochs", "-1"], "`--qat-epochs`: expected an integer >= 0. Received: --qat-epochs=-1"),
+        (["--qat-epochs", "1", "--qat-learning-rate", "0"], "`--qat-learning-rate`: expected a finite number > 0"),
+        (["--qat-epochs", "1", "--time-budget", "60"], "`--time-budget`: expected None with qat_epochs"),
     ],
 )
 def test_bad_train_values_give_one_line_naming_the_flag(cifar10_subset_dir, tmp_path, capsys, extra, expected):
@@ -192,6 +195,8 @@ def test_ctrl_c_in_the_final_evaluation_does_not_send_to_resume(cifar10_subset_d
     (["--no-shallow", "--cutmix", "--random-erasing", "0.5"],
      dict(shallow=False, cutmix=True, random_erasing=0.5)),
     (["--no-cutmix", "--epochs", "200"], dict(cutmix=False, epochs=200)),
+    ([], dict(qat_epochs=0, qat_learning_rate=None)),
+    (["--qat-epochs", "2", "--qat-learning-rate", "0.003"], dict(qat_epochs=2, qat_learning_rate=0.003)),
 ])
 def test_recipe_flags_reach_train(cifar10_subset_dir, tmp_path, monkeypatch, flags, expected):
     from mobilenet import cifar10
@@ -238,7 +243,8 @@ def test_train_command_defaults_are_the_recipe_of_train():
 
     recipe = {name: p.default for name, p in inspect.signature(training.train).parameters.items()}
     shared = ["epochs", "alpha", "early_downsampling", "shallow", "learning_rate", "weight_decay",
-              "label_smoothing", "validation_fraction", "augment", "random_erasing", "seed"]
+              "label_smoothing", "validation_fraction", "augment", "random_erasing", "seed",
+              "qat_epochs", "qat_learning_rate"]
     assert {name: parsed[name] for name in shared} == {name: recipe[name] for name in shared}
 
 
