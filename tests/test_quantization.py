@@ -336,3 +336,31 @@ def test_a_qat_run_killed_resumes_and_ends_quantization_aware(tmp_path, killed_a
     assert is_quantize_aware(final) and is_quantize_aware(load_model(result.best_model_path))
     steps = [int(layer.steps) for layer in final.layers if isinstance(layer, QuantizedConv)]
     assert steps and all(step == 2 for step in steps), steps  # 2 QAT epochs x 2 steps, frozen at 2
+
+
+def test_an_activation_litert_does_not_fuse_becomes_a_layer_with_its_own_range():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="swish", name="conv")(inputs)
+    outputs = keras.layers.Dense(3, activation="sigmoid", name="fc")(
+        keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    qat = quantize_aware(model)
+    names = [layer.name for layer in qat.layers]
+    assert names[names.index("conv") + 1:names.index("conv") + 3] == ["conv_activation",
+                                                                     "conv_activation_range"]
+    assert qat.get_layer("fc_activation_range").fixed_range == (0.0, 255 / 256)
+    x = _images()
+    np.testing.assert_allclose(qat.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.05)
+
+
+def test_before_training_ranges_round_nothing_and_export_asks_for_training(tmp_path):
+    from mobilenet.export import to_tflite
+
+    model = _conv_bn_model()
+    qat = quantize_aware(model)
+    x = _images()
+    # Only the folded weights are rounded: close to the float model, not a constant.
+    np.testing.assert_allclose(qat.predict(x, verbose=0), model.predict(x, verbose=0), atol=0.05)
+    with pytest.raises(ValueError, match="trained for at least one step"):
+        to_tflite(qat, tmp_path / "x.tflite", "int8")
+    assert not (tmp_path / "x.tflite").exists()

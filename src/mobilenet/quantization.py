@@ -117,8 +117,9 @@ class ActivationQuantizer(keras.layers.Layer):
 
     In training, the range follows the batches' min and max as a moving
     average (the first batch sets it) until ``freeze_after`` steps, then
-    stays. At inference it is used as it is. The range always contains zero,
-    so zero is exact, as int8 needs.
+    stays. At inference it is used as it is; before any training step there
+    is no range, and the layer rounds nothing. The range always contains
+    zero, so zero is exact, as int8 needs.
 
     Args:
         fixed_range: ``(low, high)``, a range that is never learned (a pixel
@@ -178,9 +179,11 @@ class ActivationQuantizer(keras.layers.Layer):
         if training:
             self._observe(inputs)
         low, high = self._bounds(self.range_min, self.range_max)
-        return keras.quantizers.fake_quant_with_min_max_vars(
+        rounded = keras.quantizers.fake_quant_with_min_max_vars(
             inputs, ops.stop_gradient(low), ops.stop_gradient(high), num_bits=_BITS
         )
+        # A range not learned yet (no training step so far) rounds nothing.
+        return ops.where(ops.greater(self.steps, 0), rounded, inputs)
 
     def _observe(self, inputs: Any) -> None:
         values = ops.stop_gradient(ops.cast(inputs, "float32"))
@@ -204,6 +207,10 @@ class ActivationQuantizer(keras.layers.Layer):
         """The ``(low, high)`` this layer rounds over now, as LiteRT gets it at export."""
         if self.fixed_range is not None:
             return self.fixed_range
+        if int(ops.convert_to_numpy(self.steps)) == 0:
+            raise invalid("model", "a quantization-aware model trained for at least one step "
+                          "(its activation ranges are learned in training)", self.name,
+                          shown=f"the range of {self.name!r}, never learned")
         low, high = self._bounds(ops.convert_to_tensor(self.range_min),
                                  ops.convert_to_tensor(self.range_max))
         return float(ops.convert_to_numpy(low)), float(ops.convert_to_numpy(high))
@@ -621,9 +628,25 @@ class _Rewriter:
         return self._conv(layer, inputs, self.batch_norms.get(id(layer)),
                           self.activations.get(id(layer)))
 
+    def _float_copy(self, layer: keras.layers.Layer, inputs: Any, reason: str) -> Any:
+        """``layer`` copied with its weights, left in float, and said so."""
+        self.float_layers.append(f"{layer.name} ({type(layer).__name__}: {reason})")
+        copy = layer.__class__.from_config(layer.get_config())
+        outputs = copy(inputs)
+        copy.set_weights(layer.get_weights())
+        return outputs
+
+    def _separate_activation(self, layer: keras.layers.Layer, outputs: Any) -> Any:
+        """A conv's or dense layer's activation that LiteRT does not fuse, as a layer and its range."""
+        activation = keras.layers.Activation(layer.activation, name=f"{layer.name}_activation")
+        return self._quantizer(activation, _activation_range(activation))(activation(outputs))
+
     def _conv(self, conv: Any, inputs: Any, bn: Any, activation: str | None,
               name: str | None = None) -> Any:
-        activation = activation or _activation_name(conv.activation)
+        if conv.data_format != "channels_last" or getattr(conv, "groups", 1) != 1:
+            return self._float_copy(conv, inputs, "channels_first or grouped")
+        separate = _activation_name(conv.activation) is None
+        activation = activation or ("linear" if separate else _activation_name(conv.activation))
         depthwise = isinstance(conv, keras.layers.DepthwiseConv2D)
         layer = QuantizedConv(
             "depthwise" if depthwise else "conv",
@@ -650,17 +673,12 @@ class _Rewriter:
                 _batch_norm_weights(bn),
             ):
                 variable.assign(value)
-        return outputs
+        return self._separate_activation(conv, outputs) if separate else outputs
 
     def _separable(self, block: DepthwiseSeparableConv2D, inputs: Any) -> Any:
         activation = _activation_name(block.activation)
         if activation is None:
-            self.float_layers.append(f"{block.name} (DepthwiseSeparableConv2D: its activation "
-                                     "is not linear, relu or relu6)")
-            copy = block.__class__.from_config(block.get_config())
-            outputs = copy(inputs)
-            copy.set_weights(block.get_weights())
-            return outputs
+            return self._float_copy(block, inputs, "its activation is not linear, relu or relu6")
         x = self._conv(block.depthwise, inputs, block.depthwise_bn, activation,
                        name=f"{block.name}_dw")
         return self._conv(block.pointwise, x, block.pointwise_bn, activation,
@@ -679,10 +697,7 @@ class _Rewriter:
         if dense.use_bias:
             layer.bias.assign(dense.bias)
         if activation is None:  # softmax, sigmoid, ...: a layer of its own, then its range
-            activation_layer = keras.layers.Activation(dense.activation,
-                                                       name=f"{dense.name}_activation")
-            outputs = self._quantizer(activation_layer, _activation_range(activation_layer))(
-                activation_layer(outputs))
+            outputs = self._separate_activation(dense, outputs)
         return outputs
 
     def copy_weights(self, model: keras.Model) -> None:
