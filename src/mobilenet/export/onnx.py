@@ -69,16 +69,25 @@ def to_onnx(
             inference mode.
         path: str or PathLike, the ``.onnx`` file to write, in an existing
             folder.
-        quantization: ``None`` (float32) or ``"int8"``. A quantization-aware
-            model (`mobilenet.quantization`) is written in float32 only: its
-            folded weights, on their int8 grid, without activation rounding.
-        representative_data: needed for ``"int8"``: real images shaped like
-            the model input, as the model takes them (an array or a
-            ``tf.data.Dataset``, as for `to_tflite`). A few hundred are enough.
+        quantization: ``None`` (float32) or ``"int8"``. For a
+            quantization-aware model (`mobilenet.quantization`), float32 is
+            its folded weights, on their int8 grid, without activation
+            rounding; int8 needs no calibration: its scales and zero points
+            are the ranges it learned (uint8, as tf2onnx writes them), its
+            weights the integers it trained (per output channel, stored as
+            uint8 around 128 so that ONNX Runtime's int8 kernels do not
+            saturate on CPUs without VNNI), and ONNX Runtime runs its
+            convolutions and classifier as ``QLinearConv`` and ``QGemm``.
+        representative_data: needed for ``"int8"`` of a float model: real
+            images shaped like the model input, as the model takes them (an
+            array or a ``tf.data.Dataset``, as for `to_tflite`). A few
+            hundred are enough. A quantization-aware model ignores it (with
+            a warning).
         pointwise_as_conv: bool, write `PointwiseConv2D` layers as plain 1x1
             ``Conv`` nodes (as `to_tflite` does) rather than ``MatMul``.
             Defaults to True.
-        opset: int or None, the ONNX opset (None: tf2onnx's default).
+        opset: int or None, the ONNX opset (None: tf2onnx's default); at
+            least 13 for the int8 file of a quantization-aware model.
 
     Returns:
         The path of the written file.
