@@ -81,6 +81,15 @@ def test_int8_export_needs_no_calibration_and_agrees_with_the_qat_model(trained,
     assert np.mean(file_top1 == keras_top1) >= 0.99
 
 
+def test_int8_onnx_needs_no_calibration_either(trained, cifar10_subset_dir):
+    work, _ = trained
+    done = _run(["export", "run/final.keras", "qat.onnx", "--int8", "--verify",
+                 "--calibration-dir", str(cifar10_subset_dir)], work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    agreement = re.search(r"top-1 agreement ([\d.]+)%", done.stdout)
+    assert agreement and float(agreement.group(1)) >= 95.0, done.stdout
+
+
 def test_a_float_model_still_asks_for_calibration_images(trained):
     work, _ = trained
     done = _run(["export", "run/float.keras", "float.tflite", "--int8"], work)

@@ -52,7 +52,7 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
         help="float32 (none), float16 weights, dynamic-range int8 weights, or full int8 "
              "(needs --calibration-data or --calibration-dir, except for a quantization-aware "
              "model from `mobilenet train --qat-epochs`, which has its ranges); .onnx: float32 "
-             "or int8 (float32 for a quantization-aware model). Default: float32",
+             "or int8. Default: float32",
     )
     parser.add_argument("--int8", action="store_true", help="same as --quantization int8")
     parser.add_argument("--calibration-data", metavar="IMAGES.npy",
