@@ -1,7 +1,8 @@
 """What every ``mobilenet`` command shares, run as a user runs it: the console script in a new process.
 
 Its advice runs, TensorFlow's start-up log stays hidden whatever
-``TF_CPP_MIN_LOG_LEVEL`` says, each error is one line that names the command
+``TF_CPP_MIN_LOG_LEVEL`` says, other packages' deprecation and future
+warnings too, each error is one line that names the command
 and the flag (and comes before any work), and a closed output pipe ends a
 command quietly.
 """
@@ -12,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -184,6 +186,56 @@ def test_verbose_shows_the_log_the_filter_hides(tmp_path):
                      _env(TF_CPP_MIN_LOG_LEVEL="0"))
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert TF_LOG.search(completed.stderr), completed.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- warnings
+
+#: A new process whose `profile` handler warns as other packages and our own modules do, each
+#: warning attributed to a module as `warnings` attributes it (the caller, at the stacklevel given).
+_WARNING_HANDLER = """
+import sys, warnings
+import mobilenet.cli as cli
+
+def warn(message, category, module):
+    warnings.warn_explicit(message, category, module.replace(".", "/") + ".py", 1, module=module)
+
+def handler(args):
+    # NumPy 2.4 under Keras 3.13.0: `hasattr(np, "object")` in keras/src/export/tf2onnx_lib.py.
+    warn("In the future `np.object` will be defined", FutureWarning, "keras.src.export.tf2onnx_lib")
+    warn("third-party deprecation", DeprecationWarning, "tensorflow.python.util")
+    warn("third-party pending deprecation", PendingDeprecationWarning, "numpy")
+    warn("third-party user warning", UserWarning, "keras.src.trainers")
+    warn("our future warning", FutureWarning, "mobilenet.predict")
+    warn("our deprecation", DeprecationWarning, "mobilenet")
+    return 0
+
+cli._run_profile = handler
+sys.exit(cli.main(["profile", *sys.argv[1:]]))
+"""
+
+
+def _run_warning_handler(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in _env().items() if k != "PYTHONWARNINGS"} | env
+    completed = subprocess.run([sys.executable, "-c", _WARNING_HANDLER, *args], capture_output=True,
+                               text=True, env=environment, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed
+
+
+def test_other_packages_deprecation_and_future_warnings_are_hidden_ours_and_user_warnings_shown():
+    lines = _run_warning_handler().stderr.strip().splitlines()
+    assert lines == ["mobilenet profile: warning: third-party user warning",
+                     "mobilenet profile: warning: our future warning",
+                     "mobilenet profile: warning: our deprecation"], lines
+
+
+def test_verbose_or_python_warning_options_show_what_the_command_hides():
+    verbose = _run_warning_handler("--verbose").stderr  # Python's own filters and format
+    assert "FutureWarning: In the future `np.object` will be defined" in verbose, verbose
+    assert "third-party deprecation" not in verbose, verbose  # Python's default hides these
+    asked = _run_warning_handler(PYTHONWARNINGS="default").stderr.strip().splitlines()
+    assert len(asked) == 6, asked
+    assert "mobilenet profile: warning: In the future `np.object` will be defined" in asked, asked
 
 
 # --------------------------------------------------------------------------- errors

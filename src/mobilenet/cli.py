@@ -9,8 +9,10 @@ bad value, an unwritable output) ends in `main` as one line on stderr that
 names the flag as the command line spells it, and exit status 2; Ctrl-C exits
 with 130 (saying how to resume a training run), and a closed output pipe
 (``mobilenet predict ... | head``) ends the command quietly. TensorFlow's C++
-start-up log is hidden, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; ``--verbose``
-shows it, and the full traceback of an error.
+start-up log is hidden, whatever ``TF_CPP_MIN_LOG_LEVEL`` says, and so are
+other packages' deprecation and future warnings; other warnings show as one
+line, ``mobilenet COMMAND: warning: ...``. ``--verbose`` shows it all, and the
+full traceback of an error.
 """
 
 from __future__ import annotations
@@ -1140,16 +1142,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+#: Warnings addressed to the developers of the code that triggers them.
+_DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
 @contextlib.contextmanager
 def _one_line_warnings(command: str):  # noqa: ANN202
-    """Shows each warning as ``mobilenet COMMAND: warning: ...``, without file and source line."""
+    """Shows each warning as ``mobilenet COMMAND: warning: ...``, without file and source line.
+
+    Deprecation and future warnings that other packages raise (NumPy's about
+    ``np.object`` when Keras 3.13.0 probes for it, say) are for those who write
+    code against them, not for someone running a command: they are hidden. Our
+    own (from ``mobilenet.*`` modules) and every other category still show. Set
+    ``-W`` or ``PYTHONWARNINGS`` and Python's filters decide alone, as with
+    ``--verbose``, which leaves this filter and format out.
+    """
     def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
         return f"mobilenet {command}: warning: {_first_line(str(message))}\n"
 
     original = warnings.formatwarning
     warnings.formatwarning = format_warning
     try:
-        yield
+        with warnings.catch_warnings():
+            if not sys.warnoptions:
+                for category in _DEVELOPER_WARNINGS:
+                    warnings.filterwarnings("ignore", category=category)
+                    warnings.filterwarnings("default", category=category, module=r"mobilenet(\.|$)")
+            yield
     finally:
         warnings.formatwarning = original
 
