@@ -195,6 +195,7 @@ def test_verify_int8_against_a_hand_run_of_the_interpreter(exported, trained, ci
     assert report.max_abs_diff < 0.5
 
 
+@pytest.mark.slow  # trains for about 40 s (once for both files): .ci/run runs it
 @pytest.mark.xdist_group("trained_cifar_mobilenet")
 def test_int8_file_keeps_a_trained_models_answers(cifar10_subset_dir, tmp_path):
     """Top-1 agreement of the int8 file with a trained Keras model, on whatever CPU runs this.
