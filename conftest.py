@@ -33,10 +33,46 @@ DOCS_SUBSET = Path("..", "shared", "data", "cifar10-subset")
 SLOW_PAGES = {"microcontrollers.md"}
 
 
+#: Set on a pytest-xdist worker whose ``--dist loadgroup`` ignores the xdist_group marks.
+_GROUPS_IGNORED = pytest.StashKey[bool]()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in SLOW_PAGES:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own, which tags each grouped test's id
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Notes whether the xdist_group marks hold, for `_xdist_groups_hold` to fail on.
+
+    pytest-xdist groups a test by appending ``@GROUP`` to its node id; where
+    the id stays as it was (pytest 9.2 with pytest-xdist 3.8,
+    pytest-dev/pytest-xdist#1386), every grouped test goes its own way, and a
+    fixture meant to be made once (a training run) is made on every worker.
+    Nothing would fail: the run would only be slower, unnoticed.
+    """
+    if not session.config.getoption("loadgroup", default=False):  # set on xdist's workers only
+        return
+    grouped = [item for item in session.items if item.get_closest_marker("xdist_group")]
+    session.config.stash[_GROUPS_IGNORED] = any(  # the test xdist's scheduler applies
+        item.nodeid.rfind("@") <= item.nodeid.rfind("]") for item in grouped
+    )
+
+
+@pytest.fixture(autouse=True)
+def _xdist_groups_hold(request: pytest.FixtureRequest) -> None:
+    """Fails each grouped test where pytest-xdist ignored its group (see above)."""
+    if request.node.get_closest_marker("xdist_group") and request.config.stash.get(
+        _GROUPS_IGNORED, False
+    ):
+        pytest.fail(
+            f"pytest-xdist ignores the xdist_group marks under pytest {pytest.__version__} "
+            "(pytest-dev/pytest-xdist#1386), so this group's shared fixtures would be built "
+            "on every worker; install the pytest that the dev extra allows: "
+            'pip install -e ".[dev]"'
+        )
 
 
 def _cifar10_subset() -> Path:
