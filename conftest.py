@@ -9,7 +9,10 @@ README.md as well as docs/.
 Each block runs in an empty temporary folder that stands in for the clone, so
 what it writes (``runs/``, ``.keras`` and ``.tflite`` files) never lands in the
 repository; ``../shared/data/cifar10-subset`` there points at the real subset,
-so the paths the docs show work as they are. Blocks run offline: a block that
+so the paths the docs show work as they are. A block that starts from what a
+long run leaves asks for it as a fixture (```python fixture:runs_c10, or
+fixture:photos_run), made once per worker, instead of continuing the blocks
+that made it, which would run them again. Blocks run offline: a block that
 needs the network (an ImageNet weights download, ``load_cifar10()`` with no
 local copy) must be marked ``notest``, and one that tries anyway fails.
 """
@@ -17,6 +20,7 @@ local copy) must be marked ``notest``, and one that tries anyway fails.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -37,10 +41,18 @@ SLOW_PAGES = {"microcontrollers.md"}
 _GROUPS_IGNORED = pytest.StashKey[bool]()
 
 
+#: Docs pages whose blocks share a session fixture that trains: one xdist worker runs
+#: each such page, so the fixture trains once per run.
+GROUPED_PAGES = {"own-images.md"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.name in SLOW_PAGES:
             item.add_marker(pytest.mark.slow)
+        if item.path.name in GROUPED_PAGES:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's own, which tags each grouped test's id
@@ -81,6 +93,19 @@ def _cifar10_subset() -> Path:
     return Path(override) if override else REPO_ROOT / DOCS_SUBSET
 
 
+def _require_subset(what: str) -> None:
+    """Skips the block where the subset is absent (a user's clone); fails on CI."""
+    subset = _cifar10_subset()
+    if not (subset / "cifar-10-batches-py").is_dir():
+        message = (
+            f"{what} the CIFAR-10 subset, which is not at {subset} "
+            "(set MOBILENET_TEST_CIFAR10_DIR to a folder holding cifar-10-batches-py/)"
+        )
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI=true but {message}")
+        pytest.skip(message)
+
+
 def _offline(*args, **kwargs):
     raise OSError(
         "a docs block tried to reach the network; blocks run offline, so mark "
@@ -97,14 +122,7 @@ def _markdown_block_sandbox(request: pytest.FixtureRequest):
 
     subset = _cifar10_subset()
     if DOCS_SUBSET.as_posix() in getattr(request.node, "code", ""):
-        if not (subset / "cifar-10-batches-py").is_dir():
-            message = (
-                f"this block reads the CIFAR-10 subset, which is not at {subset} "
-                "(set MOBILENET_TEST_CIFAR10_DIR to a folder holding cifar-10-batches-py/)"
-            )
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-                pytest.fail(f"CI=true but {message}")
-            pytest.skip(message)
+        _require_subset("this block reads")
 
     tmp_path: Path = request.getfixturevalue("tmp_path")
     monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
@@ -160,3 +178,44 @@ def runs_c10(_markdown_block_sandbox, _train_output: Path) -> Path:
     folder = Path("runs", "c10")
     shutil.copytree(_train_output, folder)
     return folder.resolve()
+
+
+@pytest.fixture(scope="session")
+def _own_images_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What docs/own-images.md's first two blocks leave, made once per worker by running them.
+
+    Those blocks lay out ``photos/`` and train on it into ``runs/photos/``;
+    the page's later blocks start from those files (``fixture:photos_run``)
+    rather than continuing the blocks before them, which would train again for
+    each block.
+    """
+    _require_subset("the blocks that make these files read")
+    page = (REPO_ROOT / "docs" / "own-images.md").read_text()
+    folder_block, train_block = re.findall(r"^```python[^\n]*\n(.*?)^```", page, re.M | re.S)[:2]
+    assert 'train("photos"' in train_block, train_block  # the page's own run, not another
+    clone = tmp_path_factory.mktemp("own_images") / "mobilenet"
+    (clone / DOCS_SUBSET).parent.mkdir(parents=True)
+    (clone / DOCS_SUBSET).symlink_to(_cifar10_subset().resolve(), target_is_directory=True)
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    here = Path.cwd()
+    os.chdir(clone)
+    try:
+        exec(compile(folder_block + train_block, "docs/own-images.md", "exec"), {})  # noqa: S102
+    finally:
+        os.chdir(here)
+        keras.backend.clear_session()
+    return clone
+
+
+@pytest.fixture
+def photos_run(_markdown_block_sandbox, _own_images_run: Path) -> Path:
+    """``photos/`` and ``runs/photos/`` as docs/own-images.md's first blocks leave them.
+
+    Request it with ```python fixture:photos_run.
+    """
+    for name in ("photos", "runs"):
+        shutil.copytree(_own_images_run / name, name)
+    return Path("runs", "photos").resolve()
