@@ -1,4 +1,4 @@
-"""Small pixel-taking models for the export, ONNX and predict tests.
+"""Small pixel-taking models for the export, ONNX, predict and class-name tests.
 
 Both take pixels 0-255 through a ``Rescaling`` first layer, as the models
 `mobilenet train` writes do (``MobileNetV1(include_preprocessing=True)``).

@@ -13,6 +13,7 @@ import pytest
 from mobilenet import MobileNetV1
 from mobilenet.class_names import get_class_names, with_class_names
 from mobilenet.layers import ClassNames
+from tests.inference_models import tiny_pixel_cnn
 
 NAMES = ("daisy", "rose", "tulip")
 
@@ -20,6 +21,11 @@ NAMES = ("daisy", "rose", "tulip")
 def _named_model():
     model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=3, include_preprocessing=True)
     return with_class_names(model, NAMES)
+
+
+def _named_small_model():
+    """A pixel model with the block, named: for the files, which it converts to in seconds."""
+    return with_class_names(tiny_pixel_cnn(num_classes=3), NAMES)
 
 
 def test_the_layer_passes_outputs_through_and_keeps_its_names_in_its_config():
@@ -66,7 +72,7 @@ def test_a_model_without_names_has_none(tmp_path):
 def test_tflite_files_carry_the_names_and_run_as_before(tmp_path):
     from mobilenet.export import run_tflite, to_tflite
 
-    model = _named_model()
+    model = _named_small_model()
     plain = keras.Model(model.inputs, model.layers[-2].output)
     to_tflite(model, tmp_path / "named.tflite")
     to_tflite(plain, tmp_path / "plain.tflite")
@@ -82,7 +88,7 @@ def test_onnx_files_carry_the_names(tmp_path):
     pytest.importorskip("onnxruntime")
     from mobilenet.export import to_onnx
 
-    to_onnx(_named_model(), tmp_path / "named.onnx")
+    to_onnx(_named_small_model(), tmp_path / "named.onnx")
     assert get_class_names(tmp_path / "named.onnx") == NAMES
     import onnxruntime
 
@@ -96,7 +102,7 @@ def test_predict_names_the_classes_from_the_file(tmp_path, suffix):
     from mobilenet.export import to_tflite
     from mobilenet.predict import Classifier
 
-    model = _named_model()
+    model = _named_small_model()
     path = tmp_path / f"flowers{suffix}"
     model.save(path) if suffix == ".keras" else to_tflite(model, path)
     keras.utils.save_img(tmp_path / "x.png", np.zeros((40, 40, 3), np.uint8))

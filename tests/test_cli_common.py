@@ -1,9 +1,16 @@
 """What every ``mobilenet`` command shares, run as a user runs it: the console script in a new process.
 
 Its advice runs, TensorFlow's start-up log stays hidden whatever
-``TF_CPP_MIN_LOG_LEVEL`` says, each error is one line that names the command
+``TF_CPP_MIN_LOG_LEVEL`` says, other packages' deprecation and future
+warnings too, each error is one line that names the command
 and the flag (and comes before any work), and a closed output pipe ends a
 command quietly.
+
+What only a new process shows (the start-up log, warnings, a closed pipe, an
+error before and after TensorFlow loads) runs the console script. The other
+error messages run `main` in this process, where TensorFlow is already loaded
+(a new process spends seconds loading it), with stderr read at the file
+descriptor, so C++ lines printed during the command would still count.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -43,6 +51,16 @@ def _env(**extra: str) -> dict[str, str]:
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([_console_script(), *args], capture_output=True, text=True, cwd=cwd,
                           env=env or _env(), timeout=300)
+
+
+def _main(args: list[str], cwd: Path, capfd: pytest.CaptureFixture,
+          monkeypatch: pytest.MonkeyPatch) -> subprocess.CompletedProcess:
+    """`main` run in this process from ``cwd``, as a finished process: status, stdout, stderr."""
+    monkeypatch.chdir(cwd)
+    capfd.readouterr()  # what came before is not this command's
+    status = main(args)
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(["mobilenet", *args], status, out, err)
 
 
 def _one_error_line(completed: subprocess.CompletedProcess, command: str) -> str:
@@ -143,19 +161,21 @@ def test_every_flag_value_the_cli_suggests_is_accepted():
     assert not refused, refused
 
 
-def test_the_rescale_advice_of_predict_runs(work):
-    completed = _run(["predict", "normalised.keras", "images/0.png"], work)
+def test_the_rescale_advice_of_predict_runs(work, capfd, monkeypatch):
+    completed = _run(["predict", "normalised.keras", "images/0.png"], work)  # after TF loads
     line = _one_error_line(completed, "predict")
     advice = [match.strip() for match in re.findall(r"((?:--[a-z]+ -?[\d./]+ ?)+)", line)]
     assert advice == ["--rescale 1/255", "--rescale 1/127.5 --offset -1"], line
     for suggestion in advice:
-        ran = _run(["predict", "normalised.keras", "images/0.png", *suggestion.split()], work)
+        ran = _main(["predict", "normalised.keras", "images/0.png", *suggestion.split()], work,
+                    capfd, monkeypatch)
         assert ran.returncode == 0, (suggestion, ran.stderr[-2000:])
         assert ran.stdout.startswith(os.path.join("images", "0.png") + ": "), ran.stdout
 
 
-def test_number_flags_take_fractions(work, tmp_path):
-    completed = _run(["export", str(work / "pixels.keras"), "out.tflite", "--rescale", "1/255"], tmp_path)
+def test_number_flags_take_fractions(work, tmp_path, capfd, monkeypatch):
+    completed = _main(["export", str(work / "pixels.keras"), "out.tflite", "--rescale", "1/255"],
+                      tmp_path, capfd, monkeypatch)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert (tmp_path / "out.tflite").is_file()
     parser = build_parser()
@@ -186,6 +206,56 @@ def test_verbose_shows_the_log_the_filter_hides(tmp_path):
     assert TF_LOG.search(completed.stderr), completed.stderr[-2000:]
 
 
+# --------------------------------------------------------------------------- warnings
+
+#: A new process whose `profile` handler warns as other packages and our own modules do, each
+#: warning attributed to a module as `warnings` attributes it (the caller, at the stacklevel given).
+_WARNING_HANDLER = """
+import sys, warnings
+import mobilenet.cli as cli
+
+def warn(message, category, module):
+    warnings.warn_explicit(message, category, module.replace(".", "/") + ".py", 1, module=module)
+
+def handler(args):
+    # NumPy 2.4 under Keras 3.13.0: `hasattr(np, "object")` in keras/src/export/tf2onnx_lib.py.
+    warn("In the future `np.object` will be defined", FutureWarning, "keras.src.export.tf2onnx_lib")
+    warn("third-party deprecation", DeprecationWarning, "tensorflow.python.util")
+    warn("third-party pending deprecation", PendingDeprecationWarning, "numpy")
+    warn("third-party user warning", UserWarning, "keras.src.trainers")
+    warn("our future warning", FutureWarning, "mobilenet.predict")
+    warn("our deprecation", DeprecationWarning, "mobilenet")
+    return 0
+
+cli._run_profile = handler
+sys.exit(cli.main(["profile", *sys.argv[1:]]))
+"""
+
+
+def _run_warning_handler(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in _env().items() if k != "PYTHONWARNINGS"} | env
+    completed = subprocess.run([sys.executable, "-c", _WARNING_HANDLER, *args], capture_output=True,
+                               text=True, env=environment, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return completed
+
+
+def test_other_packages_deprecation_and_future_warnings_are_hidden_ours_and_user_warnings_shown():
+    lines = _run_warning_handler().stderr.strip().splitlines()
+    assert lines == ["mobilenet profile: warning: third-party user warning",
+                     "mobilenet profile: warning: our future warning",
+                     "mobilenet profile: warning: our deprecation"], lines
+
+
+def test_verbose_or_python_warning_options_show_what_the_command_hides():
+    verbose = _run_warning_handler("--verbose").stderr  # Python's own filters and format
+    assert "FutureWarning: In the future `np.object` will be defined" in verbose, verbose
+    assert "third-party deprecation" not in verbose, verbose  # Python's default hides these
+    asked = _run_warning_handler(PYTHONWARNINGS="default").stderr.strip().splitlines()
+    assert len(asked) == 6, asked
+    assert "mobilenet profile: warning: In the future `np.object` will be defined" in asked, asked
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -211,37 +281,39 @@ def test_an_error_before_tensorflow_loads_is_one_clean_line(work, args, flag):
     assert not (work / "x.tflite").exists()
 
 
-def test_export_into_an_existing_folder_name_says_it_is_a_folder(work, tmp_path):
+def test_export_into_an_existing_folder_name_says_it_is_a_folder(work, tmp_path, capfd, monkeypatch):
     (tmp_path / "existing.tflite").mkdir()
-    line = _one_error_line(_run(["export", str(work / "pixels.keras"), "existing.tflite"], tmp_path),
-                           "export")
+    line = _one_error_line(_main(["export", str(work / "pixels.keras"), "existing.tflite"], tmp_path,
+                                 capfd, monkeypatch), "export")
     assert "`OUTPUT`" in line and "'existing.tflite' (a folder)" in line
     assert "not writable" not in line
 
 
 @pytest.mark.parametrize("flag", ["--json", "--plot"])
-def test_evaluate_checks_its_outputs_before_evaluating(work, tmp_path, cifar10_subset_dir, flag):
+def test_evaluate_checks_its_outputs_before_evaluating(work, tmp_path, cifar10_subset_dir, flag,
+                                                       capfd, monkeypatch):
     (tmp_path / "afile").write_text("not a folder")
     (tmp_path / "folder.png").mkdir()
     for output, problem in (("afile/r.out", "'afile' is a file, not a folder"),
                             ("folder.png", "(a folder)")):
-        completed = _run(["evaluate", str(work / "pixels.keras"), "--data-dir",
-                          str(cifar10_subset_dir), "--limit", "20", flag, output], tmp_path)
+        completed = _main(["evaluate", str(work / "pixels.keras"), "--data-dir",
+                           str(cifar10_subset_dir), "--limit", "20", flag, output], tmp_path,
+                          capfd, monkeypatch)
         line = _one_error_line(completed, "evaluate")
         assert f"`{flag}`" in line and f"{flag}={output!r}" in line and problem in line, line
         assert "test accuracy" not in completed.stdout  # refused before the work
 
 
-def test_evaluate_blames_a_model_made_for_other_images(work, cifar10_subset_dir):
-    line = _one_error_line(_run(["evaluate", "big.keras", "--data-dir", str(cifar10_subset_dir),
-                                 "--limit", "20"], work), "evaluate")
+def test_evaluate_blames_a_model_made_for_other_images(work, cifar10_subset_dir, capfd, monkeypatch):
+    line = _one_error_line(_main(["evaluate", "big.keras", "--data-dir", str(cifar10_subset_dir),
+                                  "--limit", "20"], work, capfd, monkeypatch), "evaluate")
     assert "`MODEL.keras`" in line and "32x32x3" in line and "(64, 64, 3)" in line, line
     assert "`--data-dir`" not in line
 
 
-def test_onnx_quantization_error_lists_the_flag_values(work, tmp_path):
-    line = _one_error_line(_run(["export", str(work / "pixels.keras"), "x.onnx", "--quantization",
-                                 "float16"], tmp_path), "export")
+def test_onnx_quantization_error_lists_the_flag_values(work, tmp_path, capfd, monkeypatch):
+    line = _one_error_line(_main(["export", str(work / "pixels.keras"), "x.onnx", "--quantization",
+                                  "float16"], tmp_path, capfd, monkeypatch), "export")
     assert "`--quantization`: expected float32 or int8 for an .onnx OUTPUT" in line, line
     assert "None" not in line
 
@@ -250,13 +322,15 @@ def test_onnx_quantization_error_lists_the_flag_values(work, tmp_path):
     (b"", "(an empty file)"),
     (None, "not a LiteRT flatbuffer"),  # a .keras file renamed .tflite
 ])
-def test_a_tflite_that_is_not_a_litert_model_says_so(work, tmp_path, content, problem):
+def test_a_tflite_that_is_not_a_litert_model_says_so(work, tmp_path, content, problem, capfd,
+                                                     monkeypatch):
     model = tmp_path / "model.tflite"
     if content is None:
         shutil.copy(work / "pixels.keras", model)
     else:
         model.write_bytes(content)
-    line = _one_error_line(_run(["predict", str(model), str(work / "images")], tmp_path), "predict")
+    line = _one_error_line(_main(["predict", str(model), str(work / "images")], tmp_path, capfd,
+                                 monkeypatch), "predict")
     assert "`MODEL`" in line and problem in line, line
     assert "Mmap" not in line
 

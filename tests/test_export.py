@@ -70,9 +70,14 @@ def _randomize_batchnorm(model, seed=0):
     return len(bns)
 
 
+#: Tests of the module's trained model and its files: one pytest-xdist worker runs them
+#: all, so `trained` and `exported` (a fit and four conversions) are made once, not per worker.
+ON_THE_TRAINED_MODEL = pytest.mark.xdist_group("export_trained")
+
+
 @pytest.fixture(scope="module")
 def cifar(cifar10_subset_dir):
-    """200 training images (calibration) and 200 test images of the real subset."""
+    """500 training images (the first 200 calibrate) and 200 test images of the real subset."""
     return _cifar_subset(cifar10_subset_dir, 500, 200)
 
 
@@ -104,6 +109,7 @@ def exported(trained, cifar, tmp_path_factory):
     }
 
 
+@ON_THE_TRAINED_MODEL
 def test_every_mode_writes_a_tflite_flatbuffer_of_the_expected_size(exported):
     sizes = {mode: path.stat().st_size for mode, path in exported.items()}
     for path in exported.values():
@@ -117,6 +123,7 @@ def test_every_mode_writes_a_tflite_flatbuffer_of_the_expected_size(exported):
     )
 
 
+@ON_THE_TRAINED_MODEL
 def test_weight_types_follow_the_quantization_mode(exported):
     def types(path):
         return {np.dtype(t["dtype"]).name for t in _interpreter(path).get_tensor_details()}
@@ -130,6 +137,7 @@ def test_weight_types_follow_the_quantization_mode(exported):
         assert np.dtype(interpreter.get_output_details()[0]["dtype"]) == np.float32
 
 
+@ON_THE_TRAINED_MODEL
 def test_int8_file_is_integer_only(exported):
     interpreter = _interpreter(exported["int8"])
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
@@ -148,6 +156,7 @@ def test_int8_file_is_integer_only(exported):
             assert np.dtype(by_index[weights]["dtype"]) == np.int8
 
 
+@ON_THE_TRAINED_MODEL
 def test_int8_from_a_dataset_of_image_label_batches_with_int8_io(trained, cifar, tmp_path):
     data = tf.data.Dataset.from_tensor_slices((cifar[0][:40], cifar[1][:40])).batch(8)
     path = to_tflite(trained, tmp_path / "m.tflite", "int8", data, io_type="int8")
@@ -158,6 +167,7 @@ def test_int8_from_a_dataset_of_image_label_batches_with_int8_io(trained, cifar,
     assert report.input_type == "int8" and report.top1_agreement > 0.3
 
 
+@ON_THE_TRAINED_MODEL
 def test_verify_float32_matches_keras_on_real_images(exported, trained, cifar):
     images = cifar[2]
     report = verify_tflite(exported[None], trained, images)
@@ -168,6 +178,7 @@ def test_verify_float32_matches_keras_on_real_images(exported, trained, cifar):
     assert len(np.unique(trained.predict(images, verbose=0).argmax(-1))) > 2
 
 
+@ON_THE_TRAINED_MODEL
 def test_verify_int8_against_a_hand_run_of_the_interpreter(exported, trained, cifar):
     images = cifar[2]
     report = verify_tflite(exported["int8"], trained, images)
@@ -195,6 +206,7 @@ def test_verify_int8_against_a_hand_run_of_the_interpreter(exported, trained, ci
     assert report.max_abs_diff < 0.5
 
 
+@pytest.mark.slow  # trains for about 40 s (once for both files): .ci/run runs it
 @pytest.mark.xdist_group("trained_cifar_mobilenet")
 def test_int8_file_keeps_a_trained_models_answers(cifar10_subset_dir, tmp_path):
     """Top-1 agreement of the int8 file with a trained Keras model, on whatever CPU runs this.
@@ -213,6 +225,7 @@ def test_int8_file_keeps_a_trained_models_answers(cifar10_subset_dir, tmp_path):
     assert verify_tflite(path, model, images).top1_agreement == pytest.approx(agree.mean())
 
 
+@ON_THE_TRAINED_MODEL
 def test_run_tflite_batches_agree_with_batch_one(exported, cifar):
     images = cifar[2][:40]
     np.testing.assert_allclose(
@@ -222,6 +235,7 @@ def test_run_tflite_batches_agree_with_batch_one(exported, cifar):
     )
 
 
+@ON_THE_TRAINED_MODEL
 def test_pointwise_written_as_conv_for_litert_then_restored(trained, exported, tmp_path):
     as_conv = exported[None]  # the default
     as_matmul = to_tflite(trained, tmp_path / "matmul.tflite", pointwise_as_conv=False)
@@ -414,11 +428,13 @@ def test_bad_quantization_and_io_type(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@ON_THE_TRAINED_MODEL
 def test_verify_rejects_images_of_the_wrong_shape(exported, trained):
     with pytest.raises(ValueError, match=r"`images`.*\(N, 32, 32, 3\).*\(5, 64, 64, 3\)"):
         verify_tflite(exported[None], trained, np.zeros((5, 64, 64, 3), np.float32))
 
 
+@ON_THE_TRAINED_MODEL
 def test_run_and_verify_reject_a_missing_file_and_a_bad_batch_size(trained, tmp_path):
     images = np.zeros((2, 32, 32, 3), np.float32)
     with pytest.raises(ValueError, match=r"`path`.*Received: path="):

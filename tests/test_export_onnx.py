@@ -110,6 +110,7 @@ def trained(cifar10_subset_dir):
     return trained_cifar_mobilenet(cifar10_subset_dir)
 
 
+@pytest.mark.slow  # trains for about 40 s (once for both files): .ci/run runs it
 @pytest.mark.xdist_group("trained_cifar_mobilenet")
 def test_int8_file_keeps_a_trained_models_answers_on_this_cpu(trained, tmp_path):
     """Top-1 agreement of the int8 file with a trained Keras model, on whatever CPU runs this.

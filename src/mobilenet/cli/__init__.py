@@ -14,8 +14,10 @@ bad value, an unwritable output) ends in `main` as one line on stderr that
 names the flag as the command line spells it, and exit status 2; Ctrl-C exits
 with 130 (saying how to resume a training run), and a closed output pipe
 (``mobilenet predict ... | head``) ends the command quietly. TensorFlow's C++
-start-up log is hidden, whatever ``TF_CPP_MIN_LOG_LEVEL`` says; ``--verbose``
-shows it, and the full traceback of an error.
+start-up log is hidden, whatever ``TF_CPP_MIN_LOG_LEVEL`` says, and so are
+other packages' deprecation and future warnings; other warnings show as one
+line, ``mobilenet COMMAND: warning: ...``. ``--verbose`` shows it all, and the
+full traceback of an error.
 """
 
 from __future__ import annotations

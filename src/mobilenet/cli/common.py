@@ -133,16 +133,33 @@ def require_onnx(flag: str, *packages: str) -> None:
         raise UsageError(f"Invalid value for argument `{flag}`: {error}") from error
 
 
+#: Warnings addressed to the developers of the code that triggers them.
+DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
 @contextlib.contextmanager
 def one_line_warnings(command: str):  # noqa: ANN202
-    """Shows each warning as ``mobilenet COMMAND: warning: ...``, without file and source line."""
+    """Shows each warning as ``mobilenet COMMAND: warning: ...``, without file and source line.
+
+    Deprecation and future warnings that other packages raise (NumPy's about
+    ``np.object`` when Keras 3.13.0 probes for it, say) are for those who write
+    code against them, not for someone running a command: they are hidden. Our
+    own (from ``mobilenet.*`` modules) and every other category still show. Set
+    ``-W`` or ``PYTHONWARNINGS`` and Python's filters decide alone, as with
+    ``--verbose``, which leaves this filter and format out.
+    """
     def format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
         return f"mobilenet {command}: warning: {first_line(str(message))}\n"
 
     original = warnings.formatwarning
     warnings.formatwarning = format_warning
     try:
-        yield
+        with warnings.catch_warnings():
+            if not sys.warnoptions:
+                for category in DEVELOPER_WARNINGS:
+                    warnings.filterwarnings("ignore", category=category)
+                    warnings.filterwarnings("default", category=category, module=r"mobilenet(\.|$)")
+            yield
     finally:
         warnings.formatwarning = original
 
