@@ -599,11 +599,12 @@ def train(
     finished epoch, rewritten atomically), ``best.keras`` (the best validation
     accuracy, or training accuracy without validation), ``final.keras``,
     ``run.json`` (the plan a resumed run must match), ``head.keras`` after
-    frozen-backbone epochs, ``float.keras`` before quantization-aware epochs and, while a run is unfinished, ``backup/``. Every
-    model carries its class names (`mobilenet.class_names`). Killed at any
-    point and called again with ``resume=True``, training continues from the
-    last finished epoch and ends with the planned number of epochs. A second
-    run into a folder that a run is writing is refused.
+    frozen-backbone epochs, ``float.keras`` before quantization-aware epochs
+    and, while a run is unfinished, ``backup/``. Every model carries its
+    class names (`mobilenet.class_names`). Killed at any point and called
+    again with ``resume=True``, training continues from the last finished
+    epoch and ends with the planned number of epochs. A second run into a
+    folder that a run is writing is refused.
 
     Args:
         x: the training images: pixels ``(n, rows, cols, 3)`` as a uint8
