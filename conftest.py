@@ -142,7 +142,7 @@ def _markdown_block_sandbox(request: pytest.FixtureRequest):
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)  # no full collection: see tests/conftest.py
 
 
 @pytest.fixture(scope="session")

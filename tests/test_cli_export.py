@@ -11,15 +11,31 @@ import pytest
 import keras
 import tensorflow as tf
 
-from mobilenet import MobileNetV1
+from mobilenet import DepthwiseSeparableConv2D
 from mobilenet.cli import main
+
+
+def _small_model() -> keras.Model:
+    """A conv with BatchNorm and the separable block, on [0, 1] images: converts in a second or two.
+
+    What the command does around the converter (flags, calibration, verify,
+    folding, messages) does not depend on the network's depth; test_export.py
+    converts a whole MobileNet.
+    """
+    return keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False),
+        keras.layers.BatchNormalization(), keras.layers.ReLU(),
+        DepthwiseSeparableConv2D(16, strides=2),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax"),
+    ])
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """A tiny model saved as .keras and 24 images saved as .npy (uint8 pixels)."""
+    """A small model saved as .keras and 24 images saved as .npy (uint8 pixels)."""
     folder = tmp_path_factory.mktemp("cli")
-    model = MobileNetV1(alpha=0.25, input_shape=(32, 32, 3), num_classes=10)
+    model = _small_model()
     model.save(folder / "model.keras")
     images = np.random.default_rng(0).integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
     np.save(folder / "images.npy", images)
@@ -135,7 +151,7 @@ def test_export_a_model_saved_with_the_training_optimizer(tmp_path):
     """
     from mobilenet import cifar10
 
-    model = MobileNetV1(alpha=0.25, input_shape=(32, 32, 3), num_classes=10)
+    model = _small_model()
     schedule = cifar10.WarmupCosineDecay(peak=0.1, warmup_steps=2, total_steps=10)
     model.compile(keras.optimizers.SGD(schedule), "sparse_categorical_crossentropy")
     model.save(tmp_path / "trained.keras")
