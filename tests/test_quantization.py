@@ -25,6 +25,7 @@ from mobilenet.quantization import (
     is_quantize_aware,
     quantize_aware,
 )
+from tests.qat_models import trained_pixel_qat
 
 pytestmark = pytest.mark.tf_only
 
@@ -198,23 +199,7 @@ def test_a_qat_model_loads_in_a_new_process_after_import_mobilenet(tmp_path):
 @pytest.fixture(scope="module")
 def trained_qat(tmp_path_factory):
     """A small pixel model, quantization-aware, after a few training steps on real-looking pixels."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Rescaling(1 / 127.5, -1)(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU(6.0)(x)
-    x = DepthwiseSeparableConv2D(16)(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(5, activation="softmax")(x)
-    qat = quantize_aware(keras.Model(inputs, outputs), freeze_batch_norm_after=3,
-                         freeze_ranges_after=4)
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, (96, 16, 16, 3)).astype("float32")
-    labels = (pixels.mean(axis=(1, 2)).argmax(axis=1) + (pixels[:, 0, 0, 0] > 128)) % 5
-    qat.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
-    qat.fit(pixels, labels, batch_size=16, epochs=2, verbose=0)
-    return qat, pixels
+    return trained_pixel_qat()
 
 
 def test_int8_export_of_a_qat_model_needs_no_calibration_and_keeps_its_grid(trained_qat, tmp_path):

@@ -18,7 +18,6 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="the optional `onnx` extra is not installed")
 ort = pytest.importorskip("onnxruntime", reason="the optional `onnx` extra is not installed")
 
-from mobilenet import DepthwiseSeparableConv2D  # noqa: E402
 from mobilenet.export import ONNXRunner, to_onnx  # noqa: E402
 from mobilenet.quantization import (  # noqa: E402
     ActivationQuantizer,
@@ -27,6 +26,7 @@ from mobilenet.quantization import (  # noqa: E402
     export_graph,
     quantize_aware,
 )
+from tests.qat_models import trained_pixel_qat  # noqa: E402
 
 pytestmark = pytest.mark.tf_only
 
@@ -34,22 +34,7 @@ pytestmark = pytest.mark.tf_only
 @pytest.fixture(scope="module")
 def trained_qat(tmp_path_factory):
     """A small pixel QAT model after 2 epochs on random pixels, and its int8 ONNX file."""
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Rescaling(1 / 127.5, -1)(inputs)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(x)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU(6.0)(x)
-    x = DepthwiseSeparableConv2D(16)(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(5, activation="softmax")(x)
-    qat = quantize_aware(keras.Model(inputs, outputs), freeze_batch_norm_after=3,
-                         freeze_ranges_after=4)
-    rng = np.random.default_rng(0)
-    pixels = rng.integers(0, 256, (96, 16, 16, 3)).astype("float32")
-    labels = (pixels.mean(axis=(1, 2)).argmax(axis=1) + (pixels[:, 0, 0, 0] > 128)) % 5
-    qat.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
-    qat.fit(pixels, labels, batch_size=16, epochs=2, verbose=0)
+    qat, pixels = trained_pixel_qat()
     path = to_onnx(qat, tmp_path_factory.mktemp("qat_onnx") / "qat_int8.onnx", "int8")
     return qat, pixels, path
 
