@@ -152,6 +152,35 @@ def user_model(tmp_path_factory):
     return folder
 
 
+_REGISTERED = """
+import keras
+print(sorted(name for name in keras.saving.get_custom_objects() if name.startswith("mobilenet>")))
+"""
+
+
+@pytest.mark.parametrize("first_import", [
+    "from mobilenet import DepthwiseSeparableConv2D",
+    "from mobilenet import MobileNetV1",
+    *(f"import {module}" for module in ("mobilenet.layers", "mobilenet.quantization", "mobilenet.schedules")),
+])
+def test_any_first_import_registers_every_class(first_import, registered_by_keras_first, tmp_path):
+    """Keras may first load from inside any module; each way registers the same classes."""
+    completed = _python(first_import + "\n" + _REGISTERED, tmp_path)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == registered_by_keras_first
+
+
+@pytest.fixture(scope="module")
+def registered_by_keras_first(tmp_path_factory):
+    """The classes registered when Keras is loaded before ``import mobilenet`` (no hook at all)."""
+    completed = _python("import keras\nimport mobilenet\n" + _REGISTERED, tmp_path_factory.mktemp("registry"))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    registered = completed.stdout.strip().splitlines()[-1]
+    for name in ("DepthwiseSeparableConv2D", "PointwiseConv2D", "ActivationQuantizer", "WarmupCosineDecay"):
+        assert f"'mobilenet>{name}'" in registered
+    return registered
+
+
 def test_import_mobilenet_alone_loads_no_tensorflow(tmp_path):
     completed = _python("import sys, mobilenet; print('tensorflow' in sys.modules, 'keras' in sys.modules)", tmp_path)
     assert completed.returncode == 0, completed.stderr

@@ -9,6 +9,13 @@ TensorFlow's start-up log before TensorFlow loads. So the registering modules
 are imported as soon as Keras is: now, if Keras is already loaded, or right
 after the first ``import keras``, through an import hook that removes itself
 once it has run.
+
+Keras may be first imported from inside a registering module (``from mobilenet
+import DepthwiseSeparableConv2D`` in a new process imports ``mobilenet.layers``,
+whose ``import keras`` runs the hook). The others import names from that
+half-run module, so registering then would fail on a circular import: it waits,
+and each registering module calls :func:`ready` at its end, which registers the
+rest once no registering module is half-run.
 """
 
 from __future__ import annotations
@@ -19,16 +26,40 @@ import importlib.util
 import sys
 from typing import Any
 
-__all__ = ["REGISTERING_MODULES", "install", "register"]
+__all__ = ["REGISTERING_MODULES", "install", "ready", "register"]
 
 #: The modules whose import registers every class the library saves in a model file.
 REGISTERING_MODULES = ("mobilenet.layers", "mobilenet.quantization", "mobilenet.schedules")
 
 
+#: Registering modules whose whole body has run (they may still be finishing their import).
+_READY: set[str] = set()
+
+
+def _half_run(name: str) -> bool:
+    """Whether a registering module is being imported and has not reached its end."""
+    spec = getattr(sys.modules.get(name), "__spec__", None)
+    # importlib marks a module's spec `_initializing` while its body runs; it is
+    # how CPython itself names "a partially initialized module" in its errors.
+    return bool(getattr(spec, "_initializing", False)) and name not in _READY
+
+
 def register() -> None:
-    """Imports the registering modules (which imports Keras)."""
+    """Imports the registering modules (which imports Keras).
+
+    While one of them is half-run, it does nothing: that module's :func:`ready`
+    call registers the rest.
+    """
+    if any(_half_run(module) for module in REGISTERING_MODULES):
+        return
     for module in REGISTERING_MODULES:
         importlib.import_module(module)
+
+
+def ready(module: str) -> None:
+    """Called last in each registering module: its names exist, so register the rest."""
+    _READY.add(module)
+    register()
 
 
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):

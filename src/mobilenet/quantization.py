@@ -41,6 +41,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from mobilenet import _registration
 from mobilenet._keras_compat import flatten_layers, outbound_nodes
 from mobilenet._validation import check_bool, check_number, check_positive_int, invalid
 from mobilenet.layers import ClassNames, DepthwiseSeparableConv2D
@@ -910,3 +911,7 @@ def export_graph(model: keras.Model, *, fake_quant: bool = True) -> keras.Model:
         return outputs
 
     return keras.models.clone_model(model, clone_function=clone, call_function=call)
+
+
+# Last: every name above exists, so the other registering modules may import them.
+_registration.ready(__name__)

@@ -7,6 +7,8 @@ from typing import Any
 
 import keras
 
+from mobilenet import _registration
+
 __all__ = ["WarmupCosineDecay"]
 
 
@@ -56,3 +58,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
             "total_steps": int(keras.ops.convert_to_numpy(self.total_steps)),
         }
 
+
+
+# Last: every name above exists, so the other registering modules may import them.
+_registration.ready(__name__)
