@@ -162,3 +162,13 @@ def test_export_a_model_saved_with_the_training_optimizer(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.stat().st_size > 0
+
+
+def test_a_c_array_from_a_file_that_is_no_flatbuffer_is_refused_once(tmp_path, capsys):
+    model = tmp_path / "camera.tflite"
+    model.write_bytes(b"not a model")
+    assert main(["export", str(model), str(tmp_path / "camera.cc")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("Invalid value for argument") == 1, error  # said once, not wrapped again
+    assert "`MODEL`: expected a LiteRT (.tflite) flatbuffer" in error and "MODEL=" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.tflite"]

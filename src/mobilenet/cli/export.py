@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mobilenet._validation import first_line
-from mobilenet.cli.common import UsageError, command_parser, number, require_onnx
+from mobilenet._validation import InvalidArgument, first_line
+from mobilenet.cli.common import UsageError, command_parser, error_message, number, require_onnx
 from mobilenet.cli.data import is_folder_dataset
 
 
@@ -280,7 +280,9 @@ def _c_array_from_tflite(args: argparse.Namespace) -> int:
 
     try:
         data = micro.check_micro(args.model)
-    except ValueError as error:
+    except InvalidArgument as error:  # not a flatbuffer: the message names its argument already
+        raise UsageError(error_message(error, {"path": "MODEL"})) from error
+    except ValueError as error:  # a flatbuffer that TFLite Micro cannot run
         raise UsageError(f"Invalid value for argument `MODEL`: {first_line(error)}") from error
     source, header = micro.write_c_array(args.model, args.output)
     _print_c_array(source, header, micro.c_identifier(Path(args.output).stem), len(data))
