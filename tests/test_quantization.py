@@ -283,6 +283,33 @@ def test_calibration_data_given_for_a_qat_model_is_said_to_be_unused(trained_qat
     assert any("representative_data is not used" in str(w.message) for w in caught)
 
 
+def test_a_qat_model_goes_to_a_microcontroller_without_calibration_images(trained_qat, tmp_path):
+    """QAT, then TFLite Micro: the learned ranges, int8 at both ends, in TFLM's own interpreter."""
+    from mobilenet.cli import main
+    from mobilenet.micro import io_quantization, run_micro, to_micro
+
+    qat, pixels = trained_qat
+    path = to_micro(qat, tmp_path / "qat.tflite")
+    assert io_quantization(path)[0] == (1.0, -128)  # the pixel shifted by 128
+    on_micro = run_micro(path, pixels[:16])
+    assert np.mean(on_micro.argmax(1) == qat.predict(pixels[:16], verbose=0).argmax(1)) >= 0.9
+
+    qat.save(tmp_path / "qat.keras")  # and through the command line, to a C array
+    assert main(["export", str(tmp_path / "qat.keras"), str(tmp_path / "qat.cc"), "--target", "micro"]) == 0
+    assert (tmp_path / "qat.cc").is_file() and (tmp_path / "qat.h").is_file()
+
+
+def test_a_float_model_for_a_microcontroller_still_needs_calibration_images(tmp_path, capsys):
+    from mobilenet.cli import main
+
+    _conv_bn_model().save(tmp_path / "float.keras")
+    assert main(["export", str(tmp_path / "float.keras"), str(tmp_path / "m.cc"), "--target", "micro"]) == 2
+    error = capsys.readouterr().err
+    assert "Invalid value for argument `--calibration-data`: an int8 file for a microcontroller" in error
+    assert "unless the model was trained quantization-aware" in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["float.keras"]
+
+
 # --------------------------------------------------------------------------- train(qat_epochs=)
 
 

@@ -147,15 +147,15 @@ def io_quantization(path: str | os.PathLike | bytes) -> tuple[tuple[float, int],
 def to_micro(
     model: Any,
     path: str | os.PathLike,
-    representative_data: Any,
+    representative_data: Any = None,
     *,
     check: bool = True,
 ) -> Path:
     """Writes ``model`` as an int8 ``.tflite`` file that TensorFlow Lite Micro runs.
 
     Full-integer quantization through `mobilenet.export.to_tflite` (int8
-    weights and activations, calibrated on ``representative_data``) with an
-    int8 input and output, then a check that every op is one TFLM has an int8
+    weights and activations, calibrated on ``representative_data``, or with
+    the ranges a quantization-aware model learned) with an int8 input and output, then a check that every op is one TFLM has an int8
     kernel for (`MICRO_OPS`) and that no softmax has a scale TFLM aborts on.
     The file appears at ``path`` only if it passes.
 
@@ -167,7 +167,9 @@ def to_micro(
     Args:
         model: keras.Model, in inference mode, with a fixed input size.
         path: str or PathLike, the ``.tflite`` file to write.
-        representative_data: images to calibrate on, as for `to_tflite`.
+        representative_data: images to calibrate on, as for `to_tflite`;
+            None for a quantization-aware model (`mobilenet.quantization`),
+            which needs none. Defaults to None.
         check: bool, whether to check the ops and scales. Defaults to True.
 
     Returns:
@@ -472,7 +474,7 @@ class MicroExport:
 def export_micro(
     model_path: str | os.PathLike,
     output_path: str | os.PathLike,
-    calibration_images: Any,
+    calibration_images: Any = None,
     *,
     fold_bn: bool = False,
     verify_images: Any = None,
@@ -483,7 +485,9 @@ def export_micro(
         model_path: the ``.keras`` file.
         output_path: a ``.tflite`` file, or a ``.cc`` (``.cpp``, ``.c``) source
             to write with its ``.h`` header (`write_c_array`).
-        calibration_images: images to calibrate int8 on, as the model takes them.
+        calibration_images: images to calibrate int8 on, as the model takes
+            them; not used for a quantization-aware model, whose ranges are
+            learned (None is then enough).
         fold_bn: bool, fold BatchNorm first (the converter folds it anyway).
         verify_images: optional images to run the file on in TFLM (needs the
             ``micro`` extra), against the Keras model and LiteRT.
@@ -504,7 +508,11 @@ def export_micro(
         raise invalid("output_path", "a file in an existing, writable folder", str(output_path))
     if verify_images is not None:
         _micro_runtime()  # before the work: without the extra, say so now
+    from mobilenet.quantization import is_quantize_aware
+
     model = load_model(model_path, compile=False, argument="model_path")
+    if is_quantize_aware(model):
+        calibration_images = None  # its ranges are learned; images given only verify
     source_model = fold_batchnorm(model) if fold_bn else model
     report = None
     with tempfile.TemporaryDirectory() as folder:

@@ -234,17 +234,21 @@ def _run_micro_export(args: argparse.Namespace) -> int:
         )
     if args.model.endswith(".tflite"):
         return _c_array_from_tflite(args)
-    if not (args.calibration_data or args.calibration_dir):
-        raise UsageError(
-            "Invalid value for argument `--calibration-data`: an int8 file for a microcontroller "
-            "is calibrated on real images; give --calibration-data or --calibration-dir. "
-            "Received: neither"
-        )
     calibration, verification = _export_images(args, "int8")
     from mobilenet.micro import export_micro
 
-    result = export_micro(args.model, args.output, calibration, fold_bn=args.fold_bn,
-                          verify_images=verification)
+    try:
+        result = export_micro(args.model, args.output, calibration, fold_bn=args.fold_bn,
+                              verify_images=verification)
+    except InvalidArgument as error:
+        # Whether images are needed is known only once the model is loaded.
+        if error.argument != "representative_data" or calibration is not None:
+            raise
+        raise UsageError(
+            "Invalid value for argument `--calibration-data`: an int8 file for a microcontroller "
+            "is calibrated on real images, unless the model was trained quantization-aware; "
+            "give --calibration-data or --calibration-dir. Received: neither"
+        ) from error
     if result.source_path is not None:
         _print_c_array(result.source_path, result.header_path, result.variable, result.file_bytes)
     else:
