@@ -15,11 +15,12 @@ from mobilenet.cli import main
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def test_help_runs_as_a_module():
+@pytest.mark.parametrize("module", ["mobilenet", "mobilenet.cli"])
+def test_help_runs_as_a_module(module):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     result = subprocess.run(
-        [sys.executable, "-m", "mobilenet.cli", "--help"],
+        [sys.executable, "-m", module, "--help"],
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert result.returncode == 0, result.stderr
