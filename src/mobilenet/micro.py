@@ -155,8 +155,9 @@ def to_micro(
 
     Full-integer quantization through `mobilenet.export.to_tflite` (int8
     weights and activations, calibrated on ``representative_data``, or with
-    the ranges a quantization-aware model learned) with an int8 input and output, then a check that every op is one TFLM has an int8
-    kernel for (`MICRO_OPS`) and that no softmax has a scale TFLM aborts on.
+    the ranges a quantization-aware model learned) with an int8 input and
+    output, then a check that every op is one TFLM has an int8 kernel for
+    (`MICRO_OPS`) and that no softmax has a scale TFLM aborts on.
     The file appears at ``path`` only if it passes.
 
     For a model that takes pixels (its first layer a ``Rescaling``, as

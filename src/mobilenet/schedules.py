@@ -59,6 +59,5 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-
 # Last: every name above exists, so the other registering modules may import them.
 _registration.ready(__name__)
