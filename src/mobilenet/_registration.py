@@ -37,11 +37,12 @@ _READY: set[str] = set()
 
 
 def _half_run(name: str) -> bool:
-    """Whether a registering module is being imported and has not reached its end."""
-    spec = getattr(sys.modules.get(name), "__spec__", None)
-    # importlib marks a module's spec `_initializing` while its body runs; it is
-    # how CPython itself names "a partially initialized module" in its errors.
-    return bool(getattr(spec, "_initializing", False)) and name not in _READY
+    """Whether a registering module is being imported and has not reached its end.
+
+    Each one calls `ready` as its last line, and a module whose import fails
+    leaves ``sys.modules``: one that is there but not ready is half-run.
+    """
+    return name in sys.modules and name not in _READY
 
 
 def register() -> None:
