@@ -52,16 +52,19 @@ TFLITE_METADATA_NAME = "mobilenet.class_names"
 ONNX_METADATA_KEY = "mobilenet.class_names"
 
 
-def with_class_names(model: Any, names: Sequence[str]) -> Any:
+def with_class_names(model: Any, names: Sequence[str] | None, *, facts: dict | None = None) -> Any:
     """``model`` with a `ClassNames` layer carrying ``names`` after its output.
 
     The returned model shares every layer and weight with ``model``; a
-    `ClassNames` layer already at its end is replaced.
+    `ClassNames` layer already at its end is replaced, keeping the facts it
+    declares (`mobilenet.facts`) unless ``facts`` are given.
 
     Args:
         model: a functional ``keras.Model`` with one output of ``len(names)``
             classes.
-        names: the class names, in output order.
+        names: the class names, in output order (None: no names).
+        facts: optional dict of declared facts (`mobilenet.facts.with_facts`
+            writes them).
 
     Returns:
         A ``keras.Model`` with the same inputs, name and outputs.
@@ -74,7 +77,10 @@ def with_class_names(model: Any, names: Sequence[str]) -> Any:
     last = model.layers[-1]
     if isinstance(last, ClassNames):
         output = last.input
-    named = ClassNames(list(names), name=LAYER_NAME)(output)
+        if facts is None:
+            facts = last.facts
+    named = ClassNames(list(names) if names is not None else None, facts=facts,
+                       name=LAYER_NAME)(output)
     # One input stays one tensor, not a list of one: a list would change the model's
     # call signature (its exported `serve` would take a list).
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs

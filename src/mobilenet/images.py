@@ -48,6 +48,7 @@ __all__ = [
     "IMAGES_EXTRA_HINT",
     "IMAGE_SUFFIXES",
     "apply_orientation",
+    "decode_image",
     "decode_rgb",
     "image_orientation",
     "read_image",
@@ -101,20 +102,44 @@ def read_image(path: str | os.PathLike, *, channels: int = 3) -> np.ndarray:
             the message names it.
         ImportError: Pillow (the optional ``images`` extra) is not installed.
     """
-    import tensorflow as tf
-
     if not (is_int(channels) and channels in (1, 3, 4)):
         raise invalid("channels", "1, 3 or 4", channels)
     file = _existing_file(path)
+    return _decode_upright(file.read_bytes(), channels, str(path), file)
+
+
+def decode_image(data: bytes, *, channels: int = 3) -> np.ndarray:
+    """An image file's bytes, upright, as a ``uint8`` array ``(height, width, channels)``.
+
+    `read_image` for bytes already in memory (an upload, a camera app's JPEG):
+    the same decoding and the same EXIF turn.
+
+    Raises:
+        ValueError: the bytes are not an image these formats hold.
+        ImportError: Pillow (the optional ``images`` extra) is not installed.
+    """
+    import io
+
+    if not (is_int(channels) and channels in (1, 3, 4)):
+        raise invalid("channels", "1, 3 or 4", channels)
+    if not isinstance(data, (bytes, bytearray)):
+        raise invalid("data", "the bytes of an image file", data,
+                      shown=f"data of type {type(data).__name__}")
+    return _decode_upright(bytes(data), channels, "the image bytes", io.BytesIO(bytes(data)))
+
+
+def _decode_upright(data: bytes, channels: int, shown: str, exif_source: Any) -> np.ndarray:
+    import tensorflow as tf
+
     try:
         # The file's own channels: TensorFlow's decoders convert to some
         # channel counts and refuse others (1 from GIF, BMP or WebP, 4 from
         # JPEG or GIF, 3 from an RGBA WebP), so every format is converted here.
-        image = tf.io.decode_image(tf.io.read_file(str(file)), expand_animations=False)
+        image = tf.io.decode_image(data, expand_animations=False)
     except tf.errors.OpError as error:
-        raise ValueError(f"cannot read {str(path)!r} as an image ({_op_message(error)})") from error
+        raise ValueError(f"cannot read {shown!r} as an image ({_op_message(error)})") from error
     image = _with_channels(image, channels)
-    return np.asarray(apply_orientation(image, image_orientation(file)))
+    return np.asarray(apply_orientation(image, _orientation(exif_source, shown)))
 
 
 def image_orientation(path: str | os.PathLike) -> int:
@@ -139,6 +164,11 @@ def image_orientation(path: str | os.PathLike) -> int:
         ValueError: the file is missing or Pillow cannot open it as an image.
         ImportError: Pillow (the optional ``images`` extra) is not installed.
     """
+    return _orientation(_existing_file(path), str(path))
+
+
+def _orientation(source: Any, shown: str) -> int:
+    """`image_orientation` of an existing file or a binary file object."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError as error:
@@ -146,17 +176,16 @@ def image_orientation(path: str | os.PathLike) -> int:
             "reading an image's EXIF orientation (which way up a photo goes) needs Pillow, "
             f"which is not installed; install the optional `images` extra: {IMAGES_EXTRA_HINT}"
         ) from error
-    file = _existing_file(path)
     try:
-        with Image.open(file) as image:
+        with Image.open(source) as image:
             # The base class's getexif parses what opening read (the header);
             # PNG's override would decode the pixels to look for a late eXIf.
             exif = Image.Image.getexif(image)
             value = exif.get(_ORIENTATION_TAG, 1)
     except UnidentifiedImageError as error:
-        raise ValueError(f"cannot read {str(path)!r} as an image (unknown format)") from error
+        raise ValueError(f"cannot read {shown!r} as an image (unknown format)") from error
     except (OSError, SyntaxError) as error:  # Pillow's errors for a broken header
-        raise ValueError(f"cannot read {str(path)!r} as an image ({error})") from error
+        raise ValueError(f"cannot read {shown!r} as an image ({error})") from error
     return int(value) if is_int(value) and value in _TURNS else 1
 
 

@@ -332,15 +332,21 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="mobilenet")
 class ClassNames(keras.layers.Layer):
-    """Passes its input through unchanged and carries the classifier's class names.
+    """Passes its input through unchanged and carries the classifier's class names and facts.
 
     The last layer of the models `mobilenet.training.train` writes: the names
-    live in the layer's config, so they travel inside the ``.keras`` file and
-    come back with the model; `mobilenet.class_names.get_class_names` reads
-    them. It adds no weight and no computation, and exporters drop it.
+    and the model's declared facts (how to feed it and read it, see
+    `mobilenet.facts`) live in the layer's config, so they travel inside the
+    ``.keras`` file and come back with the model;
+    `mobilenet.class_names.get_class_names` and `mobilenet.facts.read_facts`
+    read them. It adds no weight and no computation, and exporters drop it.
 
     Args:
-        names: list of str, one per output, in output order.
+        names: list of str, one per output, in output order; or None for a
+            model that declares facts but has no class names.
+        facts: optional dict of the model's declared facts
+            (`mobilenet.facts.DECLARED`: ``takes_pixels``, ``crop_fraction``,
+            ``interpolation``, ``outputs``, ``quantization_aware``).
         **kwargs: base layer arguments (``name``).
 
     Example:
@@ -355,17 +361,22 @@ class ClassNames(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, names: Any, **kwargs: Any) -> None:
+    def __init__(self, names: Any, facts: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(names, str) or not all(isinstance(name, str) for name in names):
-            raise invalid("names", "a list of class names (str)", names)
-        self.names = tuple(names)
-        if not self.names:
-            raise invalid("names", "at least one class name", names)
+        if names is not None:
+            if isinstance(names, str) or not all(isinstance(name, str) for name in names):
+                raise invalid("names", "a list of class names (str) or None", names)
+            if not names:
+                raise invalid("names", "at least one class name, or None", names)
+        self.names = tuple(names) if names is not None else None
+        if facts is not None and not isinstance(facts, dict):
+            raise invalid("facts", "a dict of the model's declared facts, or None", facts)
+        self.facts = dict(facts or {})
         self.supports_masking = True
 
     def build(self, input_shape: Any) -> None:
-        if input_shape[-1] is not None and input_shape[-1] != len(self.names):
+        if self.names is not None and input_shape[-1] is not None \
+                and input_shape[-1] != len(self.names):
             raise invalid(
                 "names", f"one name per output ({input_shape[-1]} outputs)", self.names,
                 shown=f"{len(self.names)} names",
@@ -380,7 +391,9 @@ class ClassNames(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config["names"] = list(self.names)
+        config["names"] = list(self.names) if self.names is not None else None
+        if self.facts:
+            config["facts"] = dict(self.facts)
         return config
 
 

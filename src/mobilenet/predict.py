@@ -13,31 +13,31 @@ for result in classify("model.keras", ["cat.png", "missing.jpg"], top=3):
     print(result.path, result.error or result.top[0].name)  # missing.jpg: its error
 ```
 
-Images are read by `mobilenet.images.read_image` (TensorFlow decodes JPEG,
-PNG, GIF's first frame, BMP and WebP; the file's EXIF orientation turns a
-phone photo upright, which needs Pillow, the ``images`` extra), resized to
-the model's input size (bilinear, antialiased, the aspect ratio not kept) and
-fed as pixels, 0-255:
+Each model says how it is fed and what it answers (`mobilenet.facts`:
+every file this library writes carries it), and images go in as it says,
+through `mobilenet.preprocessing`, the one path from a file to a model's
+input that `mobilenet.training.evaluate` takes too: read (TensorFlow decodes
+JPEG, PNG, GIF's first frame, BMP and WebP; the file's EXIF orientation turns
+a phone photo upright, which needs Pillow, the ``images`` extra), cropped
+around the centre (``crop_fraction`` of each side: 0.875 above 64 px for the
+models `mobilenet train` writes), resized to the input size (bilinear unless
+the model says otherwise, antialiased) and rounded to whole pixels 0-255:
 
-- a Keras model that takes pixels (its first layer a ``Rescaling``, see
-  `mobilenet.export.pixel_input_range`), as every model `mobilenet train`
-  writes, gets them as they are; any other Keras model needs ``rescale`` (and
-  ``offset``): its input is then ``pixels * rescale + offset``;
-- a ``.tflite`` or ``.onnx`` file cannot say what it expects, so it gets
-  pixels as they are, as the files `mobilenet.export` writes from a pixel
-  model take them; a file whose input is ``uint8`` gets the pixel bytes
-  themselves (its own scale and zero point say what they mean). ``rescale``
-  and ``offset`` change the float values fed (a ``uint8`` or ``int8`` input
-  then quantizes them with the file's scale and zero point).
+- a model that takes pixels (every model `mobilenet train` writes, and the
+  files `mobilenet.export` writes from them) gets them as they are; a file
+  whose input is ``uint8`` gets the pixel bytes themselves (its own scale and
+  zero point say what they mean);
+- any other model needs ``rescale`` (and ``offset``): its input is then
+  ``pixels * rescale + offset`` (a ``uint8`` or ``int8`` input then quantizes
+  them with the file's scale and zero point).
 
-Whether the outputs are class probabilities or logits is read from the model:
-probabilities when its last operation is a softmax (a Keras model's last
-activation; the graph's last op of a ``.tflite`` or ``.onnx`` file), else
-logits, which go through a softmax first; ``outputs=`` says it instead for a
-model that ends otherwise. Classes are named after
-CIFAR-10 for a 10-class model, after ImageNet for a 1000-class model (Keras'
-``decode_predictions``, which downloads its class index once), else
-``"class N"``, unless ``class_names`` are given.
+Whether the outputs are class probabilities or logits is read from the
+model's facts (declared, else read from its last computing operation: a
+softmax or not); logits go through a softmax first, and ``outputs=`` says it
+instead for a model that ends otherwise. Classes are named as the model's
+facts name them; a model that names none gets CIFAR-10's names for 10
+classes, ImageNet's for 1000 (Keras' ``decode_predictions``, which downloads
+its class index once), else ``"class N"``, unless ``class_names`` are given.
 """
 
 from __future__ import annotations
@@ -62,9 +62,10 @@ from mobilenet._validation import (
     invalid,
     is_real,
 )
-from mobilenet.export.calibration import pixel_input_range
-from mobilenet.export.runtimes import OUTPUTS, KerasRunner, LiteRTRunner, ONNXRunner, Runner
-from mobilenet.images import IMAGE_SUFFIXES, read_image
+from mobilenet.export.runtimes import KerasRunner, LiteRTRunner, ONNXRunner, Runner
+from mobilenet.facts import OUTPUTS, ModelFacts, read_facts
+from mobilenet.images import IMAGE_SUFFIXES
+from mobilenet.preprocessing import load_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -161,8 +162,7 @@ class Classifier:
         rescale: float or None, for a model that does not take pixels: its
             input is ``pixels * rescale + offset`` (e.g. ``1 / 255`` for
             [0, 1]). None (the default): pixels as they are (see the module
-            docstring); required for a Keras model without a ``Rescaling``
-            first layer.
+            docstring); required for a model that does not take pixels.
         offset: float, added after ``rescale``. Defaults to 0.
         num_threads: int or None, the LiteRT or ONNX Runtime threads (None:
             the runtime's default). Keras models use TensorFlow's thread pools.
@@ -177,6 +177,8 @@ class Classifier:
         num_classes: int.
         class_names: tuple of str, one per class.
         runtime: ``"keras"``, ``"litert"`` or ``"onnxruntime"``.
+        facts: the model's `mobilenet.facts.ModelFacts`: how images are
+            cropped and resized for it, and what it answers.
         outputs: ``"probabilities"`` or ``"logits"``.
         runner: the `mobilenet.export.Runner` that runs the model.
 
@@ -225,21 +227,23 @@ class Classifier:
         self.offset = float(offset)
         self.num_threads = num_threads
         self.runner = _load_runner(model, num_threads)
-        if isinstance(self.runner, KerasRunner) and rescale is None:
-            if pixel_input_range(self.runner.model) is None:
-                raise invalid(
-                    "rescale", "", None,
-                    problem="the model does not take pixels (its first layer is not a Rescaling), "
-                    "so say what its input is: pixels * rescale + offset, e.g. rescale=1/255 for "
-                    "[0, 1], or rescale=1/127.5 and offset=-1 for [-1, 1]",
-                )
-        self.runtime = self.runner.runtime
-        self.outputs = outputs or self.runner.outputs
         self._set_shapes(self.runner.input_shape, self.runner.output_shape)
+        # What the model or file says of itself: how to feed it, what it answers.
+        self.facts: ModelFacts = read_facts(
+            self.runner.model if isinstance(self.runner, KerasRunner) else self.runner.path,
+            argument="model",
+        )
+        if rescale is None and not self.facts.takes_pixels:
+            raise invalid(
+                "rescale", "", None,
+                problem="the model does not take pixels 0-255 (it says not, or its first layer "
+                "is not a Rescaling), so say what its input is: pixels * rescale + offset, e.g. "
+                "rescale=1/255 for [0, 1], or rescale=1/127.5 and offset=-1 for [-1, 1]",
+            )
+        self.runtime = self.runner.runtime
+        self.outputs = outputs or self.facts.outputs
         if class_names is None:  # the names the model or file carries, if any
-            from mobilenet.class_names import get_class_names
-
-            class_names = get_class_names(model)
+            class_names = self.facts.class_names
         self.class_names = _class_names(self.num_classes, class_names)
 
     def _set_shapes(self, input_shape: tuple, output_shape: tuple) -> None:
@@ -268,11 +272,13 @@ class Classifier:
             return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
         return pixels
 
-    def predict(self, pixels: Any) -> np.ndarray:
+    def predict(self, pixels: Any, *, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities for images ``(N, height, width, channels)`` of pixels 0-255.
 
-        The images must already have the model's input size; `classify`
-        reads and resizes files. Returns a float32 array ``(N, num_classes)``.
+        The images must already have the model's input size (`read_image`
+        brings a file to it; `classify` reads files). ``batch_size`` images
+        go to the runtime at a time (None: all of them). Returns a float32
+        array ``(N, num_classes)``.
         """
         array = np.asarray(pixels, np.float32)
         if array.ndim != 4 or array.shape[1:] != (*self.input_size, self.channels) or not len(array):
@@ -281,27 +287,28 @@ class Classifier:
                 f"a non-empty array of shape (N, {self.input_size[0]}, {self.input_size[1]}, "
                 f"{self.channels})", None, shown=f"pixels with shape {array.shape}",
             )
-        scores = self.runner.run(self._input(array), len(array)).reshape(len(array), -1)
+        batch_size = len(array) if batch_size is None else check_positive_int(batch_size, "batch_size")
+        scores = self.runner.run(self._input(array), batch_size).reshape(len(array), -1)
         if self.outputs == "logits":
             scores = np.asarray(keras.ops.softmax(scores, axis=-1), np.float32)
         return scores
 
-    def read_image(self, path: str | os.PathLike) -> np.ndarray:
-        """An image file, upright, as float32 pixels ``(height, width, channels)``, resized.
+    def read_image(self, path: str | os.PathLike | bytes | np.ndarray) -> np.ndarray:
+        """An image file (or its bytes, or a camera frame) as the model's input pixels.
 
-        `mobilenet.images.read_image` reads it (turned by its EXIF
-        orientation), then it is resized to the model's input size.
+        `mobilenet.preprocessing.load_image` with the model's facts: read and
+        turned upright by its EXIF orientation, cropped and resized as the
+        model says (``facts.crop_fraction``, ``facts.interpolation``), whole
+        pixel values 0-255: the pixels `mobilenet.training.evaluate` feeds.
+
+        Returns:
+            A float32 array ``(height, width, channels)``.
 
         Raises:
             ValueError: the file is missing or not a readable image; the message names it.
             ImportError: Pillow (the optional ``images`` extra) is not installed.
         """
-        import tensorflow as tf
-
-        image = read_image(path, channels=self.channels)
-        if tuple(image.shape[:2]) != self.input_size:
-            image = tf.image.resize(image, self.input_size, antialias=True)
-        return np.asarray(image, np.float32)
+        return load_image(path, channels=self.channels, **self.facts.image_options())
 
     def classify(
         self,

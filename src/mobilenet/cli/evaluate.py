@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from mobilenet.cli.common import UsageError, check_output_file, command_parser, positive_int
+from mobilenet.cli.common import (
+    UsageError,
+    check_output_file,
+    command_parser,
+    positive_int,
+    require_onnx,
+)
 from mobilenet.cli.data import add_data_options, cifar10_arrays, is_folder_dataset, limited
 from mobilenet.training.recipe import RECIPE
 
 
 #: The library's argument names -> the flags of `evaluate` that set them.
 FLAGS = {
-    "model": "MODEL.keras", "path": "MODEL.keras", "data_dir": "--data-dir",
+    "model": "MODEL", "path": "MODEL", "data_dir": "--data-dir",
     "x_test": "--data-dir", "y_test": "--data-dir", "batch_size": "--batch-size",
     "limit": "--limit", "top_k": "--top-k", "errors": "--errors", "json": "--json",
     "plot": "--plot", "flip_tta": "--flip-tta",
@@ -24,14 +30,18 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
         subcommands, "evaluate", run, FLAGS,
         help="report a trained model's accuracy on test images, per class",
         description=(
-            "Evaluate a model saved by `mobilenet train` (a .keras file) on test images: a "
-            "folder dataset's test/ (else val/, else all of its class folders), or CIFAR-10's "
-            "test batch. Prints overall and top-k accuracy, accuracy per class with the "
-            "model's class names, and optionally the worst-classified files and the "
-            "confusion matrix as a PNG."
+            "Evaluate a model saved by `mobilenet train` (a .keras file) or exported from one "
+            "(a .tflite file, run in LiteRT, or an .onnx file, run in ONNX Runtime) on test "
+            "images: a folder dataset's test/ (else val/, else all of its class folders), or "
+            "CIFAR-10's test batch. Images reach the model as `mobilenet predict` feeds them "
+            "(the crop and resize the model's file asks for), so each image gets the "
+            "probabilities `predict` prints. Prints overall and top-k accuracy, accuracy per "
+            "class with the model's class names, and optionally the worst-classified files and "
+            "the confusion matrix as a PNG."
         ),
     )
-    parser.add_argument("model", metavar="MODEL.keras", help="the model file to evaluate")
+    parser.add_argument("model", metavar="MODEL",
+                        help="the model file to evaluate: .keras, .tflite or .onnx")
     add_data_options(parser)
     parser.add_argument(
         "--limit", type=positive_int, default=None, metavar="N",
@@ -48,6 +58,9 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--flip-tta", action="store_true",
                         help="also classify each image flipped left-right and average the two "
                         "(test-time augmentation; twice the inference time)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                        help="CPU threads of LiteRT or ONNX Runtime for a .tflite or .onnx MODEL "
+                        "(default: the runtime's own)")
 
 
 def print_report(report, what: str = "test", flip_tta: bool = False, errors: int = 0) -> None:  # noqa: ANN001
@@ -76,22 +89,21 @@ def plots_missing() -> str | None:
     return None
 
 
-def _check_input_size(model, image_shape: tuple, model_flag: str, data_flag: str) -> None:  # noqa: ANN001
-    """Refuses a model whose input is not the data's image shape, blaming the model.
+def _load(args: argparse.Namespace):  # noqa: ANN202 - a keras.Model, or the path of a file
+    """The model MODEL names: a loaded .keras model, or the checked path of a .tflite/.onnx file."""
+    from pathlib import Path
 
-    The data are what they are (CIFAR-10's are 32x32x3); a model made for
-    other images is the argument to change.
-    """
-    expected = tuple(image_shape)
-    takes = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
-    if takes is not None and len(takes) == len(expected) and any(
-        side is not None and side != want for side, want in zip(takes, expected)
-    ):
-        shape = "x".join(str(side) for side in expected)
-        raise UsageError(
-            f"Invalid value for argument `{model_flag}`: expected a model that takes the "
-            f"{shape} images of {data_flag}. Received: a model whose input is {takes}"
-        )
+    from mobilenet.saving import load_model
+
+    suffix = Path(args.model).suffix.lower()
+    if suffix in (".tflite", ".onnx"):
+        from mobilenet._validation import check_existing_file
+
+        if suffix == ".onnx":
+            require_onnx("MODEL", "onnx", "onnxruntime")
+        check_existing_file(args.model, "model", f"{suffix} file")
+        return args.model
+    return load_model(args.model, argument="model")
 
 
 def _evaluation_folder(args: argparse.Namespace):  # noqa: ANN202 - (ImageFolder, what)
@@ -112,31 +124,29 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(path, flag)
     from mobilenet import training
     from mobilenet.datasets import CIFAR10_CLASS_NAMES
-    from mobilenet.saving import load_model
+    from mobilenet.facts import read_facts
 
     if args.plot and plots_missing():
         raise UsageError(f"Invalid value for argument `--plot`: {plots_missing()}")
     if args.errors < 0:
         raise UsageError(f"Invalid value for argument `--errors`: expected an integer >= 0. "
                          f"Received: --errors={args.errors}")
-    model = load_model(args.model, argument="model")  # before any data download
-    from mobilenet.export import pixel_input_range
-
-    if pixel_input_range(model) is None:
+    model = _load(args)  # before any data download
+    facts = read_facts(model, argument="model")
+    if not facts.takes_pixels:
         raise UsageError(
-            f"Invalid value for argument `MODEL.keras`: {args.model} does not take pixels 0-255 "
-            "(its first layer is no Rescaling), and evaluate feeds it pixels; evaluate it in "
-            "Python on images preprocessed as it expects"
+            f"Invalid value for argument `MODEL`: {args.model} does not take pixels 0-255 "
+            "(it says so, or its first layer is no Rescaling), and evaluate feeds it pixels; "
+            "evaluate it in Python on images preprocessed as it expects"
         )
     if is_folder_dataset(args.data_dir):
         (x_test, what), y_test = _evaluation_folder(args), None
     else:
         _, (x_test, y_test) = cifar10_arrays(args)
-        _check_input_size(model, x_test.shape[1:], "MODEL.keras", "--data-dir")
         what = "test"
     report = training.evaluate(model, x_test, y_test, batch_size=args.batch_size or RECIPE.evaluation_batch_size,
                                flip_tta=args.flip_tta, top_k=args.top_k,
-                               default_class_names=CIFAR10_CLASS_NAMES)
+                               default_class_names=CIFAR10_CLASS_NAMES, num_threads=args.threads)
     print_report(report, what, flip_tta=args.flip_tta, errors=args.errors)
     if args.json:
         print(f"wrote {report.save_json(args.json)}")

@@ -59,8 +59,9 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
                         help="images to calibrate int8 activation ranges on (a few hundred)")
     parser.add_argument("--calibration-dir", metavar="DIR",
                         help="a folder dataset or a CIFAR-10 folder (as for `mobilenet train "
-                             "--data-dir`): calibrates on 500 of its training images and --verify "
-                             "uses its test (or validation) images, as pixels 0-255")
+                             "--data-dir`): int8 calibrates on 500 of its training images and "
+                             "--verify uses its test (or validation) images, float files too; "
+                             "cropped and resized as the model asks, as `mobilenet predict` does")
     parser.add_argument("--io-type", choices=("uint8", "int8", "float32"), default=None,
                         help="input/output type of an int8 .tflite file. Default: uint8 "
                              "(int8 with --target micro, which allows no other)")
@@ -73,7 +74,8 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
                         help="run the file in LiteRT (or ONNX Runtime) and report agreement "
                              "with the Keras model")
     parser.add_argument("--verify-data", metavar="IMAGES.npy",
-                        help="images for --verify (default: the calibration images)")
+                        help="images to verify on (implies --verify; default: the calibration "
+                             "images)")
 
 
 def _load_images(path: str, rescale: float, flag: str):
@@ -94,75 +96,103 @@ CALIBRATION_IMAGES = 500
 
 
 def _export_images(args: argparse.Namespace, quantization: str) -> tuple:
-    """The (calibration, verification) images the flags ask for; None where not needed."""
+    """The (calibration, verification) images the flags ask for; None where not needed.
+
+    Images from a folder (--calibration-dir) reach the model through the one
+    evaluation transform (`mobilenet.preprocessing`) with the model's own crop
+    and resize, as `mobilenet predict` and `mobilenet evaluate` feed it: CIFAR-10's
+    32x32 images are brought to a 96x96 model's size, say. --verify-data alone
+    asks for verification: its images are not loaded to be dropped.
+    """
+    if args.calibration_dir:  # a library error about the calibration images names this flag
+        args.flags = {**args.flags, "calibration_images": "--calibration-dir",
+                      "representative_data": "--calibration-dir"}
     if args.calibration_dir and args.calibration_data:
         raise UsageError(
             "Invalid value for argument `--calibration-dir`: give it or --calibration-data, "
             f"not both. Received: --calibration-dir={args.calibration_dir!r}, "
             f"--calibration-data={args.calibration_data!r}"
         )
-    for flag, value in (("--calibration-dir", args.calibration_dir),
-                        ("--calibration-data", args.calibration_data)):
-        if value and quantization != "int8":
-            raise UsageError(
-                f"Invalid value for argument `{flag}`: only int8 export is calibrated. "
-                f"Received: {flag}={value!r} with --quantization={quantization}"
-            )
+    if args.verify_data:
+        args.verify = True
+    if args.calibration_data and quantization != "int8":
+        raise UsageError(
+            "Invalid value for argument `--calibration-data`: only int8 export is calibrated "
+            "(to verify a float file, give the images with --verify-data). Received: "
+            f"--calibration-data={args.calibration_data!r} with --quantization={quantization}"
+        )
+    if args.calibration_dir and quantization != "int8" and not args.verify:
+        raise UsageError(
+            "Invalid value for argument `--calibration-dir`: only int8 export is calibrated; a "
+            "float file uses the folder's images only with --verify. Received: "
+            f"--calibration-dir={args.calibration_dir!r} with --quantization={quantization}"
+        )
     if args.verify and not (args.verify_data or args.calibration_data or args.calibration_dir):
         raise UsageError(
             "Invalid value for argument `--verify`: it needs images, from --verify-data, "
             "--calibration-data or --calibration-dir. Received: none of them"
         )
     calibration = verification = None
-    if args.calibration_dir and is_folder_dataset(args.calibration_dir, "--calibration-dir"):
+    if args.calibration_dir:
         calibration, verification = _folder_export_images(args)
-    elif args.calibration_dir:
-        from mobilenet import cifar10
-
-        try:
-            (x_train, _), (x_test, _) = cifar10.load_cifar10(args.calibration_dir)
-        except (OSError, ValueError) as error:
-            raise UsageError(
-                "Invalid value for argument `--calibration-dir`: expected a folder per class or "
-                f"a folder holding CIFAR-10. Received: --calibration-dir={args.calibration_dir!r} "
-                f"({first_line(error)})"
-            ) from error
-        calibration, verification = x_train[:CALIBRATION_IMAGES], x_test
     elif args.calibration_data:
         calibration = _load_images(args.calibration_data, args.rescale, "--calibration-data")
     if args.verify_data:
         verification = _load_images(args.verify_data, args.rescale, "--verify-data")
     elif verification is None:
         verification = calibration
+    if quantization != "int8":
+        calibration = None
     return calibration, (verification if args.verify else None)
 
 
 def _folder_export_images(args: argparse.Namespace) -> tuple:
-    """Calibration and verification pixels from a folder dataset, at the model's input size.
+    """Calibration and verification pixels from --calibration-dir, as the model is fed images.
 
-    Calibration: a seeded random 500 of the training images (every class
-    mixed in); verification: test/, else val/, else the 10% that `mobilenet
-    train` holds out by default (the same seed, so the same images).
+    A folder dataset: a seeded random 500 of the training images (every class
+    mixed in) calibrate; test/, else val/, else the 10% that `mobilenet train`
+    holds out by default (the same seed, so the same images) verify. A
+    CIFAR-10 folder: the first 500 training images, and the test batch. Either
+    way the images go through the model's evaluation transform (its crop and
+    resize, `mobilenet.facts`).
     """
     from mobilenet.datasets import load_image_folder
-    from mobilenet.saving import load_model
+    from mobilenet.facts import read_facts
+    from mobilenet.preprocessing import load_images
     from mobilenet.training.pipeline import load_folder_images
     from mobilenet.training.recipe import RECIPE
 
-    model = load_model(args.model, argument="model")
-    side = model.input_shape[1]
-    if side is None or side != model.input_shape[2]:
+    facts = read_facts(args.model, argument="model")
+    if not facts.takes_pixels:
         raise UsageError(
-            "Invalid value for argument `--calibration-dir`: a folder dataset needs a model with "
-            f"a square input of fixed size, to size its images. Received: {args.model} with "
-            f"input shape {model.input_shape}"
+            "Invalid value for argument `--calibration-dir`: its images are pixels 0-255, and "
+            f"{args.model} does not take pixels; give its own images with --calibration-data "
+            "and --rescale. Received: --calibration-dir="
+            f"{args.calibration_dir!r}"
         )
-    splits = load_image_folder(args.calibration_dir, validation_fraction=RECIPE.validation_fraction,
-                               argument="calibration_dir")
-    held = splits.test or splits.validation
-    calibration = load_folder_images(splits.train, side, CALIBRATION_IMAGES)
-    verification = load_folder_images(held, side) if held is not None else calibration
-    return calibration, verification
+    options = facts.image_options()
+    if is_folder_dataset(args.calibration_dir, "--calibration-dir"):
+        splits = load_image_folder(args.calibration_dir,
+                                   validation_fraction=RECIPE.validation_fraction,
+                                   argument="calibration_dir")
+        held = splits.test or splits.validation
+        size, crop = options["size"], options["crop_fraction"]
+        calibration = load_folder_images(splits.train, size, CALIBRATION_IMAGES, crop_fraction=crop,
+                                         interpolation=options["interpolation"])
+        verification = calibration if held is None else load_folder_images(
+            held, size, crop_fraction=crop, interpolation=options["interpolation"])
+        return calibration, verification
+    from mobilenet import cifar10
+
+    try:
+        (x_train, _), (x_test, _) = cifar10.load_cifar10(args.calibration_dir)
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            "Invalid value for argument `--calibration-dir`: expected a folder per class or "
+            f"a folder holding CIFAR-10. Received: --calibration-dir={args.calibration_dir!r} "
+            f"({first_line(error)})"
+        ) from error
+    return load_images(x_train[:CALIBRATION_IMAGES], **options), load_images(x_test, **options)
 
 
 #: The --quantization values an .onnx OUTPUT can have (`mobilenet.export.ONNX_QUANTIZATIONS`

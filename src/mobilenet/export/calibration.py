@@ -17,6 +17,7 @@ import numpy as np
 
 from mobilenet._validation import invalid
 from mobilenet.export.common import check_images
+from mobilenet.facts import image_model_facts
 
 __all__ = ["anchored", "calibration_reader", "pixel_input_range", "representative_dataset"]
 
@@ -27,14 +28,13 @@ Images = Callable[[], Iterator[list[np.ndarray]]]
 def pixel_input_range(model: keras.Model) -> tuple[float, float] | None:
     """``(0.0, 255.0)`` if ``model`` takes pixels, else None.
 
-    A model takes pixels when the first layer after its input is a
-    ``keras.layers.Rescaling`` (as in ``MobileNetV1(include_preprocessing=True)``
-    and the models `mobilenet.cifar10.train` makes).
+    As the model's facts say (`mobilenet.facts`): declared by the models
+    `mobilenet.training.train` writes, else read from the graph (the first
+    layer after its input, past a QAT model's input range, is a
+    ``keras.layers.Rescaling``, as in ``MobileNetV1(include_preprocessing=True)``).
     """
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    if layers and isinstance(layers[0], keras.layers.Rescaling):
-        return (0.0, 255.0)
-    return None
+    facts = image_model_facts(model)
+    return (0.0, 255.0) if facts is not None and facts.takes_pixels else None
 
 
 def representative_dataset(data: Any, model: keras.Model) -> Images:

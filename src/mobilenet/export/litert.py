@@ -13,6 +13,7 @@ import keras
 from mobilenet._files import atomic_target
 from mobilenet._validation import check_bool, check_choice, invalid
 from mobilenet.class_names import get_class_names, write_tflite_class_names
+from mobilenet.facts import image_model_facts, write_tflite_facts
 from mobilenet.export.calibration import anchored, pixel_input_range, representative_dataset
 from mobilenet.export.common import check_model, pointwise_written_as_conv, writable_target
 
@@ -165,6 +166,7 @@ def to_tflite(
     check_choice(io_type, "io_type", IO_TYPES)
     target = writable_target(path, ".tflite")
     names = get_class_names(model)
+    facts = image_model_facts(model)  # before a QAT model becomes its export graph
     if per_channel is not None:
         check_bool(per_channel, "per_channel")
     converted = model
@@ -200,5 +202,7 @@ def to_tflite(
             converted.export(temporary, format="litert", verbose=False, **settings)
         if names is not None:  # the file carries them (mobilenet.class_names)
             write_tflite_class_names(temporary, names)
+        if facts is not None:  # how to feed it and read it (mobilenet.facts)
+            write_tflite_facts(temporary, facts)
     return target
 

@@ -17,6 +17,7 @@ import numpy as np
 from mobilenet._files import atomic_target
 from mobilenet._validation import check_choice, invalid
 from mobilenet.class_names import get_class_names, write_onnx_class_names
+from mobilenet.facts import image_model_facts, write_onnx_facts
 from mobilenet.export.calibration import (
     Images,
     anchored,
@@ -117,6 +118,7 @@ def to_onnx(
     check_choice(quantization, "quantization", ONNX_QUANTIZATIONS)
     target = writable_target(path, ".onnx")
     names = get_class_names(model)
+    facts = image_model_facts(model)  # before a QAT model becomes its export graph
     learned_ranges = is_quantize_aware(model) and quantization == "int8"
     if learned_ranges:
         if opset is not None and opset < 13:
@@ -152,6 +154,8 @@ def to_onnx(
             quantize_int8(float_path, temporary, calibration, work)
         if names is not None:  # the file carries them (mobilenet.class_names)
             write_onnx_class_names(temporary, names)
+        if facts is not None:  # how to feed it and read it (mobilenet.facts)
+            write_onnx_facts(temporary, facts)
     return target
 
 

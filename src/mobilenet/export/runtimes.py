@@ -27,6 +27,7 @@ import numpy as np
 
 from mobilenet._validation import check_positive_int, first_line, invalid
 from mobilenet.export.common import import_onnx_package
+from mobilenet.facts import OUTPUTS, keras_outputs, onnx_outputs, tflite_outputs
 
 __all__ = [
     "OUTPUTS",
@@ -37,9 +38,6 @@ __all__ = [
     "run_onnx",
     "run_tflite",
 ]
-
-#: What a classifier's outputs can be: class probabilities (it ends in a softmax) or logits.
-OUTPUTS = ("probabilities", "logits")
 
 
 class Runner(Protocol):
@@ -86,8 +84,6 @@ def _batches(images: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 #: The file identifier of a LiteRT flatbuffer, at bytes 4-8 of every .tflite file.
 _TFLITE_IDENTIFIER = b"TFL3"
-#: LiteRT ops that only move or convert the values of the op before them.
-_TFLITE_PASS_THROUGH = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE", "CAST"}
 
 
 class LiteRTRunner:
@@ -133,7 +129,7 @@ class LiteRTRunner:
         integer = np.issubdtype(np.dtype(self.input_type), np.integer)
         self.input_quantization = (float(scale), int(zero_point)) if integer else None
         self.op_names = tuple(op["op_name"] for op in ops)
-        self.outputs = "probabilities" if _tflite_ends_in_softmax(ops, self._output["index"]) else "logits"
+        self.outputs = tflite_outputs(self.path.read_bytes())
         self._batch = None
 
     def run(self, images: Any, batch_size: int = 32) -> np.ndarray:
@@ -204,15 +200,6 @@ def _free_batch(signature: Any) -> tuple[int | None, ...]:
     return tuple(None if int(dim) < 0 else int(dim) for dim in signature)
 
 
-def _tflite_ends_in_softmax(ops: list[dict], output_index: int) -> bool:
-    """Whether the op that computes tensor ``output_index`` is a SOFTMAX (through quantize ops)."""
-    producers = {int(tensor): op for op in ops for tensor in op["outputs"]}
-    op = producers.get(output_index)
-    while op is not None and op["op_name"] in _TFLITE_PASS_THROUGH:
-        op = producers.get(int(op["inputs"][0]))
-    return op is not None and op["op_name"] == "SOFTMAX"
-
-
 def _quantize(images: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     """``images`` as the input's dtype: quantized if they are float and it is an integer type."""
     dtype = np.dtype(detail["dtype"])
@@ -278,8 +265,6 @@ def run_tflite(
 #: ONNX Runtime's tensor types by NumPy dtype name.
 _ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16",
                "tensor(double)": "float64", "tensor(uint8)": "uint8", "tensor(int8)": "int8"}
-#: ONNX ops that only move or convert the values of the node before them.
-_ONNX_PASS_THROUGH = {"QuantizeLinear", "DequantizeLinear", "Reshape", "Squeeze", "Identity", "Cast"}
 
 
 class ONNXRunner:
@@ -323,8 +308,7 @@ class ONNXRunner:
         self.input_quantization = None  # an ONNX input carries no scale; QDQ files take floats
         graph = import_onnx_package("onnx").load(str(self.path), load_external_data=False).graph
         self.op_names = tuple(node.op_type for node in graph.node)
-        softmax = _onnx_ends_in_softmax(graph, graph.output[0].name)
-        self.outputs = "probabilities" if softmax else "logits"
+        self.outputs = onnx_outputs(graph)
 
     def run(self, images: Any, batch_size: int = 32) -> np.ndarray:
         """Float32 outputs for ``images``, cast to the file's input type."""
@@ -358,15 +342,6 @@ def _onnx_session(path: Path, num_threads: int | None, argument: str) -> Any:
             problem=f"{str(path)!r} is not an ONNX model that ONNX Runtime can run "
             f"({first_line(error)})", shown=f"{argument}={str(path)!r}",
         ) from error
-
-
-def _onnx_ends_in_softmax(graph: Any, output: str) -> bool:
-    """Whether the node that computes ``output`` is a Softmax (through quantize and reshape nodes)."""
-    producers = {name: node for node in graph.node for name in node.output}
-    node = producers.get(output)
-    while node is not None and node.op_type in _ONNX_PASS_THROUGH:
-        node = producers.get(node.input[0])
-    return node is not None and node.op_type == "Softmax"
 
 
 def run_onnx(
@@ -419,9 +394,11 @@ class KerasRunner:
 
     Attributes:
         model: the model.
-        outputs: ``"probabilities"`` when the model's last layer is a softmax
-            (its activation, or a ``Softmax`` layer), else ``"logits"``; the
-            other attributes are those of `Runner`.
+        outputs: ``"probabilities"`` when the model's last computing layer
+            (past `mobilenet.layers.ClassNames` and a QAT model's output range)
+            is a softmax (its activation, or a ``Softmax`` layer), else
+            ``"logits"`` (`mobilenet.facts.keras_outputs`); the other
+            attributes are those of `Runner`.
     """
 
     runtime = "keras"
@@ -438,22 +415,16 @@ class KerasRunner:
         self.output_shape = tuple(model.output_shape)
         self.input_type = keras.backend.standardize_dtype(model.inputs[0].dtype)
         self.output_type = keras.backend.standardize_dtype(model.outputs[0].dtype)
-        self.outputs = "probabilities" if _keras_ends_in_softmax(model) else "logits"
+        self.outputs = keras_outputs(model)
 
     def run(self, images: Any, batch_size: int = 32) -> np.ndarray:
-        """The model's float32 outputs for ``images``, at inference (``predict_on_batch``)."""
+        """The model's float32 outputs for ``images``, at inference (``model.predict``).
+
+        ``model.predict`` rather than a loop of ``predict_on_batch``: under a
+        ``tf.distribute`` strategy it splits the batches over the replicas and
+        workers, as `mobilenet.training.evaluate` needs in a cluster.
+        """
         images = np.asarray(images, np.float32)
-        return np.concatenate([
-            np.asarray(self.model.predict_on_batch(chunk), np.float32)
-            for chunk in _batches(images, batch_size)
-        ])
+        check_positive_int(batch_size, "batch_size")
+        return np.asarray(self.model.predict(images, batch_size=batch_size, verbose=0), np.float32)
 
-
-def _keras_ends_in_softmax(model: keras.Model) -> bool:
-    """Whether the model's last layer (inside nested models too) is a softmax."""
-    layer: Any = model
-    while isinstance(layer, keras.Model) and layer.layers:
-        layer = layer.layers[-1]
-    if isinstance(layer, keras.layers.Softmax):
-        return True
-    return getattr(layer, "activation", None) is keras.activations.softmax

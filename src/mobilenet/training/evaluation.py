@@ -90,12 +90,6 @@ class EvaluationReport:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
 
 
-def _model_names(model: Any) -> tuple[str, ...] | None:
-    from mobilenet.class_names import get_class_names
-
-    return get_class_names(model)
-
-
 def _resolve_names(
     num_classes: int, class_names: Sequence[str] | None, model_names: tuple[str, ...] | None,
     default: Sequence[str] | None,
@@ -112,26 +106,25 @@ def _resolve_names(
     return tuple(str(index) for index in range(num_classes))
 
 
-def _predict_files(model: Any, folder: ImageFolder, batch_size: int, flip_tta: bool) -> np.ndarray:
-    from mobilenet.training.pipeline import make_file_dataset
+def _classify(classifier: Any, images: np.ndarray, batch_size: int, flip_tta: bool) -> np.ndarray:
+    """Class probabilities of ``images`` (the model's input pixels), optionally with flip TTA."""
+    probabilities = classifier.predict(images, batch_size=batch_size)
+    if flip_tta:
+        probabilities = (probabilities + classifier.predict(images[:, :, ::-1], batch_size=batch_size)) / 2
+    return probabilities
 
-    size = model.input_shape[1]
-    if size is None or model.input_shape[2] != size:
-        raise invalid("model", "a model with a square input of fixed size (to size the images "
-                      "from files for it)", model, shown=f"a model with input shape {model.input_shape}")
-    # Decoded a chunk at a time (prefetched by tf.data) and predicted as arrays, which every
-    # strategy splits correctly, also across the workers of a cluster; memory holds one chunk.
-    dataset = make_file_dataset(folder, image_size=int(size), batch_size=_CHUNK,
-                                num_classes=int(model.output_shape[-1]))
-    chunks = []
-    for images, _ in dataset:
-        images = np.asarray(images)
-        probabilities = model.predict(images, batch_size=batch_size, verbose=0)
-        if flip_tta:
-            flipped = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
-            probabilities = (probabilities + flipped) / 2
-        chunks.append(probabilities)
-    return np.concatenate(chunks)
+
+def _predict_files(classifier: Any, folder: ImageFolder, batch_size: int, flip_tta: bool) -> np.ndarray:
+    from mobilenet.preprocessing import file_dataset
+
+    # Decoded a chunk at a time (in parallel by tf.data) through the one evaluation transform
+    # (mobilenet.preprocessing), so that each image gets the pixels `mobilenet predict` feeds it,
+    # and predicted as arrays, which every strategy splits correctly, also across the workers
+    # of a cluster; memory holds one chunk.
+    dataset = file_dataset(folder.files, folder.orientations, batch_size=_CHUNK,
+                           **classifier.facts.image_options())
+    chunks = [_classify(classifier, np.asarray(images), batch_size, flip_tta) for images in dataset]
+    return np.concatenate(chunks) if chunks else np.zeros((0, classifier.num_classes), np.float32)
 
 
 def evaluate(
@@ -145,36 +138,42 @@ def evaluate(
     flip_tta: bool = False,
     top_k: int = 5,
     max_errors: int = 100,
+    num_threads: int | None = None,
 ) -> EvaluationReport:
     """Accuracy overall, per class and top-k, the confusion matrix and the worst errors of ``model``.
 
-    The images go to the model as pixels 0-255: models from `train`
-    normalise inside, so this is what the model does for anyone who calls
-    ``model.predict`` on the same images. Images from files are pixels, so a
-    model that does not take pixels (its first layer no ``Rescaling``) is
-    refused there rather than scored on inputs it was not made for.
+    The model is run as `mobilenet.predict.Classifier` runs it, and image
+    files reach it through the one evaluation transform
+    (`mobilenet.preprocessing`: the crop and resize the model's facts ask
+    for), so each image gets the probabilities ``mobilenet predict`` prints
+    for it, and the accuracy reported is the accuracy of what ``predict``, and
+    an app that feeds the file the same way, answers. Images from files are
+    pixels, so a model that does not take pixels is refused there rather than
+    scored on inputs it was not made for.
 
     Args:
-        model: a Keras classifier taking pixels (as `train` makes), or the
-            path of a ``.keras`` file (loaded with `mobilenet.load_model`).
+        model: a Keras classifier (as `train` makes), or the path of a
+            ``.keras``, ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime) file.
         x_test: uint8 (or float 0-255) images ``(n, rows, cols, 3)`` with
-            ``y_test``; or an image folder (the path of ``DIR/<class>/...``,
-            or an `ImageFolder`), whose files are sized to the model's input
-            (central crop above 64 px) and whose folder names must be the
-            model's classes.
+            ``y_test``, fed as they are when they have the model's input size,
+            else brought to it by the evaluation transform (a model taking
+            pixels only); or an image folder (the path of ``DIR/<class>/...``,
+            or an `ImageFolder`), whose folder names must be the model's classes.
         y_test: int labels ``(n,)`` with arrays; None with a folder.
         batch_size: int >= 1, inference batch size.
         class_names: the names of the classes, in label order. Default: the
-            model's own (`mobilenet.class_names`), else
-            ``default_class_names``, else the indices.
+            model's own (`mobilenet.facts`), else ``default_class_names``,
+            else the indices.
         default_class_names: names to use when the model carries none.
         flip_tta: test-time augmentation: also classify every image flipped
             left-right and average the two probability vectors (twice the
             inference cost). Off by default, so the accuracy is what
-            ``model.predict`` gives.
+            ``mobilenet predict`` gives.
         top_k: int >= 1, the k of ``top_k_accuracy``.
         max_errors: int >= 0, how many misclassified images the report keeps
             (the most confidently wrong).
+        num_threads: int or None, the threads of LiteRT or ONNX Runtime for a
+            file (None: the runtime's default).
 
     Returns:
         An `EvaluationReport`.
@@ -192,58 +191,62 @@ def evaluate(
     """
     import keras
 
-    from mobilenet.export import pixel_input_range
+    from mobilenet.facts import read_facts
+    from mobilenet.predict import Classifier
 
     batch_size = check_positive_int(batch_size, "batch_size")
     top_k = check_positive_int(top_k, "top_k")
     check_bool(flip_tta, "flip_tta")
-    if isinstance(model, (str, os.PathLike)):
+    if not isinstance(model, (str, os.PathLike, keras.Model)):
+        raise invalid("model", "a keras.Model or the path of a .keras, .tflite or .onnx file", model)
+    if isinstance(model, (str, os.PathLike)) and Path(model).suffix.lower() == ".keras":
         from mobilenet.saving import load_model
 
         model = load_model(model)
-    if not isinstance(model, keras.Model):
-        raise invalid("model", "a keras.Model or the path of a .keras file", model)
-    outputs = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
-    if outputs is None:
-        raise invalid("model", "a classifier with one output of class probabilities", model,
-                      shown=f"a model with output shape {model.output_shape}")
-    num_classes = int(outputs)
-    model_names = _model_names(model)
+    facts = read_facts(model)
+    num_classes = facts.num_classes
     paths = None
     if isinstance(x_test, (str, os.PathLike, ImageFolder)):
         if y_test is not None:
             raise invalid("y_test", "None with an image folder (the folders are the labels)", y_test)
         folder = x_test if isinstance(x_test, ImageFolder) else load_image_folder(
             x_test, validation_fraction=0.0, argument="x_test").train
-        if model_names is not None and folder.class_names != model_names:
+        if facts.class_names is not None and folder.class_names != facts.class_names:
             raise invalid(
-                "x_test", f"an image folder with the model's classes {model_names}",
+                "x_test", f"an image folder with the model's classes {facts.class_names}",
                 str(folder.root), shown=f"{str(folder.root)!r} with classes {folder.class_names}",
             )
         if len(folder.class_names) != num_classes:
             raise invalid("x_test", f"an image folder with {num_classes} class folders, one per "
                           "model output", str(folder.root),
                           shown=f"{str(folder.root)!r} with {len(folder.class_names)}")
-        if pixel_input_range(model) is None:
+        if not facts.takes_pixels:
             raise invalid(
-                "model", "a model that takes pixels 0-255, to evaluate on image files (its "
-                "first layer a Rescaling, as the models of `train` and "
-                "MobileNetV1(include_preprocessing=True))", model.name,
+                "model", "a model that takes pixels 0-255, to evaluate on image files (as the "
+                "models of `train` and MobileNetV1(include_preprocessing=True))",
+                getattr(model, "name", str(model)),
             )
         class_names = class_names if class_names is not None else folder.class_names
-        probabilities = _predict_files(model, folder, batch_size, flip_tta)
+        classifier = Classifier(model, num_threads=num_threads)
+        probabilities = _predict_files(classifier, folder, batch_size, flip_tta)
         labels, paths = folder.labels, folder.files
     else:
-        image_shape = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
         images, labels = check_images_and_labels(
-            x_test, y_test, num_classes=num_classes, image_shape=image_shape,
+            x_test, y_test, num_classes=num_classes, image_shape=(None, None, facts.channels),
             images_argument="x_test", labels_argument="y_test",
         )
-        probabilities = model.predict(images, batch_size=batch_size, verbose=0)
-        if flip_tta:
-            flipped = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)
-            probabilities = (probabilities + flipped) / 2
-    names = _resolve_names(num_classes, class_names, model_names, default_class_names)
+        if images.shape[1:3] != facts.input_size:
+            if not facts.takes_pixels:
+                raise invalid("x_test", f"images of the model's input size {facts.input_size}",
+                              None, shown=f"images of {images.shape[1]}x{images.shape[2]}")
+            from mobilenet.preprocessing import load_images
+
+            images = load_images(images, **facts.image_options())
+        # Arrays go in as they are: a model that does not take pixels gets them unscaled.
+        classifier = Classifier(model, num_threads=num_threads,
+                                rescale=None if facts.takes_pixels else 1.0)
+        probabilities = _classify(classifier, images, batch_size, flip_tta)
+    names = _resolve_names(num_classes, class_names, facts.class_names, default_class_names)
     return _report(np.asarray(probabilities), np.asarray(labels), names, top_k, paths, max_errors)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from mobilenet._validation import check_bool, check_int, check_number, check_positive_int
 from mobilenet.datasets.cifar10 import CLASS_NAMES, IMAGE_SHAPE
+from mobilenet.preprocessing import eval_transform, file_dataset
 
 __all__ = [
     "cache_bytes",
@@ -175,12 +176,6 @@ def _random_resized_crop(image: Any, seed: Any, image_size: int, recipe: Any) ->
     return _resize(tf.slice(image, begin, size), image_size)
 
 
-def _central_crop(image: Any, image_size: int, fraction: float) -> Any:
-    import tensorflow as tf
-
-    return _resize(tf.image.central_crop(image, fraction), image_size)
-
-
 def cache_bytes(folder: Any, image_size: int) -> int:
     """What `make_file_dataset` holds in memory when it caches ``folder`` at ``image_size``."""
     import os
@@ -295,8 +290,10 @@ def make_file_dataset(
 
     if small:
         def load(path: Any, label: Any, orientation: Any) -> Any:
-            image = _resize(_decode(tf.io.read_file(path), orientation), image_size)
-            return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8), label
+            # The evaluation transform (no crop at this size), kept as uint8 for the cache;
+            # training's pad-crop-flip then works on what evaluation sees.
+            image = eval_transform(_decode(tf.io.read_file(path), orientation), size=image_size)
+            return tf.cast(image, tf.uint8), label
 
         # Cached: decode once, shuffle the decoded images. Streamed: shuffle the names.
         if cache is None:
@@ -324,7 +321,11 @@ def make_file_dataset(
             dataset = _with_seeds(dataset, seed).map(crop, num_parallel_calls=parallel)
         else:
             def center(data: Any, label: Any, orientation: Any) -> Any:
-                return _central_crop(_decode(data, orientation), image_size, RECIPE.central_crop), label
+                # The one evaluation transform (mobilenet.preprocessing), as `evaluate` and
+                # `mobilenet predict` feed images: validation scores what they will answer.
+                image = eval_transform(_decode(data, orientation), size=image_size,
+                                       crop_fraction=RECIPE.central_crop)
+                return image, label
 
             dataset = dataset.map(center, num_parallel_calls=parallel)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
@@ -432,9 +433,10 @@ def make_image_dataset(
 
         dataset = _with_seeds(dataset, seed).map(crop, num_parallel_calls=tf.data.AUTOTUNE)
     elif small:
-        dataset = dataset.map(lambda x, y: (_resize(x, image_size), y))
+        dataset = dataset.map(lambda x, y: (eval_transform(x, size=image_size), y))
     else:
-        dataset = dataset.map(lambda x, y: (_central_crop(x, image_size, RECIPE.central_crop), y))
+        dataset = dataset.map(lambda x, y: (
+            eval_transform(x, size=image_size, crop_fraction=RECIPE.central_crop), y))
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
         lambda x, y: (x, tf.one_hot(y, num_classes)), num_parallel_calls=tf.data.AUTOTUNE,
     )
@@ -445,23 +447,44 @@ def make_image_dataset(
     return dataset.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def load_folder_images(folder: Any, image_size: int, limit: int | None = None, seed: int = 0) -> np.ndarray:
+def load_folder_images(
+    folder: Any,
+    image_size: int | tuple[int, int],
+    limit: int | None = None,
+    seed: int = 0,
+    *,
+    crop_fraction: float | None = None,
+    interpolation: str = "bilinear",
+) -> np.ndarray:
     """Pixels of ``folder``'s files, as evaluation feeds them to a model of side ``image_size``.
+
+    The one evaluation transform (`mobilenet.preprocessing.file_dataset`):
+    what ``mobilenet evaluate`` and ``mobilenet predict`` feed the model, so
+    int8 calibration and verification see the images the file will see.
 
     Args:
         folder: a `mobilenet.datasets.ImageFolder`.
-        image_size: int, the model's input side.
+        image_size: int or ``(height, width)``, the model's input size.
         limit: optional number of files, a seeded random choice (for int8
             calibration, a few hundred of every class mixed).
         seed: seed of that choice.
+        crop_fraction: the evaluation crop (None: the model's default,
+            `mobilenet.preprocessing.default_crop_fraction`).
+        interpolation: the resize method.
 
     Returns:
-        A uint8 array ``(n, image_size, image_size, 3)``, in the files' order.
+        A uint8 array ``(n, height, width, 3)``, in the files' order.
     """
+    from mobilenet.preprocessing import default_crop_fraction
+
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if crop_fraction is None:
+        crop_fraction = default_crop_fraction(min(size))
     if limit is not None and limit < len(folder):
         chosen = np.sort(np.random.default_rng(seed).permutation(len(folder))[:limit])
         folder = folder.subset(chosen)
-    dataset = make_file_dataset(folder, image_size=image_size, batch_size=256)
-    batches = [np.asarray(images) for images, _ in dataset]
-    pixels = np.concatenate(batches) if batches else np.zeros((0, image_size, image_size, 3))
-    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+    dataset = file_dataset(folder.files, folder.orientations, size=size, batch_size=256,
+                           crop_fraction=crop_fraction, interpolation=interpolation)
+    batches = [np.asarray(images) for images in dataset]
+    pixels = np.concatenate(batches) if batches else np.zeros((0, *size, 3))
+    return pixels.astype(np.uint8)
