@@ -60,6 +60,11 @@ class EvaluationReport:
         top_k_accuracy: the share of images whose class is among the k most
             probable.
         errors: the misclassified images, the most confidently wrong first.
+        predicted: int array ``(n,)``, the class predicted for each image, in
+            the evaluated order (a folder's files in `paths` order).
+        confidence: float array ``(n,)``, the probability of that class: what
+            ``mobilenet predict`` prints first for the same image.
+        paths: the image files, for an image folder; else None.
     """
 
     accuracy: float
@@ -70,6 +75,9 @@ class EvaluationReport:
     top_k: int = 5
     top_k_accuracy: float = float("nan")
     errors: list[Misclassified] = field(default_factory=list, repr=False)
+    predicted: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
+    paths: tuple[str, ...] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the report."""
@@ -81,6 +89,13 @@ class EvaluationReport:
             "confusion_matrix": self.confusion_matrix.tolist(),
             "num_examples": self.num_examples,
             "errors": [vars(error) for error in self.errors],
+            # Each image's answer, comparable line by line with `mobilenet predict --json`.
+            "predictions": [
+                {"index": index, "path": None if self.paths is None else self.paths[index],
+                 "predicted": self.class_names[int(label)] if self.class_names else int(label),
+                 "confidence": float(confidence)}
+                for index, (label, confidence) in enumerate(zip(self.predicted, self.confidence))
+            ],
         }
 
     def save_json(self, path: str | os.PathLike) -> Path:
@@ -287,4 +302,7 @@ def _report(
         top_k=top_k,
         top_k_accuracy=float(in_top_k.sum() / count) if len(labels) else float("nan"),
         errors=errors,
+        predicted=predicted.astype(np.int64),
+        confidence=probabilities[np.arange(len(labels)), predicted].astype(np.float32),
+        paths=None if paths is None else tuple(str(path) for path in paths),
     )
