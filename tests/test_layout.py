@@ -94,10 +94,41 @@ def test_no_import_cycle():
 def test_the_architecture_table_and_the_layers_know_no_one_above_them():
     graph = _import_graph()
     assert graph["mobilenet.architecture"] <= {"mobilenet._validation"}
-    # `_registration` imports nothing of ours statically; layers calls its `ready` when whole.
-    assert graph["mobilenet._registration"] == set()
-    assert graph["mobilenet.layers"] <= {"mobilenet._validation", "mobilenet._registration"}
+    assert graph["mobilenet.layers"] <= {"mobilenet._validation", "mobilenet.errors"}
     assert "mobilenet.model" not in graph["mobilenet.weights"]
+
+
+#: The modules whose classes Keras must know to load the library's files.
+REGISTERING_MODULES = {"mobilenet.layers", "mobilenet.quantization", "mobilenet.schedules"}
+
+
+def _names_taken_from(path: Path, modules: set[str]) -> list[str]:
+    """The ``from M import NAME`` at the top level of ``path`` with M in ``modules`` (NAME no module)."""
+    return [f"{node.module}.{alias.name}" for node in ast.parse(path.read_text()).body
+            if isinstance(node, ast.ImportFrom) and node.module in modules for alias in node.names]
+
+
+def test_registration_is_one_function_and_the_registering_modules_call_nothing_back():
+    """`mobilenet._registration.register` imports the registering modules; none imports it.
+
+    The hook may run `register` while one of them is half-run (Keras first
+    imported from inside it), so they take nothing from each other at the top
+    but modules (``from mobilenet import layers``), whose classes they read
+    when called.
+    """
+    graph = _import_graph()
+    assert graph["mobilenet._registration"] == REGISTERING_MODULES
+    for module in REGISTERING_MODULES:
+        assert "mobilenet._registration" not in graph[module], module
+        path = PACKAGE.joinpath(*module.split(".")[1:]).with_suffix(".py")
+        assert _names_taken_from(path, REGISTERING_MODULES) == [], module
+
+
+def test_the_registering_modules_check_finds_a_name_taken(tmp_path):
+    path = tmp_path / "quantization.py"
+    path.write_text("from mobilenet import layers\nfrom mobilenet.layers import ClassNames\n"
+                    "def f():\n    from mobilenet.schedules import WarmupCosineDecay\n")
+    assert _names_taken_from(path, REGISTERING_MODULES) == ["mobilenet.layers.ClassNames"]
 
 
 def _private(name: str) -> bool:

@@ -12,7 +12,6 @@ from typing import Any
 import keras
 from keras import ops
 
-from mobilenet import _registration
 from mobilenet._validation import (
     check_activation,
     check_choice,
@@ -382,7 +381,3 @@ class ClassNames(keras.layers.Layer):
         config = super().get_config()
         config["names"] = list(self.names)
         return config
-
-
-# Last: every name above exists, so the other registering modules may import them.
-_registration.ready(__name__)
