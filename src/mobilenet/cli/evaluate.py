@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mobilenet.cli.common import UsageError, check_output_file, command_parser, positive_int
+from mobilenet.cli.common import check_output_file, command_parser, positive_int, usage_error
 from mobilenet.cli.data import add_data_options, cifar10_arrays, is_folder_dataset, limited
 from mobilenet.training.recipe import RECIPE
 
@@ -88,10 +88,8 @@ def _check_input_size(model, image_shape: tuple, model_flag: str, data_flag: str
         side is not None and side != want for side, want in zip(takes, expected)
     ):
         shape = "x".join(str(side) for side in expected)
-        raise UsageError(
-            f"Invalid value for argument `{model_flag}`: expected a model that takes the "
-            f"{shape} images of {data_flag}. Received: a model whose input is {takes}"
-        )
+        raise usage_error(model_flag, f"a model that takes the {shape} images of {data_flag}",
+                          takes, shown=f"a model whose input is {takes}")
 
 
 def _evaluation_folder(args: argparse.Namespace):  # noqa: ANN202 - (ImageFolder, what)
@@ -115,18 +113,18 @@ def run(args: argparse.Namespace) -> int:
     from mobilenet.saving import load_model
 
     if args.plot and plots_missing():
-        raise UsageError(f"Invalid value for argument `--plot`: {plots_missing()}")
+        raise usage_error("--plot", "", args.plot, shown="", problem=plots_missing())
     if args.errors < 0:
-        raise UsageError(f"Invalid value for argument `--errors`: expected an integer >= 0. "
-                         f"Received: --errors={args.errors}")
+        raise usage_error("--errors", "an integer >= 0", args.errors)
     model = load_model(args.model, argument="model")  # before any data download
     from mobilenet.export import pixel_input_range
 
     if pixel_input_range(model) is None:
-        raise UsageError(
-            f"Invalid value for argument `MODEL.keras`: {args.model} does not take pixels 0-255 "
-            "(its first layer is no Rescaling), and evaluate feeds it pixels; evaluate it in "
-            "Python on images preprocessed as it expects"
+        raise usage_error(
+            "MODEL.keras", "", args.model, shown="",
+            problem=f"{args.model} does not take pixels 0-255 (its first layer is no Rescaling), "
+            "and evaluate feeds it pixels; evaluate it in Python on images preprocessed as it "
+            "expects",
         )
     if is_folder_dataset(args.data_dir):
         (x_test, what), y_test = _evaluation_folder(args), None
