@@ -11,8 +11,8 @@ import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-
 from typing import Any
 
 from mobilenet._validation import first_line, invalid
@@ -45,7 +45,7 @@ class UsageError(InvalidArgument):
             return type(self), (self.whole,)
         return super().__reduce__()
 
-    def message(self, names: str | dict[str, str] | None = None) -> str:
+    def message(self, names: str | Mapping[str, str] | None = None) -> str:
         return self.whole if self.whole is not None else super().message(names)
 
 
