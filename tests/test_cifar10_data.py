@@ -138,8 +138,9 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 def test_missing_batch_file_is_named(tmp_path):
     folder = _write_folder(tmp_path, _fake_batches(np.random.default_rng(2)))
     (folder / "data_batch_3").unlink()
-    with pytest.raises(FileNotFoundError, match="data_batch_3"):
+    with pytest.raises(FileNotFoundError, match="data_batch_3") as error:
         cifar10.load_cifar10(tmp_path)
+    assert error.value.argument == "data_dir"
 
 
 @pytest.mark.parametrize(
@@ -160,6 +161,7 @@ def test_corrupt_batch_file_is_named(tmp_path, content, message):
     with pytest.raises(ValueError, match=message) as error:
         cifar10.load_cifar10(tmp_path)
     assert "data_batch_4" in str(error.value)
+    assert error.value.argument == "data_dir"  # an InvalidArgument: the CLI names --data-dir
 
 
 def test_corrupt_archive_is_named(tmp_path):

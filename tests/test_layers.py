@@ -7,6 +7,7 @@ import pytest
 import keras
 
 from mobilenet import DepthwiseSeparableConv2D, PointwiseConv2D
+from mobilenet.errors import InvalidArgument
 from tests.keras_checks import assert_save_load_round_trip
 
 
@@ -276,6 +277,9 @@ def test_bad_arguments_name_the_argument(kwargs, argument):
         DepthwiseSeparableConv2D(**kwargs)
 
 
-def test_bad_input_rank():
-    with pytest.raises(ValueError, match="expected a 4D tensor"):
-        DepthwiseSeparableConv2D(8)(keras.Input((8, 3)))
+@pytest.mark.parametrize("shape, shown", [((8, 3), "(None, 8, 3)"), ((8, 8, None), "(None, 8, 8, None)")])
+def test_bad_input_shape_names_input_shape(shape, shown):
+    with pytest.raises(InvalidArgument, match=r"expected a 4D input .* known channels") as error:
+        DepthwiseSeparableConv2D(8, name="block")(keras.Input(shape))
+    assert error.value.argument == "input_shape"
+    assert str(error.value).endswith(f"for layer 'block'. Received: input_shape={shown}")

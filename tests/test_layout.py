@@ -94,10 +94,59 @@ def test_no_import_cycle():
 def test_the_architecture_table_and_the_layers_know_no_one_above_them():
     graph = _import_graph()
     assert graph["mobilenet.architecture"] <= {"mobilenet._validation"}
-    # `_registration` imports nothing of ours statically; layers calls its `ready` when whole.
-    assert graph["mobilenet._registration"] == set()
-    assert graph["mobilenet.layers"] <= {"mobilenet._validation", "mobilenet._registration"}
+    assert graph["mobilenet.layers"] <= {"mobilenet._validation", "mobilenet.errors"}
     assert "mobilenet.model" not in graph["mobilenet.weights"]
+
+
+#: The modules whose classes Keras must know to load the library's files.
+REGISTERING_MODULES = {"mobilenet.layers", "mobilenet.quantization", "mobilenet.schedules"}
+
+
+def _names_taken_from(path: Path, modules: set[str]) -> list[str]:
+    """The ``from M import NAME`` at the top level of ``path`` with M in ``modules`` (NAME no module)."""
+    return [f"{node.module}.{alias.name}" for node in ast.parse(path.read_text()).body
+            if isinstance(node, ast.ImportFrom) and node.module in modules for alias in node.names]
+
+
+def _path(module: str) -> Path:
+    return PACKAGE.joinpath(*module.split(".")[1:]).with_suffix(".py")
+
+
+def _imports_keras_at_the_top(path: Path) -> bool:
+    for node in ast.parse(path.read_text()).body:
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        if any(name.split(".")[0] in ("keras", "tensorflow") for name in names):
+            return True
+    return False
+
+
+def test_registration_is_one_function_and_the_registering_modules_call_nothing_back():
+    """`mobilenet._registration.register` imports the registering modules; none imports it.
+
+    The hook may run `register` while a module is half-run (Keras first
+    imported from inside it). So the registering modules take no names from
+    each other at the top, only modules (``from mobilenet import layers``),
+    whose classes they read when called; and the other modules they take
+    names from never import Keras at their top, so are never half-run then.
+    """
+    graph = _import_graph()
+    assert graph["mobilenet._registration"] == REGISTERING_MODULES
+    for module in REGISTERING_MODULES:
+        assert "mobilenet._registration" not in graph[module], module
+        assert _names_taken_from(_path(module), REGISTERING_MODULES) == [], module
+        taken = [name for name in _names_taken_from(_path(module), set(graph)) if name not in graph]
+        for source in {name.rsplit(".", 1)[0] for name in taken}:
+            assert not _imports_keras_at_the_top(_path(source)), f"{module} takes names from {source}"
+
+
+def test_the_registering_modules_check_finds_a_name_taken(tmp_path):
+    path = tmp_path / "quantization.py"
+    path.write_text("from mobilenet import layers\nfrom mobilenet.layers import ClassNames\n"
+                    "def f():\n    from mobilenet.schedules import WarmupCosineDecay\n")
+    assert _names_taken_from(path, REGISTERING_MODULES) == ["mobilenet.layers.ClassNames"]
+    assert _imports_keras_at_the_top(PACKAGE / "layers.py")
+    assert not _imports_keras_at_the_top(PACKAGE / "_validation.py")  # only inside a function
 
 
 def _private(name: str) -> bool:

@@ -140,24 +140,32 @@ def test_to_dict_is_plain_json(tables):
     assert round(row["cells"]["mult-adds"]["exact"] / 1e6) == 41
 
 
-def test_leaves_the_callers_keras_state_alone(monkeypatch):
+def test_leaves_the_callers_keras_state_alone():
     """No clear_session: a model built before still works, the dtype policy and name counters stay."""
     import keras
     import numpy as np
 
     from mobilenet import MobileNetV1, paper
 
-    monkeypatch.setattr(paper, "_MODEL_TABLES", ())  # Table 2 alone: one model, a few seconds
     keras.mixed_precision.set_global_policy("mixed_float16")
     model = MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=3)
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
     before = np.asarray(model(x))
     name_before = keras.layers.Dense(1).name
 
-    tables = paper.reproduce_paper_tables.__wrapped__()  # past the cache: really build
+    tables = paper.reproduce_paper_tables(["table_2"])  # one model, a few seconds; no other test asks
 
     assert [table.key for table in tables.tables] == ["table_2"]
     assert keras.mixed_precision.global_policy().name == "mixed_float16"
     # clear_session would restart the counters, and the next Dense would be named "dense" again.
     assert keras.layers.Dense(1).name not in (name_before, "dense")
     np.testing.assert_array_equal(np.asarray(model(x)), before)
+
+
+@pytest.mark.parametrize("tables", [[], ["table_3"], "table_9"])
+def test_unknown_tables_name_the_argument(tables):
+    from mobilenet.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=r"`tables`: expected .*'table_2', 'table_4'") as error:
+        reproduce_paper_tables(tables)
+    assert error.value.argument == "tables"

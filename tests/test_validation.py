@@ -1,16 +1,14 @@
-"""Tests for `mobilenet._validation`: errors that carry the argument they are about."""
+"""Tests for `mobilenet.errors` and `mobilenet._validation`: errors that carry the argument they are about."""
 
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import pytest
 
 from mobilenet._validation import (
-    InvalidArgument,
-    InvalidKey,
-    InvalidType,
-    MissingPath,
     check_choice,
     check_existing_file,
     check_int,
@@ -18,6 +16,7 @@ from mobilenet._validation import (
     first_line,
     invalid,
 )
+from mobilenet.errors import InvalidArgument, InvalidKey, InvalidType, MissingPath
 
 
 def test_invalid_is_a_value_error_that_names_its_argument():
@@ -95,3 +94,27 @@ def test_first_line_of_an_error():
     assert first_line(KeyboardInterrupt()) == "KeyboardInterrupt"
     assert first_line(FileNotFoundError(2, "No such file or directory", "x.npy")) == (
         "No such file or directory: x.npy")
+
+
+def test_the_errors_are_public_and_the_same_everywhere():
+    import mobilenet
+    import mobilenet._validation as validation
+    import mobilenet.errors as errors
+
+    assert mobilenet.InvalidArgument is errors.InvalidArgument is validation.InvalidArgument
+    for name in errors.__all__:
+        assert getattr(validation, name) is getattr(errors, name)
+        assert issubclass(getattr(errors, name), errors.InvalidArgument)
+
+
+def test_importing_the_errors_loads_no_keras():
+    code = "import sys, mobilenet.errors; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert completed.stdout.split() == ["False", "False"]
+
+
+def test_an_error_without_received_text_ends_at_its_problem():
+    error = InvalidArgument("model", "it does not take pixels")
+    assert str(error) == "Invalid value for argument `model`: it does not take pixels"
+    assert error.message("MODEL") == "Invalid value for argument `MODEL`: it does not take pixels"
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)

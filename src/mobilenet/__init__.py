@@ -30,11 +30,13 @@ _EXPORTS = {
     "LayerCost": "mobilenet.profiler",
     "reproduce_paper_tables": "mobilenet.paper",
     "load_model": "mobilenet.saving",
+    "InvalidArgument": "mobilenet.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from mobilenet.errors import InvalidArgument
     from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
     from mobilenet.model import MobileNetV1
     from mobilenet.paper import reproduce_paper_tables

@@ -12,9 +12,10 @@ Nothing here changes the objects it is given.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
+if TYPE_CHECKING:  # imported when called: the registering modules import this one (see _registration)
+    import keras
 
 __all__ = [
     "current_learning_rate",
@@ -91,4 +92,6 @@ def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
     current_learning_rate(optimizer)  # 0.1, then 0.05 after one step
     ```
     """
+    import keras
+
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

@@ -1,70 +1,56 @@
 """Makes ``import mobilenet`` enough for Keras to load the files this library writes.
 
-Keras finds custom classes in ``.keras`` files only through its registry of
-serializable objects, filled when the module that defines a class is imported
-(Keras >= 3.9 does not import the modules a file names, outside its own
-packages). ``import mobilenet`` must stay light, without Keras or TensorFlow,
-so that ``mobilenet --help`` answers at once and the command line can quiet
-TensorFlow's start-up log before TensorFlow loads. So the registering modules
-are imported as soon as Keras is: now, if Keras is already loaded, or right
-after the first ``import keras``, through an import hook that removes itself
-once it has run.
+Each class that a file of ours can hold registers itself with Keras where it
+is defined (``@keras.saving.register_keras_serializable`` in `layers`,
+`quantization` and `schedules`), so Keras knows it once its module has run.
+`register` is the one function that runs them.
 
-Keras may be first imported from inside a registering module (``from mobilenet
-import DepthwiseSeparableConv2D`` in a new process imports ``mobilenet.layers``,
-whose ``import keras`` runs the hook). The others import names from that
-half-run module, so registering then would fail on a circular import: it waits,
-and each registering module calls :func:`ready` at its end, which registers the
-rest once no registering module is half-run.
+Why ``import mobilenet`` does not simply import them: they subclass Keras
+classes, so importing them loads Keras and TensorFlow (seconds), which
+``import mobilenet`` and ``mobilenet --help`` must not, and the command line
+must quiet TensorFlow's start-up log first. Keras (>= 3.9) imports no module a
+file names outside its own packages, so nothing else would run them before
+``keras.saving.load_model``. Hence `install`, which ``mobilenet/__init__.py``
+calls: it runs `register` now if Keras is loaded, else right after the first
+``import keras`` finishes, through an import hook that then removes itself.
+
+Keras may be first imported by one of those modules (``from mobilenet import
+DepthwiseSeparableConv2D`` in a new process runs ``layers.py``, whose ``import
+keras`` runs the hook). `register` then imports the others while that one has
+not defined its classes yet; it works because they need nothing of each other
+while they run (`quantization` imports ``mobilenet.layers`` as a module and
+reads its classes when called), and the half-run module registers its own
+classes as it reaches them. ``tests/test_layout.py`` holds that rule, and
+``tests/test_user_flow.py`` tries each first import in a new process.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.abc
 import importlib.util
 import sys
 from typing import Any
 
-__all__ = ["REGISTERING_MODULES", "install", "ready", "register"]
-
-#: The modules whose import registers every class the library saves in a model file.
-REGISTERING_MODULES = ("mobilenet.layers", "mobilenet.quantization", "mobilenet.schedules")
-
-
-#: Registering modules whose whole body has run (they may still be finishing their import).
-_READY: set[str] = set()
-
-
-def _half_run(name: str) -> bool:
-    """Whether a registering module is being imported and has not reached its end.
-
-    Each one calls `ready` as its last line, and a module whose import fails
-    leaves ``sys.modules``: one that is there but not ready is half-run.
-    """
-    return name in sys.modules and name not in _READY
+__all__ = ["install", "register"]
 
 
 def register() -> None:
-    """Imports the registering modules (which imports Keras).
-
-    While one of them is half-run, it does nothing: that module's :func:`ready`
-    call registers the rest.
-    """
-    if any(_half_run(module) for module in REGISTERING_MODULES):
-        return
-    for module in REGISTERING_MODULES:
-        importlib.import_module(module)
+    """Imports every module that registers a class the library saves in its files (and Keras)."""
+    import mobilenet.layers  # noqa: F401
+    import mobilenet.quantization  # noqa: F401
+    import mobilenet.schedules  # noqa: F401
 
 
-def ready(module: str) -> None:
-    """Called last in each registering module: its names exist, so register the rest."""
-    _READY.add(module)
-    register()
+def install() -> None:
+    """Runs `register` now if Keras is loaded, else as soon as the first ``import keras`` finishes."""
+    if "keras" in sys.modules:
+        register()
+    elif _HOOK not in sys.meta_path:
+        sys.meta_path.insert(0, _HOOK)
 
 
 class _RegisterAfterKeras(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; wraps the loader of ``keras`` to register after it runs.
+    """Finds nothing itself; wraps the loader of ``keras`` to run `register` after it.
 
     It stays installed until Keras is really imported: a mere
     ``importlib.util.find_spec("keras")`` (TensorFlow makes one to see whether
@@ -96,26 +82,12 @@ class _RegisteringLoader(importlib.abc.Loader):
 
     def exec_module(self, module: Any) -> None:
         self.loader.exec_module(module)
-        uninstall()
-        # Keras is whole now; the registering modules import it from sys.modules.
-        register()
+        while _HOOK in sys.meta_path:
+            sys.meta_path.remove(_HOOK)
+        register()  # Keras is whole now; the modules find it in sys.modules
 
     def __getattr__(self, name: str) -> Any:  # get_resource_reader and the like
         return getattr(self.loader, name)
 
 
 _HOOK = _RegisterAfterKeras()
-
-
-def install() -> None:
-    """Registers now if Keras is loaded, else as soon as it is."""
-    if "keras" in sys.modules:
-        register()
-    elif _HOOK not in sys.meta_path:
-        sys.meta_path.insert(0, _HOOK)
-
-
-def uninstall() -> None:
-    """Removes the import hook (it removes itself once Keras is imported)."""
-    while _HOOK in sys.meta_path:
-        sys.meta_path.remove(_HOOK)

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+# The errors are public (mobilenet.errors); every module of the package takes them from here.
+from mobilenet.errors import ExistingPath, InvalidArgument, InvalidKey, InvalidType, MissingPath
 
 __all__ = [
     "ExistingPath",
@@ -34,75 +37,6 @@ __all__ = [
     "is_int",
     "is_real",
 ]
-
-
-class InvalidArgument(ValueError):
-    """A bad value for one argument, carrying the argument's name.
-
-    The message reads ``Invalid value for argument `NAME`: PROBLEM. Received:
-    RECEIVED``; `message` says it again with the arguments under other names
-    (command-line flags).
-
-    Attributes:
-        argument: the argument's name, as the raising function spells it.
-        problem: what is wrong, as a phrase ("expected an integer >= 1").
-        received: what was received, as shown ("epochs=0").
-        mentions: other arguments that ``problem`` names in backticks (as
-            in "0 without `weights`"), renamed with ``argument`` by `message`.
-    """
-
-    def __init__(self, argument: str, problem: str, received: str,
-                 mentions: tuple[str, ...] = ()) -> None:
-        self.argument = argument
-        self.problem = problem
-        self.received = received
-        self.mentions = tuple(mentions)
-        super().__init__(self.message())
-
-    def __reduce__(self) -> tuple:  # pickles (multiprocessing) with its parts
-        return type(self), (self.argument, self.problem, self.received, self.mentions)
-
-    def __str__(self) -> str:  # KeyError's own would quote the message
-        return self.message()
-
-    def message(self, names: str | Mapping[str, str] | None = None) -> str:
-        """The message, with the arguments called as ``names`` says.
-
-        Args:
-            names: the argument's name to use instead of its own, or a
-                mapping from argument names (this one and its `mentions`) to
-                the names to use; a name it leaves out keeps its own. A
-                ``received`` text that starts with ``argument=`` is renamed
-                too.
-        """
-        if names is None:
-            names = {}
-        elif isinstance(names, str):
-            names = {self.argument: names}
-        name = names.get(self.argument, self.argument)
-        problem = self.problem
-        for mention in self.mentions:
-            problem = problem.replace(f"`{mention}`", f"`{names.get(mention, mention)}`")
-        received = self.received
-        if received.startswith(f"{self.argument}="):
-            received = f"{name}={received[len(self.argument) + 1:]}"
-        return f"Invalid value for argument `{name}`: {problem}. Received: {received}"
-
-
-class MissingPath(InvalidArgument, FileNotFoundError):
-    """An argument naming a file or folder that does not exist (also a ``FileNotFoundError``)."""
-
-
-class ExistingPath(InvalidArgument, FileExistsError):
-    """An argument naming a file or folder that holds what the call would replace (also a ``FileExistsError``)."""
-
-
-class InvalidType(InvalidArgument, TypeError):
-    """An argument of the wrong type (also a ``TypeError``)."""
-
-
-class InvalidKey(InvalidArgument, KeyError):
-    """A key that is not among those allowed (also a ``KeyError``)."""
 
 
 def invalid(

@@ -12,7 +12,6 @@ from typing import Any
 import keras
 from keras import ops
 
-from mobilenet import _registration
 from mobilenet._validation import (
     check_activation,
     check_choice,
@@ -274,15 +273,10 @@ class DepthwiseSeparableConv2D(keras.layers.Layer):
             self.pointwise_bn = None
 
     def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(
-                f"Invalid input shape for layer `{self.name}`: expected a 4D tensor "
-                f"(batch, rows, cols, channels). Received: input_shape={tuple(input_shape)}"
-            )
-        if input_shape[-1] is None:
-            raise ValueError(
-                f"Invalid input shape for layer `{self.name}`: the channel axis must be "
-                f"known. Received: input_shape={tuple(input_shape)}"
+        if len(input_shape) != 4 or input_shape[-1] is None:
+            raise invalid(
+                "input_shape", f"a 4D input (batch, rows, cols, channels) with known channels "
+                f"for layer {self.name!r}", tuple(input_shape),
             )
         self.depthwise.build(input_shape)
         shape = self.depthwise.compute_output_shape(input_shape)
@@ -395,7 +389,3 @@ class ClassNames(keras.layers.Layer):
         if self.facts:
             config["facts"] = dict(self.facts)
         return config
-
-
-# Last: every name above exists, so the other registering modules may import them.
-_registration.ready(__name__)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 from mobilenet._validation import InvalidKey, invalid
 
 __all__ = [
+    "TABLES",
     "TABLE_2",
     "PaperCell",
     "PaperModel",
@@ -111,6 +112,9 @@ _MODEL_TABLES = (
     ("table_7", "Table 7: MobileNet resolution (alpha = 1.0)", TABLE_7),
     ("table_8", "Table 8: MobileNet width multiplier (224x224)", TABLE_8),
 )
+
+#: The keys of the tables `reproduce_paper_tables` compares, in the paper's order.
+TABLES = ("table_2", *(key for key, _, _ in _MODEL_TABLES))
 
 
 @dataclass(frozen=True)
@@ -288,20 +292,23 @@ def _percent(part: int, whole: int, printed: str) -> str:
     return _round_like(Decimal(100 * part) / Decimal(whole), printed)
 
 
-@functools.cache
-def reproduce_paper_tables() -> PaperTables:
+def reproduce_paper_tables(tables: Iterable[str] = TABLES) -> PaperTables:
     """Builds every model of paper Tables 2, 4, 6, 7 and 8 and compares its costs.
 
     Each model is built with `MobileNetV1` (``separable=False`` for Table 4's
     Conv MobileNet, ``shallow=True`` for Table 6's Shallow MobileNet) and
     counted with `mobilenet.profile`. Takes some seconds (nine models, one of
     them 29 M parameters); the result is immutable and cached, so later calls
-    in the same process return it at once.
+    in the same process return it at once. ``tables`` picks some of them.
 
     The caller's Keras state is left alone: no ``clear_session`` (which would
     reset the global dtype policy and the layer-name counters, among
     others). Each model is dropped as soon as it is counted, so at most one
     is held in memory at a time.
+
+    Args:
+        tables: the keys of the tables to compare, from `TABLES`
+            (``"table_2"``, ``"table_4"``, ...); all of them by default.
 
     Returns:
         `PaperTables`: per table its rows of `PaperCell` (printed, computed,
@@ -315,6 +322,18 @@ def reproduce_paper_tables() -> PaperTables:
     tables["table_8"].cell("1.0 MobileNet-224", "mult-adds").exact  # 568_740_352
     ```
     """
+    keys = tuple(tables) if not isinstance(tables, str) else (tables,)
+    if not keys:
+        raise invalid("tables", f"one or more of {TABLES}", tables)
+    for key in keys:
+        if key not in TABLES:
+            raise invalid("tables", f"keys among {TABLES}", tables, error=InvalidKey)
+    return _reproduce(tuple(key for key in TABLES if key in keys))
+
+
+@functools.cache
+def _reproduce(keys: tuple[str, ...]) -> PaperTables:
+    """`reproduce_paper_tables` for ``keys`` (known, in the paper's order), cached."""
     from mobilenet.model import MobileNetV1
     from mobilenet.profiler import FULLY_CONNECTED, profile
 
@@ -370,6 +389,8 @@ def reproduce_paper_tables() -> PaperTables:
     )
 
     for key, title, models in _MODEL_TABLES:
+        if key not in keys:
+            continue
         rows = []
         params_with_biases_agree = True
         for model in models:
@@ -404,4 +425,4 @@ def reproduce_paper_tables() -> PaperTables:
             else "Counting the FC biases as parameters too would change some params cells."
         )
         tables.append(PaperTable(key, title, tuple(rows), (bias_note,)))
-    return PaperTables(tuple(tables))
+    return PaperTables(tuple(table for table in tables if table.key in keys))

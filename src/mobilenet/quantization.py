@@ -41,10 +41,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from mobilenet import _registration
 from mobilenet._keras_compat import flatten_layers, outbound_nodes
 from mobilenet._validation import check_bool, check_number, check_positive_int, invalid
-from mobilenet.layers import ClassNames, DepthwiseSeparableConv2D
+# The module, not its names: the registration hook may import this module while
+# mobilenet.layers is half-run (see mobilenet._registration).
+from mobilenet import layers
 
 __all__ = [
     "ActivationQuantizer",
@@ -71,7 +72,6 @@ _RANGE_KEEPING = (
     keras.layers.GlobalMaxPooling2D,
     keras.layers.ZeroPadding2D,
     keras.layers.Cropping2D,
-    ClassNames,
 )
 #: Layers whose output gets a learned range.
 _REQUANTIZING = (
@@ -556,7 +556,7 @@ class _Rewriter:
             self.absorbed.add(id(following))
 
     def clone(self, layer: keras.layers.Layer) -> keras.layers.Layer:
-        if id(layer) in self.absorbed or isinstance(layer, _HANDLED):
+        if id(layer) in self.absorbed or _handled(layer):
             return layer  # `call` builds its quantized form
         copy = layer.__class__.from_config(layer.get_config())
         self.copies[id(copy)] = layer
@@ -566,13 +566,13 @@ class _Rewriter:
         args = tuple(self._quantize_input(arg) for arg in args)
         if id(layer) in self.absorbed:
             return args[0]  # folded into the QuantizedConv that produced it
-        if isinstance(layer, _HANDLED):
+        if _handled(layer):
             return self._quantized(layer, args[0])
         original = self.copies[id(layer)]
         if isinstance(original, keras.layers.Rescaling):
             return self._rescaling(original, args[0])
         outputs = layer(*args, **kwargs)
-        if isinstance(original, _RANGE_KEEPING):
+        if isinstance(original, (*_RANGE_KEEPING, layers.ClassNames)):
             return outputs
         if isinstance(original, _REQUANTIZING):
             return self._quantizer(original)(outputs)
@@ -622,7 +622,7 @@ class _Rewriter:
         return self._quantizer(add, fixed_sum)(add(outputs))
 
     def _quantized(self, layer: keras.layers.Layer, inputs: Any) -> Any:
-        if isinstance(layer, DepthwiseSeparableConv2D):
+        if isinstance(layer, layers.DepthwiseSeparableConv2D):
             return self._separable(layer, inputs)
         if isinstance(layer, keras.layers.Dense):
             return self._dense(layer, inputs)
@@ -676,7 +676,7 @@ class _Rewriter:
                 variable.assign(value)
         return self._separate_activation(conv, outputs) if separate else outputs
 
-    def _separable(self, block: DepthwiseSeparableConv2D, inputs: Any) -> Any:
+    def _separable(self, block: layers.DepthwiseSeparableConv2D, inputs: Any) -> Any:
         activation = _activation_name(block.activation)
         if activation is None:
             return self._float_copy(block, inputs, "its activation is not linear, relu or relu6")
@@ -708,8 +708,10 @@ class _Rewriter:
                 layer.set_weights(original.get_weights())
 
 
-_HANDLED = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense,
-            DepthwiseSeparableConv2D)
+def _handled(layer: keras.layers.Layer) -> bool:
+    """Whether the rewriter's `call` builds the quantized form of ``layer`` itself."""
+    return isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                              keras.layers.Dense, layers.DepthwiseSeparableConv2D))
 
 
 def _is_channel_batch_norm(layer: Any) -> bool:
@@ -911,7 +913,3 @@ def export_graph(model: keras.Model, *, fake_quant: bool = True) -> keras.Model:
         return outputs
 
     return keras.models.clone_model(model, clone_function=clone, call_function=call)
-
-
-# Last: every name above exists, so the other registering modules may import them.
-_registration.ready(__name__)

@@ -7,8 +7,6 @@ from typing import Any
 
 import keras
 
-from mobilenet import _registration
-
 __all__ = ["WarmupCosineDecay"]
 
 
@@ -57,7 +55,3 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
             "warmup_steps": self.warmup_steps,
             "total_steps": int(keras.ops.convert_to_numpy(self.total_steps)),
         }
-
-
-# Last: every name above exists, so the other registering modules may import them.
-_registration.ready(__name__)

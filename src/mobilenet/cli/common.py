@@ -11,9 +11,12 @@ import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from mobilenet._validation import InvalidArgument, first_line
+from mobilenet._validation import first_line, invalid
+from mobilenet.errors import InvalidArgument
 
 
 #: Exit status for a user error (as argparse uses), for Ctrl-C (128 + SIGINT) and for a
@@ -23,8 +26,52 @@ EXIT_INTERRUPTED = 130
 EXIT_CLOSED_PIPE = 141
 
 
-class UsageError(ValueError):
-    """A bad combination of flags, found by a handler; its message names the flags."""
+class UsageError(InvalidArgument):
+    """A bad flag value or combination of flags, found by a command's handler.
+
+    An `InvalidArgument` whose argument is the flag (``--epochs``, ``MODEL``),
+    so `error_message` prints it like an error of the library: raise it with
+    `usage_error`. ``UsageError(message)`` with a whole hand-written message
+    is the old form, kept until every command raises the new one.
+    """
+
+    def __init__(self, argument: str, problem: str | None = None, received: str = "",
+                 mentions: tuple[str, ...] = ()) -> None:
+        self.whole = argument if problem is None else None
+        super().__init__("" if problem is None else argument, problem or "", received, mentions)
+
+    def __reduce__(self) -> tuple:
+        if self.whole is not None:
+            return type(self), (self.whole,)
+        return super().__reduce__()
+
+    def message(self, names: str | Mapping[str, str] | None = None) -> str:
+        return self.whole if self.whole is not None else super().message(names)
+
+
+def usage_error(flag: str, expected: str, value: Any, *, shown: str | None = None,
+                problem: str | None = None) -> UsageError:
+    """The `UsageError` for ``flag=value`` where ``expected`` was allowed.
+
+    Args:
+        flag: the flag as the command line spells it (``--errors``, ``MODEL``).
+        expected: what is allowed, as a phrase ("an integer >= 0").
+        value: the received value; shown as ``flag=value`` (with ``repr``)
+            unless ``shown`` is given.
+        shown: optional text to show for the received value; ``""`` leaves
+            the "Received:" sentence out (where ``problem`` says it).
+        problem: optional phrase said instead of "expected EXPECTED".
+
+    Example:
+
+    ```python
+    from mobilenet.cli.common import usage_error
+
+    error = usage_error("--errors", "an integer >= 0", -1)
+    assert str(error) == "Invalid value for argument `--errors`: expected an integer >= 0. Received: --errors=-1"
+    ```
+    """
+    return invalid(flag, expected, value, shown=shown, problem=problem, error=UsageError)
 
 
 def _verbose_option(parser: argparse.ArgumentParser) -> None:
@@ -95,20 +142,15 @@ def check_output_file(path: str, flag: str) -> None:
     target = Path(path)
     problem = "a folder" if target.is_dir() else _unwritable(target.parent)
     if problem is not None:
-        raise UsageError(
-            f"Invalid value for argument `{flag}`: expected a file name in a writable folder. "
-            f"Received: {flag}={path!r} ({problem})"
-        )
+        raise usage_error(flag, "a file name in a writable folder", path,
+                          shown=f"{flag}={path!r} ({problem})")
 
 
 def check_output_folder(path: str, flag: str) -> None:
     """Refuses, before any work, an output folder ``flag`` names that cannot be written."""
     problem = _unwritable(Path(path))
     if problem is not None:
-        raise UsageError(
-            f"Invalid value for argument `{flag}`: expected a writable folder. "
-            f"Received: {flag}={path!r} ({problem})"
-        )
+        raise usage_error(flag, "a writable folder", path, shown=f"{flag}={path!r} ({problem})")
 
 
 def _unwritable(folder: Path) -> str | None:
@@ -130,7 +172,7 @@ def require_onnx(flag: str, *packages: str) -> None:
         for package in packages:
             import_onnx_package(package)
     except ImportError as error:
-        raise UsageError(f"Invalid value for argument `{flag}`: {error}") from error
+        raise usage_error(flag, "", None, shown="", problem=str(error)) from error
 
 
 #: Warnings addressed to the developers of the code that triggers them.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mobilenet.cli.common import UsageError, positive_int
+from mobilenet.cli.common import positive_int, usage_error
 from mobilenet.training.recipe import RECIPE
 
 
@@ -32,10 +32,10 @@ def is_folder_dataset(data_dir: str | None, flag: str = "--data-dir") -> bool:
     from mobilenet.datasets.image_folder import is_image_folder
 
     if not Path(data_dir).expanduser().exists():
-        raise UsageError(
-            f"Invalid value for argument `{flag}`: expected a folder with one sub-folder of "
-            "images per class, or one holding CIFAR-10's cifar-10-batches-py/ or "
-            f"cifar-10-python.tar.gz. Received: {flag}={data_dir!r} (no such folder)"
+        raise usage_error(
+            flag, "a folder with one sub-folder of images per class, or one holding CIFAR-10's "
+            "cifar-10-batches-py/ or cifar-10-python.tar.gz", data_dir,
+            shown=f"{flag}={data_dir!r} (no such folder)",
         )
     return is_image_folder(data_dir)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from mobilenet.cli.common import (
-    UsageError,
     check_output_file,
     command_parser,
     positive_int,
     require_onnx,
+    usage_error,
 )
 from mobilenet.cli.data import add_data_options, cifar10_arrays, is_folder_dataset, limited
 from mobilenet.training.recipe import RECIPE
@@ -127,17 +127,17 @@ def run(args: argparse.Namespace) -> int:
     from mobilenet.facts import read_facts
 
     if args.plot and plots_missing():
-        raise UsageError(f"Invalid value for argument `--plot`: {plots_missing()}")
+        raise usage_error("--plot", "", args.plot, shown="", problem=plots_missing())
     if args.errors < 0:
-        raise UsageError(f"Invalid value for argument `--errors`: expected an integer >= 0. "
-                         f"Received: --errors={args.errors}")
+        raise usage_error("--errors", "an integer >= 0", args.errors)
     model = _load(args)  # before any data download
     facts = read_facts(model, argument="model")
     if not facts.takes_pixels:
-        raise UsageError(
-            f"Invalid value for argument `MODEL`: {args.model} does not take pixels 0-255 "
-            "(it says so, or its first layer is no Rescaling), and evaluate feeds it pixels; "
-            "evaluate it in Python on images preprocessed as it expects"
+        raise usage_error(
+            "MODEL", "", args.model, shown="",
+            problem=f"{args.model} does not take pixels 0-255 (it says so, or its first layer "
+            "is no Rescaling), and evaluate feeds it pixels; evaluate it in Python on images "
+            "preprocessed as it expects",
         )
     if is_folder_dataset(args.data_dir):
         (x_test, what), y_test = _evaluation_folder(args), None

@@ -17,8 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from mobilenet._validation import MissingPath, invalid
-
+from mobilenet._validation import InvalidArgument, MissingPath, invalid
 
 __all__ = [
     "CLASS_NAMES",
@@ -63,64 +62,59 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         return allowed
 
 
-def _parse_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+def _bad_batch(argument: str, source: str, problem: str, received: str = "",
+               kind: str = "Corrupt") -> InvalidArgument:
+    """The error for batch file ``source``, found where ``argument`` points."""
+    return invalid(argument, "", None, shown=received,
+                   problem=f"{kind} CIFAR-10 batch file {source}: {problem}")
+
+
+def _parse_batch(raw: bytes, source: str, argument: str) -> tuple[np.ndarray, np.ndarray]:
     """Turns the bytes of one pickled batch into (NHWC uint8 images, int64 labels)."""
     try:
         batch = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except pickle.UnpicklingError as error:
-        if str(error).startswith("refused"):
-            raise ValueError(f"Unsafe CIFAR-10 batch file {source}: {error}") from error
-        raise ValueError(f"Corrupt CIFAR-10 batch file {source}: {error}") from error
+        kind = "Unsafe" if str(error).startswith("refused") else "Corrupt"
+        raise _bad_batch(argument, source, str(error), kind=kind) from error
     except Exception as error:  # truncated or garbled bytes raise many kinds
-        raise ValueError(
-            f"Corrupt CIFAR-10 batch file {source}: cannot unpickle it "
-            f"({type(error).__name__}: {error})"
-        ) from error
+        raise _bad_batch(argument, source,
+                         f"cannot unpickle it ({type(error).__name__}: {error})") from error
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
-        raise ValueError(
-            f"Corrupt CIFAR-10 batch file {source}: expected a dict with keys "
-            f"b'data' and b'labels'. Received: {keys}"
-        )
+        raise _bad_batch(argument, source, "expected a dict with keys b'data' and b'labels'",
+                         str(keys))
     data, labels = batch[b"data"], batch[b"labels"]
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
         described = (data.dtype, data.shape) if isinstance(data, np.ndarray) else type(data).__name__
-        raise ValueError(
-            f"Corrupt CIFAR-10 batch file {source}: expected b'data' as a uint8 array "
-            f"of shape (n, {_PIXELS}). Received: {described}"
-        )
+        raise _bad_batch(argument, source,
+                         f"expected b'data' as a uint8 array of shape (n, {_PIXELS})", str(described))
     try:
         labels = np.asarray(labels)
     except Exception:  # noqa: BLE001 - anything that is not a flat list of ints
         labels = np.asarray(None)
     if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(data):
-        raise ValueError(
-            f"Corrupt CIFAR-10 batch file {source}: expected b'labels' as {len(data)} "
-            f"integers. Received: {labels.dtype} of shape {labels.shape}"
-        )
+        raise _bad_batch(argument, source, f"expected b'labels' as {len(data)} integers",
+                         f"{labels.dtype} of shape {labels.shape}")
     if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
-        raise ValueError(
-            f"Corrupt CIFAR-10 batch file {source}: labels must lie in 0..9. "
-            f"Received: min {labels.min()}, max {labels.max()}"
-        )
+        raise _bad_batch(argument, source, "labels must lie in 0..9",
+                         f"min {labels.min()}, max {labels.max()}")
     images = data.reshape(-1, IMAGE_SHAPE[2], *IMAGE_SHAPE[:2]).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
 
-def _read_folder(folder: Path) -> dict[str, bytes]:
+def _read_folder(folder: Path, argument: str) -> dict[str, bytes]:
     raws = {}
     for name in (*_TRAIN_FILES, _TEST_FILE):
         path = folder / name
         if not path.is_file():
-            raise FileNotFoundError(
+            raise invalid(argument, "", None, shown="", error=MissingPath, problem=(
                 f"CIFAR-10 batch file {path} is missing: a complete {_FOLDER}/ holds "
-                f"{', '.join(_TRAIN_FILES)} and {_TEST_FILE}"
-            )
+                f"{', '.join(_TRAIN_FILES)} and {_TEST_FILE}"))
         raws[str(path)] = path.read_bytes()
     return raws
 
 
-def _read_archive(archive: Path) -> dict[str, bytes]:
+def _read_archive(archive: Path, argument: str) -> dict[str, bytes]:
     raws = {}
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -131,14 +125,14 @@ def _read_archive(archive: Path) -> dict[str, bytes]:
                 except KeyError:
                     handle = None
                 if handle is None:
-                    raise FileNotFoundError(
-                        f"CIFAR-10 batch file {member} is missing from {archive}"
-                    )
+                    raise invalid(argument, "", None, shown="", error=MissingPath,
+                                  problem=f"CIFAR-10 batch file {member} is missing from {archive}")
                 raws[f"{archive}:{member}"] = handle.read()
     except (tarfile.TarError, EOFError, OSError) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise ValueError(f"Corrupt CIFAR-10 archive {archive}: {error}") from error
+        raise invalid(argument, "", None, shown="",
+                      problem=f"Corrupt CIFAR-10 archive {archive}: {error}") from error
     return raws
 
 
@@ -149,11 +143,11 @@ def _find_local(data_dir: Path, argument: str) -> dict[str, bytes]:
         candidates.insert(0, data_dir)
     for candidate in candidates:
         if candidate.is_dir():
-            return _read_folder(candidate)
+            return _read_folder(candidate, argument)
         if candidate.is_file():
-            return _read_archive(candidate)
+            return _read_archive(candidate, argument)
     if data_dir.is_file() and data_dir.name.endswith((".tar.gz", ".tgz")):
-        return _read_archive(data_dir)
+        return _read_archive(data_dir, argument)
     raise invalid(
         argument, f"a folder holding {_FOLDER}/ or {_ARCHIVE} (the official python release of "
         "CIFAR-10)", None, shown=f"{argument}={str(data_dir)!r}, where neither exists",
@@ -161,8 +155,10 @@ def _find_local(data_dir: Path, argument: str) -> dict[str, bytes]:
     )
 
 
-def _assemble(raws: dict[str, bytes]) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    parsed = [_parse_batch(raw, source) for source, raw in raws.items()]
+def _assemble(
+    raws: dict[str, bytes], argument: str
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    parsed = [_parse_batch(raw, source, argument) for source, raw in raws.items()]
     train_parts, test = parsed[:-1], parsed[-1]
     x_train = np.concatenate([images for images, _ in train_parts])
     y_train = np.concatenate([labels for _, labels in train_parts])
@@ -191,8 +187,11 @@ def load_cifar10(
 
     Raises:
         FileNotFoundError: ``data_dir`` or the variable holds no dataset, or a
-            batch file is missing (the message names it).
-        ValueError: a batch file is corrupt or asks for a forbidden global.
+            batch file is missing (the message names it): a
+            `mobilenet.errors.MissingPath`.
+        ValueError: a batch file is corrupt or asks for a forbidden global: a
+            `mobilenet.errors.InvalidArgument`. Both name ``data_dir`` (or the
+            variable) as their ``argument``.
         ConnectionError: no local copy and the download failed (offline).
 
     Example:
@@ -205,10 +204,10 @@ def load_cifar10(
     ```
     """
     if data_dir is not None:
-        return _assemble(_find_local(Path(data_dir).expanduser(), "data_dir"))
+        return _assemble(_find_local(Path(data_dir).expanduser(), "data_dir"), "data_dir")
     from_env = os.environ.get(DATA_DIR_ENV)
     if from_env:
-        return _assemble(_find_local(Path(from_env).expanduser(), DATA_DIR_ENV))
+        return _assemble(_find_local(Path(from_env).expanduser(), DATA_DIR_ENV), DATA_DIR_ENV)
 
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
