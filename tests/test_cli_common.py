@@ -305,11 +305,18 @@ def test_evaluate_checks_its_outputs_before_evaluating(work, tmp_path, cifar10_s
         assert "test accuracy" not in completed.stdout  # refused before the work
 
 
-def test_evaluate_blames_a_model_made_for_other_images(work, cifar10_subset_dir, capfd, monkeypatch):
-    line = _one_error_line(_main(["evaluate", "big.keras", "--data-dir", str(cifar10_subset_dir),
-                                  "--limit", "20"], work, capfd, monkeypatch), "evaluate")
-    assert "`MODEL.keras`" in line and "32x32x3" in line and "(64, 64, 3)" in line, line
-    assert "`--data-dir`" not in line
+def test_evaluate_brings_cifar10_images_to_a_pixel_models_size(work, cifar10_subset_dir, capfd,
+                                                              monkeypatch):
+    """A 64x64 pixel model gets CIFAR-10's 32x32 images resized, as `predict` resizes a 32x32 PNG."""
+    completed = _main(["evaluate", "big.keras", "--data-dir", str(cifar10_subset_dir), "--limit", "20",
+                       "--json", "big.json"], work, capfd, monkeypatch)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "test accuracy" in completed.stdout and "on 20 images" in completed.stdout
+    # A model that does not take pixels cannot be given resized pixels: refused, naming MODEL.
+    line = _one_error_line(_main(["evaluate", "normalised.keras", "--data-dir",
+                                  str(cifar10_subset_dir), "--limit", "20"], work, capfd,
+                                 monkeypatch), "evaluate")
+    assert "`MODEL`" in line and "does not take pixels 0-255" in line, line
 
 
 def test_onnx_quantization_error_lists_the_flag_values(work, tmp_path, capfd, monkeypatch):

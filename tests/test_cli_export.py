@@ -93,12 +93,20 @@ def test_int8_fold_bn_export_with_verify(saved, tmp_path, capsys):
 
 def test_int8_export_calibrated_on_a_cifar10_folder(saved, tmp_path, capsys, cifar10_subset_dir):
     out = tmp_path / "c8.tflite"
-    code = main(["export", str(saved / "model.keras"), str(out), "--int8",
+    pixels = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 255),
+                               *_small_model().layers])
+    pixels.save(tmp_path / "pixels.keras")
+    code = main(["export", str(tmp_path / "pixels.keras"), str(out), "--int8",
                  "--calibration-dir", str(cifar10_subset_dir), "--verify"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "verified on 1000 images" in printed  # the subset's test_batch
     assert _file_types(out)[0] == "uint8"
+    # The folder's images are pixels 0-255: a model on [0, 1] would be calibrated on the wrong
+    # range, so it is refused, naming the flag.
+    assert main(["export", str(saved / "model.keras"), str(tmp_path / "d.tflite"), "--int8",
+                 "--calibration-dir", str(cifar10_subset_dir)]) == 2
+    assert "`--calibration-dir`: its images are pixels 0-255" in capsys.readouterr().err
 
 
 def test_calibration_dir_errors(saved, tmp_path, capsys):
