@@ -1,10 +1,12 @@
-"""A file that will not decode, in every command that reads a folder: refused before anything runs.
+"""A file that will not decode, in every command that reads a folder: one policy, never a traceback.
 
 Listing checks every file's two ends (`mobilenet.datasets.image_folder`); what
-the decoder would refuse is refused there, naming each file, with exit 2 and
-nothing written. TensorFlow's decoder is the truth each case is checked
-against: every broken file below fails ``tf.io.decode_image`` and every
-intact one decodes.
+it sees is refused there, every file named, with exit 2 and nothing written.
+Damage inside a complete file shows only when decoding: the pipeline
+(`mobilenet.training.pipeline.make_file_dataset`) leaves the file out, warns
+with its path once and counts it in `ImageFolder.unreadable`. TensorFlow's
+decoder is the truth each case is checked against: every broken file below
+fails ``tf.io.decode_image`` and every kept one decodes.
 """
 
 from __future__ import annotations
@@ -141,3 +143,78 @@ def test_train_in_a_new_process_refuses_before_writing_anything(bad_folder):
     assert lines[-1].startswith("mobilenet train: error: Invalid value for argument `--data-dir`")
     assert "photos/red/broken.jpg" in lines[-1] and "end-of-image marker" in lines[-1]
     assert not (work / "run").exists() or not any((work / "run").iterdir())
+
+
+# --------------------------------------------------------------------------- damage inside a file
+
+
+def _damaged_inside(fmt: str) -> bytes:
+    """A complete file (its ends intact) with zeros inside its data: listing passes it."""
+    data = _encoded(fmt, 96, 128)
+    middle = len(data) // 2
+    return data[:middle] + bytes(64) + data[middle + 64:]
+
+
+@pytest.mark.parametrize("fmt, name, size, training", [
+    ("PNG", "inside.png", 32, True), ("PNG", "inside.png", 32, False),
+    ("PNG", "inside.png", 96, True), ("PNG", "inside.png", 96, False),
+    ("GIF", "inside.gif", 96, True),
+])  # each path of make_file_dataset: small (decode, resize), random crop, central crop
+def test_damage_inside_a_file_is_left_out_named_and_counted(tmp_path, fmt, name, size, training):
+    from mobilenet.training.pipeline import make_file_dataset
+
+    data = _damaged_inside(fmt)
+    assert not _tf_decodes(data)
+    bad = _folder_with(tmp_path / "data", name, data)
+    folder = load_image_folder(tmp_path / "data", validation_fraction=0).train  # listing passes it
+    assert str(bad) in folder.files and folder.unreadable == []
+    dataset = make_file_dataset(folder, image_size=size, batch_size=4, training=training)
+    with pytest.warns(UserWarning, match="left out .*which will not decode") as caught:
+        count = sum(int(labels.shape[0]) for _, labels in dataset)
+    assert count == len(folder) - 1
+    assert folder.unreadable == [str(bad)]
+    assert [str(warning.message).count(str(bad)) for warning in caught] == [2]  # once, with its path
+    # A second pass leaves it out again, without a second warning.
+    assert sum(int(labels.shape[0]) for _, labels in dataset) == len(folder) - 1
+    assert folder.unreadable == [str(bad)]
+
+
+def test_evaluate_leaves_out_a_file_damaged_inside_and_scores_the_rest(tmp_path):
+    from mobilenet.training import evaluate
+
+    bad = _folder_with(tmp_path / "data", "inside.png", _damaged_inside("PNG"))
+    model = with_class_names(tiny_pixel_cnn(num_classes=3), ("blue", "green", "red"))
+    with pytest.warns(UserWarning, match="inside.png"):
+        report = evaluate(model, tmp_path / "data", max_errors=100)
+    assert report.num_examples == 9  # 3 classes x 3 good files; the bad one (a 10th) left out
+    assert all(error.path != str(bad) for error in report.errors)
+    # The labels stayed with their files: each error's label is its folder's name.
+    for error in report.errors:
+        assert os.path.basename(os.path.dirname(error.path)) == error.label
+
+
+def test_calibration_images_leave_out_a_file_damaged_inside(tmp_path):
+    from mobilenet.training.pipeline import load_folder_images
+
+    bad = _folder_with(tmp_path / "data", "inside.gif", _damaged_inside("GIF"))
+    folder = load_image_folder(tmp_path / "data", validation_fraction=0).train
+    with pytest.warns(UserWarning, match="inside.gif"):
+        pixels = load_folder_images(folder, 32)
+    assert pixels.shape == (len(folder) - 1, 32, 32, 3) and folder.unreadable == [str(bad)]
+
+
+@pytest.mark.slow  # a training run in a new process: about 20 s on 2 cores
+def test_train_in_a_new_process_leaves_out_a_file_damaged_inside_and_says_so(tmp_path):
+    bad = _folder_with(tmp_path / "photos", "inside.png", _damaged_inside("PNG"))
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH")}
+    done = subprocess.run(
+        [console_script(), "train", "--data-dir", "photos", "--output-dir", "run", "--epochs", "1",
+         "--image-size", "32", "--alpha", "0.25", "--batch-size", "4", "--validation-fraction", "0"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    warned = [line for line in done.stderr.splitlines() if "which will not decode" in line]
+    assert len(warned) == 1, done.stderr[-3000:]
+    assert warned[0].startswith("mobilenet train: warning: left out 'photos/red/inside.png'")
+    assert bad.exists() and (tmp_path / "run" / "final.keras").exists()

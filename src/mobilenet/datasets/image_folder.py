@@ -84,6 +84,11 @@ class ImageFolder:
         class_names: tuple of the class names, label order.
         skipped: tuple of files left out because their suffix is not an
             image's (hidden files are not counted).
+        unreadable: list of the files that the pipeline reading this folder
+            (`mobilenet.training.pipeline.make_file_dataset`) left out because
+            they would not decode, damaged inside where listing cannot see,
+            each added (and warned about) when it is first met. Empty until
+            then; a subset starts its own.
     """
 
     root: Path
@@ -92,6 +97,7 @@ class ImageFolder:
     orientations: np.ndarray = dataclasses.field(repr=False)
     class_names: tuple[str, ...]
     skipped: tuple[str, ...] = ()
+    unreadable: list[str] = dataclasses.field(default_factory=list, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -111,6 +117,7 @@ class ImageFolder:
             labels=self.labels[indices],
             orientations=self.orientations[indices],
             skipped=(),
+            unreadable=[],
         )
 
     def split(self, fraction: float, seed: int = 0) -> tuple[ImageFolder, ImageFolder]:

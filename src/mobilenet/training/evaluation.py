@@ -232,7 +232,8 @@ def evaluate(
             )
         class_names = class_names if class_names is not None else folder.class_names
         probabilities = _predict_files(model, folder, batch_size, flip_tta)
-        labels, paths = folder.labels, folder.files
+        kept = ~np.isin(folder.files, folder.unreadable)  # what the pipeline left out, warned about
+        labels, paths = folder.labels[kept], [path for path, keep in zip(folder.files, kept) if keep]
     else:
         image_shape = tuple(model.input_shape[1:]) if isinstance(model.input_shape, tuple) else None
         images, labels = check_images_and_labels(

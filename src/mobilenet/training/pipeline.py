@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -152,6 +154,78 @@ def _decode(data: Any, orientation: Any) -> Any:
     return image
 
 
+def _skipping_unreadable(dataset: Any, decode: Any, folder: Any) -> Any:
+    """``dataset.map(decode)`` in parallel, leaving out each element whose file will not decode.
+
+    The safety net under listing's checks (`mobilenet.datasets.image_folder`),
+    for damage inside a complete file, which only decoding shows (a PNG or GIF
+    with corrupt data). Each element is decoded in a one-element dataset whose
+    errors are ignored, followed by a stand-in that names the file; the first
+    of the two is taken, so a file that decodes costs only that small dataset,
+    and one that does not is warned about once (a ``UserWarning`` naming it),
+    added to ``folder.unreadable`` and left out, order kept. ``decode`` takes
+    the element as it comes; its first item is the file's path, or its bytes,
+    which are matched to the file by size and content.
+    """
+    import tensorflow as tf
+
+    paths, by_size = set(folder.files), {}
+
+    def file_of(first: bytes) -> str:
+        """The path that is ``first``, or the folder's file whose bytes ``first`` are."""
+        text = first.decode(errors="replace")
+        if text in paths:
+            return text
+        if not by_size:
+            for path in folder.files:
+                by_size.setdefault(os.path.getsize(path), []).append(path)
+        for path in by_size.get(len(first), ()):
+            with open(path, "rb") as stream:
+                if stream.read() == first:
+                    return path
+        return f"a file of {len(first):,} bytes in {str(folder.root)!r}"
+
+    def report(first: Any) -> bool:
+        from mobilenet.images import read_image
+
+        path = file_of(first.numpy())
+        if path not in folder.unreadable:
+            folder.unreadable.append(path)
+            try:
+                read_image(path)
+                reason = "TensorFlow cannot decode it"
+            except ValueError as error:
+                reason = str(error)
+            warnings.warn(f"left out {path!r}, which will not decode: {reason}", stacklevel=1)
+        return False
+
+    stand_in = tf.nest.map_structure(
+        lambda spec: tf.zeros([size or 1 for size in spec.shape], spec.dtype),
+        dataset.map(decode).element_spec,
+    )
+
+    def one(*element: Any) -> Any:
+        single = tf.data.Dataset.from_tensors(element)
+        decoded = single.map(lambda *item: (decode(*item), True)).ignore_errors()
+        failed = single.map(lambda *item: (stand_in, unreadable(*item)))
+        return decoded.concatenate(failed).take(1)
+
+    def unreadable(*item: Any) -> Any:
+        ok = tf.py_function(report, [tf.nest.flatten(item)[0]], tf.bool)
+        ok.set_shape([])
+        return ok
+
+    def decodes(_: Any, ok: Any) -> Any:
+        return ok
+
+    def result(out: Any, _: Any) -> Any:
+        return out
+
+    return dataset.interleave(
+        one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    ).filter(decodes).map(result)
+
+
 def _resize(image: Any, image_size: int) -> Any:
     import tensorflow as tf
 
@@ -276,7 +350,7 @@ def make_file_dataset(
     random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
     check_bool(cutmix, "cutmix")
     num_classes = len(folder.class_names) if num_classes is None else num_classes
-    workers, index = shard
+    listed, (workers, index) = folder, shard
     if workers > 1:
         folder = folder.shard(workers, index)
     small = RECIPE.is_small(image_size)
@@ -300,9 +374,9 @@ def make_file_dataset(
 
         # Cached: decode once, shuffle the decoded images. Streamed: shuffle the names.
         if cache is None:
-            dataset = shuffled(dataset).map(load, num_parallel_calls=parallel)
+            dataset = _skipping_unreadable(shuffled(dataset), load, listed)
         else:
-            dataset = shuffled(cached(dataset.map(load, num_parallel_calls=parallel)))
+            dataset = shuffled(cached(_skipping_unreadable(dataset, load, listed)))
         if training and augment:
             dataset = _with_seeds(dataset, seed).map(
                 _pad_crop_flip(RECIPE.padding, (image_size, image_size, 3)),
@@ -321,12 +395,12 @@ def make_file_dataset(
                 image = _random_resized_crop(_decode(data, orientation), seed_pair[:2], image_size, RECIPE)
                 return tf.image.stateless_random_flip_left_right(image, seed=seed_pair[2:]), label
 
-            dataset = _with_seeds(dataset, seed).map(crop, num_parallel_calls=parallel)
+            dataset = _skipping_unreadable(_with_seeds(dataset, seed), crop, listed)
         else:
             def center(data: Any, label: Any, orientation: Any) -> Any:
                 return _central_crop(_decode(data, orientation), image_size, RECIPE.central_crop), label
 
-            dataset = dataset.map(center, num_parallel_calls=parallel)
+            dataset = _skipping_unreadable(dataset, center, listed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
         lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)),
         num_parallel_calls=parallel,
