@@ -155,75 +155,84 @@ def _decode(data: Any, orientation: Any) -> Any:
 
 
 def _skipping_unreadable(dataset: Any, decode: Any, folder: Any) -> Any:
-    """``dataset.map(decode)`` in parallel, leaving out each element whose file will not decode.
+    """``dataset.map(decode)`` in parallel, leaving out the files that will not decode, by name.
 
     The safety net under listing's checks (`mobilenet.datasets.image_folder`),
     for damage inside a complete file, which only decoding shows (a PNG or GIF
-    with corrupt data). Each element is decoded in a one-element dataset whose
-    errors are ignored, followed by a stand-in that names the file; the first
-    of the two is taken, so a file that decodes costs only that small dataset,
-    and one that does not is warned about once (a ``UserWarning`` naming it),
-    added to ``folder.unreadable`` and left out, order kept. ``decode`` takes
-    the element as it comes; its first item is the file's path, or its bytes,
-    which are matched to the file by size and content.
+    with corrupt data). ``ignore_errors`` leaves such an element out at no
+    cost to the others, and a count (a ``scan``) runs beside it: a marker
+    element after the last one compares the count with the elements that
+    went in. Only when some are missing does it look for them, decoding each
+    of ``folder``'s files as `mobilenet.images.read_image` does (every file
+    once: slow, but only for a broken folder); each it finds is warned about
+    once (a ``UserWarning`` naming it) and added to ``folder.unreadable``.
+    The order of the others is kept, so evaluation can match them to labels.
     """
     import tensorflow as tf
 
-    paths, by_size = set(folder.files), {}
-
-    def file_of(first: bytes) -> str:
-        """The path that is ``first``, or the folder's file whose bytes ``first`` are."""
-        text = first.decode(errors="replace")
-        if text in paths:
-            return text
-        if not by_size:
-            for path in folder.files:
-                by_size.setdefault(os.path.getsize(path), []).append(path)
-        for path in by_size.get(len(first), ()):
-            with open(path, "rb") as stream:
-                if stream.read() == first:
-                    return path
-        return f"a file of {len(first):,} bytes in {str(folder.root)!r}"
-
-    def report(first: Any) -> bool:
-        from mobilenet.images import read_image
-
-        path = file_of(first.numpy())
-        if path not in folder.unreadable:
-            folder.unreadable.append(path)
-            try:
-                read_image(path)
-                reason = "TensorFlow cannot decode it"
-            except ValueError as error:
-                reason = str(error)
-            warnings.warn(f"left out {path!r}, which will not decode: {reason}", stacklevel=1)
-        return False
-
+    expected = int(dataset.cardinality())  # known: make_file_dataset's datasets start from a list
+    if expected < 0:
+        expected = len(folder)
     stand_in = tf.nest.map_structure(
         lambda spec: tf.zeros([size or 1 for size in spec.shape], spec.dtype),
         dataset.map(decode).element_spec,
     )
 
-    def one(*element: Any) -> Any:
-        single = tf.data.Dataset.from_tensors(element)
-        decoded = single.map(lambda *item: (decode(*item), True)).ignore_errors()
-        failed = single.map(lambda *item: (stand_in, unreadable(*item)))
-        return decoded.concatenate(failed).take(1)
+    def report(count: Any) -> bool:
+        missing = expected - int(count)
+        if missing > len(folder.unreadable):
+            found = _undecodable(folder.files)
+            for path, reason in found:
+                if path not in folder.unreadable:
+                    folder.unreadable.append(path)
+                    warnings.warn(f"left out {path!r}, which will not decode: {reason}", stacklevel=1)
+            if len(found) < missing:
+                warnings.warn(
+                    f"{missing - len(found)} of the files in {str(folder.root)!r} could not be read "
+                    "in this pass and were left out, though they decode now (a read error?)",
+                    stacklevel=1,
+                )
+        return False
 
-    def unreadable(*item: Any) -> Any:
-        ok = tf.py_function(report, [tf.nest.flatten(item)[0]], tf.bool)
-        ok.set_shape([])
-        return ok
+    def decoded(*element: Any) -> Any:
+        return decode(*element), False
 
-    def decodes(_: Any, ok: Any) -> Any:
-        return ok
+    def counted(count: Any, element: Any) -> Any:
+        output, last = element
+        return count + tf.cast(tf.logical_not(last), tf.int64), (output, last, count)
 
-    def result(out: Any, _: Any) -> Any:
-        return out
+    def kept(output: Any, last: Any, count: Any) -> Any:
+        def check() -> Any:
+            keep = tf.py_function(report, [count], tf.bool)
+            keep.set_shape([])
+            return keep
 
-    return dataset.interleave(
-        one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    ).filter(decodes).map(result)
+        return tf.cond(last, check, lambda: tf.constant(True))
+
+    def output(example: Any, last: Any, count: Any) -> Any:
+        return example
+
+    end = tf.data.Dataset.from_tensors((stand_in, True))
+    dataset = dataset.map(decoded, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    return dataset.concatenate(end).scan(np.int64(0), counted).filter(kept).map(output)
+
+
+def _undecodable(files: Any) -> list[tuple[str, str]]:
+    """The files that `mobilenet.images.read_image` cannot decode, and why, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mobilenet.images import read_image
+
+    def problem(path: str) -> str | None:
+        try:
+            read_image(path)
+        except ValueError as error:
+            return str(error)
+        return None
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        problems = list(pool.map(problem, files, chunksize=16))
+    return [(path, reason) for path, reason in zip(files, problems) if reason is not None]
 
 
 def _resize(image: Any, image_size: int) -> Any:
@@ -295,6 +304,12 @@ def make_file_dataset(
     - above, in training, Inception's random resized crop (8-100% of the
       area, aspect 3/4 to 4/3) and a left-right flip, as the paper trained;
       in evaluation, a central crop of 87.5% of each side, resized.
+
+    A file that will not decode (damage inside a complete file, which
+    listing cannot see) is left out: at the end of the pass that first meets
+    it, a ``UserWarning`` names it and it is added to ``folder.unreadable``;
+    the other files keep their order. It costs nothing while no file is
+    broken (benchmarks/RESULTS.md, "Files that will not decode").
 
     Args:
         folder: a `mobilenet.datasets.ImageFolder`.
