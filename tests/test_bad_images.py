@@ -98,6 +98,20 @@ def test_a_complete_jpeg_with_bytes_after_its_end_is_kept(tmp_path, tail):
     assert any(path.endswith("phone.jpg") for path in folder.files)
 
 
+def test_a_motion_photo_keeps_its_orientation(tmp_path):
+    from PIL import Image
+
+    image = Image.fromarray(picture(0, np.random.default_rng(3), 40, 60))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif.tobytes())
+    _folder_with(tmp_path / "data", "phone.jpg", buffer.getvalue() + b"ftypmp42" + bytes(500))
+    folder = load_image_folder(tmp_path / "data", validation_fraction=0).train
+    orientations = dict(zip(folder.files, folder.orientations))
+    assert orientations[str(tmp_path / "data" / "red" / "phone.jpg")] == 6
+
+
 @pytest.fixture(scope="module")
 def bad_folder(tmp_path_factory):
     """Three class folders of 32-px-trainable images, one a truncated JPEG; and a model for them."""

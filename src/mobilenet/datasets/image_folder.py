@@ -214,11 +214,11 @@ def _inspect(path: str) -> tuple[int, str | None]:
     if kind is None:
         return 1, "not a JPEG, PNG, GIF, BMP or WebP file"
     orientation, suspect = 1, _incomplete(kind, head, tail, size)
-    if suspect is None and kind in ("jpeg", "png", "webp"):
+    if kind in ("jpeg", "png", "webp"):
         try:
             orientation = image_orientation(path)
         except ValueError as error:
-            suspect = f"its header is broken ({_reason(error)})"
+            suspect = suspect or f"its header is broken ({_reason(error)})"
     if suspect is None:
         return orientation, None
     try:
