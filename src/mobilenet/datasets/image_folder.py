@@ -87,8 +87,8 @@ class ImageFolder:
         unreadable: list of the files that the pipeline reading this folder
             (`mobilenet.training.pipeline.make_file_dataset`) left out because
             they would not decode, damaged inside where listing cannot see,
-            each added (and warned about) when it is first met. Empty until
-            then; a subset starts its own.
+            each added (and warned about) at the end of the first pass that
+            meets it. Empty until then; a subset starts its own.
     """
 
     root: Path
