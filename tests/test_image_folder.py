@@ -91,7 +91,7 @@ def test_exif_orientation_is_read_when_listing(tmp_path):
     (lambda root: (root / "cat").mkdir(parents=True), "one class folder, 'cat'"),
     (lambda root: (write_pets(root, 2), (root / "empty").mkdir()), "data/empty' holds none"),
     (lambda root: (write_pets(root, 2), (root / "red" / "fake.jpg").write_text("hello")),
-     "fake.jpg', which is none of these"),
+     "fake.jpg' (not a JPEG, PNG, GIF, BMP or WebP file)"),
     (lambda root: (write_pets(root / "train", 2), write_pets(root / "val", 2, classes=("blue", "red", "teal"))),
      "missing green, with extra teal"),
 ])

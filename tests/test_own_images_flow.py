@@ -119,7 +119,7 @@ def _bad(root: Path, case: str) -> None:
     ("empty", "no sub-folders"),
     ("one class", "at least two class folders"),
     ("empty class", "zebra' holds none"),
-    ("not an image", "broken.png', which is none of these"),
+    ("not an image", "broken.png' (not a JPEG, PNG, GIF, BMP or WebP file)"),
     ("splits differ", "missing red"),
 ])
 def test_bad_folders_get_one_line_exit_2_and_nothing_written(tmp_path, case, message):

@@ -36,6 +36,7 @@ assert (same == pixels.numpy()).all()
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +53,7 @@ __all__ = [
     "file_dataset",
     "load_image",
     "load_images",
+    "skip_unreadable",
 ]
 
 #: The share of each side the evaluation crop keeps for inputs above `SMALL_IMAGE_MAX`
@@ -177,6 +179,7 @@ def file_dataset(
     crop_fraction: float = 1.0,
     interpolation: str = "bilinear",
     batch_size: int = 64,
+    folder: Any = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of batches of image files as a model's input, in file order.
 
@@ -184,6 +187,10 @@ def file_dataset(
     turned by each file's EXIF orientation, `eval_transform`), decoded in
     parallel. ``orientations`` are the files' EXIF orientations, read once
     when a folder is listed (`mobilenet.datasets.ImageFolder.orientations`).
+    With the ``folder`` (a `mobilenet.datasets.ImageFolder`) the files come
+    from, a file that will not decode is left out, named in a warning and
+    recorded in ``folder.unreadable`` (`skip_unreadable`); without it, it is
+    an error.
 
     Returns:
         A dataset of float32 batches ``(n, height, width, 3)``.
@@ -208,7 +215,11 @@ def file_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(
         (list(map(str, files)), np.asarray(orientations, np.int32))
     )
-    return dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(2)
+    if folder is not None:
+        dataset = skip_unreadable(dataset, load, folder)
+    else:
+        dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(2)
 
 
 def load_images(
@@ -248,3 +259,88 @@ def load_images(
         )))
     return np.concatenate(batches) if batches else np.zeros((0, height, width, images.shape[-1]),
                                                             np.float32)
+
+
+def skip_unreadable(dataset: Any, decode: Any, folder: Any) -> Any:
+    """``dataset.map(decode)`` in parallel, leaving out the files that will not decode, by name.
+
+    Every pipeline that decodes a folder's files goes through it: training's
+    (`mobilenet.training.pipeline.make_file_dataset`) and evaluation's
+    (`file_dataset`), so a damaged file gets one policy everywhere.
+
+    The safety net under listing's checks (`mobilenet.datasets.image_folder`),
+    for damage inside a complete file, which only decoding shows (a PNG or GIF
+    with corrupt data). ``ignore_errors`` leaves such an element out at no
+    cost to the others, and a count (a ``scan``) runs beside it: a marker
+    element after the last one compares the count with the elements that
+    went in. Only when some are missing does it look for them, decoding each
+    of ``folder``'s files as `mobilenet.images.read_image` does (every file
+    once: slow, but only for a broken folder); each it finds is warned about
+    once (a ``UserWarning`` naming it) and added to ``folder.unreadable``.
+    The order of the others is kept, so evaluation can match them to labels.
+    """
+    import tensorflow as tf
+
+    expected = int(dataset.cardinality())  # known: make_file_dataset's datasets start from a list
+    if expected < 0:
+        expected = len(folder)
+    stand_in = tf.nest.map_structure(
+        lambda spec: tf.zeros([size or 1 for size in spec.shape], spec.dtype),
+        dataset.map(decode).element_spec,
+    )
+
+    def report(count: Any) -> bool:
+        missing = expected - int(count)
+        if missing > len(folder.unreadable):
+            found = _undecodable(folder.files)
+            for path, reason in found:
+                if path not in folder.unreadable:
+                    folder.unreadable.append(path)
+                    warnings.warn(f"left out {path!r}, which will not decode: {reason}", stacklevel=1)
+            if len(found) < missing:
+                warnings.warn(
+                    f"{missing - len(found)} of the files in {str(folder.root)!r} could not be read "
+                    "in this pass and were left out, though they decode now (a read error?)",
+                    stacklevel=1,
+                )
+        return False
+
+    def decoded(*element: Any) -> Any:
+        return decode(*element), False
+
+    def counted(count: Any, element: Any) -> Any:
+        output, last = element
+        return count + tf.cast(tf.logical_not(last), tf.int64), (output, last, count)
+
+    def kept(output: Any, last: Any, count: Any) -> Any:
+        def check() -> Any:
+            keep = tf.py_function(report, [count], tf.bool)
+            keep.set_shape([])
+            return keep
+
+        return tf.cond(last, check, lambda: tf.constant(True))
+
+    def output(example: Any, last: Any, count: Any) -> Any:
+        return example
+
+    end = tf.data.Dataset.from_tensors((stand_in, True))
+    dataset = dataset.map(decoded, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    return dataset.concatenate(end).scan(np.int64(0), counted).filter(kept).map(output)
+
+
+def _undecodable(files: Any) -> list[tuple[str, str]]:
+    """The files that `mobilenet.images.read_image` cannot decode, and why, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mobilenet.images import read_image
+
+    def problem(path: str) -> str | None:
+        try:
+            read_image(path)
+        except ValueError as error:
+            return str(error)
+        return None
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        problems = list(pool.map(problem, files, chunksize=16))
+    return [(path, reason) for path, reason in zip(files, problems) if reason is not None]

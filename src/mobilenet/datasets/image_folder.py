@@ -10,11 +10,19 @@ Two layouts are read:
 
 Class names are the folder names, sorted, so label ``i`` is the ``i``-th
 name. Images are found in each class folder and its sub-folders by suffix
-(`IMAGE_SUFFIXES`, any case; hidden files and folders skipped). Listing reads
-the first bytes of every image file: a file whose content is not a JPEG, PNG,
-GIF, BMP or WebP is refused before any training, naming it, and a JPEG's EXIF
-orientation is read then, so that phone photos come in the right way up. Other
-files (``notes.txt``) are skipped and counted in `ImageFolder.skipped`.
+(`IMAGE_SUFFIXES`, any case; hidden files and folders skipped). Other files
+(``notes.txt``) are skipped and counted in `ImageFolder.skipped`.
+
+Listing reads the first and last bytes of every image file. A file that will
+not decode is refused before anything runs, with every such file named in one
+error: an empty file, one whose content is not a JPEG, PNG, GIF, BMP or WebP,
+one whose header Pillow cannot parse, and one cut short (a JPEG without its
+end-of-image marker, a PNG without its IEND chunk, a GIF without its trailer,
+a BMP or WebP shorter than its header says). A file that fails these checks is
+decoded by the pipeline's decoder, whose verdict is final, so a complete JPEG
+followed by other data (a phone's motion photo) is kept. The EXIF orientation
+is read then too, so that phone photos come in the right way up. Damage inside
+a complete file is left to decoding (``make_file_dataset``).
 
 Nothing here decodes an image: `mobilenet.training.pipeline.make_file_dataset`
 streams the files through ``tf.data``.
@@ -54,6 +62,13 @@ _MAGIC = {
     b"GIF89a": "gif",
     b"BM": "bmp",
 }
+#: How a complete file ends, after any padding of zeros: JPEG's end-of-image
+#: marker, PNG's IEND chunk (with its CRC), GIF's trailer.
+_ENDINGS = {"jpeg": b"\xff\xd9", "png": b"IEND\xaeB`\x82", "gif": b";"}
+_END_NAMES = {"jpeg": "JPEG's end-of-image marker", "png": "PNG's IEND chunk",
+              "gif": "GIF's trailer"}
+#: Bytes read from each end of every file when listing.
+_HEAD, _TAIL = 32, 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +84,11 @@ class ImageFolder:
         class_names: tuple of the class names, label order.
         skipped: tuple of files left out because their suffix is not an
             image's (hidden files are not counted).
+        unreadable: list of the files that the pipeline reading this folder
+            (`mobilenet.training.pipeline.make_file_dataset`) left out because
+            they would not decode, damaged inside where listing cannot see,
+            each added (and warned about) at the end of the first pass that
+            meets it. Empty until then; a subset starts its own.
     """
 
     root: Path
@@ -77,6 +97,7 @@ class ImageFolder:
     orientations: np.ndarray = dataclasses.field(repr=False)
     class_names: tuple[str, ...]
     skipped: tuple[str, ...] = ()
+    unreadable: list[str] = dataclasses.field(default_factory=list, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -96,6 +117,7 @@ class ImageFolder:
             labels=self.labels[indices],
             orientations=self.orientations[indices],
             skipped=(),
+            unreadable=[],
         )
 
     def split(self, fraction: float, seed: int = 0) -> tuple[ImageFolder, ImageFolder]:
@@ -135,10 +157,8 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def _sniff(path: str) -> str | None:
-    """The image format of ``path`` by its first bytes, or None."""
-    with open(path, "rb") as stream:
-        head = stream.read(12)
+def _sniff(head: bytes) -> str | None:
+    """The image format that a file's first bytes announce, or None."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
     for magic, kind in _MAGIC.items():
@@ -147,17 +167,74 @@ def _sniff(path: str) -> str | None:
     return None
 
 
-def _inspect(path: str) -> tuple[str | None, int]:
-    """The file's format by its first bytes, and its EXIF orientation where it can hold one."""
-    from mobilenet.images import image_orientation
+def _incomplete(kind: str, head: bytes, tail: bytes, size: int) -> str | None:
+    """What the file's ends say is missing (a cut-off copy or download), or None.
 
-    kind = _sniff(path)
+    Reads only what `_inspect` read: the first and last bytes and the size. A
+    JPEG ends with its end-of-image marker (zeros may pad it), a PNG with its
+    IEND chunk, a GIF with its trailer byte; a BMP or WebP is as long as its
+    header declares.
+    """
+    if kind in _ENDINGS:
+        if tail.rstrip(b"\0").endswith(_ENDINGS[kind]):
+            return None
+        return f"it ends without {_END_NAMES[kind]}"
+    if kind == "bmp":
+        declared = int.from_bytes(head[2:6], "little")
+    else:  # webp: RIFF's size field counts what follows it, padded to even
+        declared = int.from_bytes(head[4:8], "little") + 8
+    if size >= declared:
+        return None
+    return f"it holds {size:,} bytes of the {declared:,} its header declares"
+
+
+def _inspect(path: str) -> tuple[int, str | None]:
+    """A file's EXIF orientation, and why it will not decode (None: it will).
+
+    The cheap checks read the file's first and last bytes: its format (by its
+    first bytes), its header (Pillow parses it for the orientation) and its
+    end (`_incomplete`). Only a file that fails one is decoded, by the decoder
+    the pipeline uses (`mobilenet.images.read_image`), and refused only if
+    that fails too: a JPEG with a video after its end (a phone's motion
+    photo) passes.
+    """
+    from mobilenet.images import image_orientation, read_image
+
+    with open(path, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        head = stream.read(_HEAD)
+        if size > _HEAD + _TAIL:
+            stream.seek(size - _TAIL)
+            tail = stream.read(_TAIL)
+        else:
+            tail = (head + stream.read())[-_TAIL:]
+    if size == 0:
+        return 1, "an empty file"
+    kind = _sniff(head)
+    if kind is None:
+        return 1, "not a JPEG, PNG, GIF, BMP or WebP file"
+    orientation, suspect = 1, _incomplete(kind, head, tail, size)
     if kind in ("jpeg", "png", "webp"):
         try:
-            return kind, image_orientation(path)
-        except ValueError:
-            return None, 1  # a broken header: refused as not an image
-    return kind, 1
+            orientation = image_orientation(path)
+        except ValueError as error:
+            suspect = suspect or f"its header is broken ({_reason(error)})"
+    if suspect is None:
+        return orientation, None
+    try:
+        read_image(path)
+    except ValueError as error:
+        return 1, f"{suspect}, and TensorFlow cannot decode it: {_reason(error)}"
+    return orientation, None
+
+
+def _reason(error: ValueError) -> str:
+    """The part of `read_image`'s or `image_orientation`'s message after the file name."""
+    text = str(error)
+    start = text.find(" as an image (")
+    if start < 0:
+        return text
+    return text[start + len(" as an image ("):].removesuffix(")")
 
 
 def find_image_files(folder: str | os.PathLike) -> tuple[list[str], list[str]]:
@@ -239,21 +316,22 @@ def _list(root: Path, argument: str, class_names: Sequence[str] | None = None) -
         files += found
         labels += [label] * len(found)
         skipped += others
-    # Reading a header is I/O-bound: threads overlap the waits (network storage most of all).
+    # Reading a file's ends is I/O-bound: threads overlap the waits (network storage most of all).
     with ThreadPoolExecutor(max_workers=16) as pool:
         inspected = list(pool.map(_inspect, files, chunksize=64))
-    for path, (kind, _) in zip(files, inspected):
-        if kind is None:
-            raise invalid(
-                argument, "image files that are JPEG, PNG, GIF, BMP or WebP inside (remove or "
-                "rename any other file)", str(root),
-                shown=f"{path!r}, which is none of these",
-            )
+    unreadable = [(path, problem) for path, (_, problem) in zip(files, inspected) if problem]
+    if unreadable:
+        raise invalid(
+            argument, "image files that decode (JPEG, PNG, GIF, BMP or WebP; remove or replace "
+            "the others)", str(root),
+            shown=f"{len(unreadable)} file{'s' * (len(unreadable) > 1)} in {str(root)!r} that "
+            "will not decode: " + "; ".join(f"{path!r} ({problem})" for path, problem in unreadable),
+        )
     return ImageFolder(
         root=root,
         files=tuple(files),
         labels=np.asarray(labels, np.int64),
-        orientations=np.asarray([orientation for _, orientation in inspected], np.int32),
+        orientations=np.asarray([orientation for orientation, _ in inspected], np.int32),
         class_names=names,
         skipped=tuple(skipped),
     )
@@ -293,9 +371,9 @@ def load_image_folder(
     Raises:
         FileNotFoundError: ``data_dir`` does not exist.
         ValueError: naming ``argument``: no class folders, one class only, a
-            class folder without images, splits whose classes differ, a file
-            named as an image that is none, or too few images of a class to
-            hold one out.
+            class folder without images, splits whose classes differ, files
+            named as images that will not decode (each named), or too few
+            images of a class to hold one out.
 
     Example:
 

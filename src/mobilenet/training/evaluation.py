@@ -136,7 +136,7 @@ def _predict_files(classifier: Any, folder: ImageFolder, batch_size: int, flip_t
     # (mobilenet.preprocessing), so that each image gets the pixels `mobilenet predict` feeds it,
     # and predicted as arrays, which every strategy splits correctly, also across the workers
     # of a cluster; memory holds one chunk.
-    dataset = file_dataset(folder.files, folder.orientations, batch_size=_CHUNK,
+    dataset = file_dataset(folder.files, folder.orientations, batch_size=_CHUNK, folder=folder,
                            **classifier.facts.image_options())
     chunks = [_classify(classifier, np.asarray(images), batch_size, flip_tta) for images in dataset]
     return np.concatenate(chunks) if chunks else np.zeros((0, classifier.num_classes), np.float32)
@@ -244,7 +244,8 @@ def evaluate(
         class_names = class_names if class_names is not None else folder.class_names
         classifier = Classifier(model, num_threads=num_threads)
         probabilities = _predict_files(classifier, folder, batch_size, flip_tta)
-        labels, paths = folder.labels, folder.files
+        kept = ~np.isin(folder.files, folder.unreadable)  # what the pipeline left out, warned about
+        labels, paths = folder.labels[kept], [path for path, keep in zip(folder.files, kept) if keep]
     else:
         images, labels = check_images_and_labels(
             x_test, y_test, num_classes=num_classes, image_shape=(None, None, facts.channels),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 
 from mobilenet._validation import check_bool, check_int, check_number, check_positive_int
 from mobilenet.datasets.cifar10 import CLASS_NAMES, IMAGE_SHAPE
-from mobilenet.preprocessing import eval_transform, file_dataset
+from mobilenet.preprocessing import eval_transform, file_dataset, skip_unreadable
 
 __all__ = [
     "cache_bytes",
@@ -217,6 +218,12 @@ def make_file_dataset(
       area, aspect 3/4 to 4/3) and a left-right flip, as the paper trained;
       in evaluation, a central crop of 87.5% of each side, resized.
 
+    A file that will not decode (damage inside a complete file, which
+    listing cannot see) is left out: at the end of the pass that first meets
+    it, a ``UserWarning`` names it and it is added to ``folder.unreadable``;
+    the other files keep their order. It costs nothing while no file is
+    broken (benchmarks/RESULTS.md, "Files that will not decode").
+
     Args:
         folder: a `mobilenet.datasets.ImageFolder`.
         image_size: int >= 1, the side of the square images fed to the model.
@@ -271,7 +278,7 @@ def make_file_dataset(
     random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
     check_bool(cutmix, "cutmix")
     num_classes = len(folder.class_names) if num_classes is None else num_classes
-    workers, index = shard
+    listed, (workers, index) = folder, shard
     if workers > 1:
         folder = folder.shard(workers, index)
     small = RECIPE.is_small(image_size)
@@ -297,9 +304,9 @@ def make_file_dataset(
 
         # Cached: decode once, shuffle the decoded images. Streamed: shuffle the names.
         if cache is None:
-            dataset = shuffled(dataset).map(load, num_parallel_calls=parallel)
+            dataset = skip_unreadable(shuffled(dataset), load, listed)
         else:
-            dataset = shuffled(cached(dataset.map(load, num_parallel_calls=parallel)))
+            dataset = shuffled(cached(skip_unreadable(dataset, load, listed)))
         if training and augment:
             dataset = _with_seeds(dataset, seed).map(
                 _pad_crop_flip(RECIPE.padding, (image_size, image_size, 3)),
@@ -318,7 +325,7 @@ def make_file_dataset(
                 image = _random_resized_crop(_decode(data, orientation), seed_pair[:2], image_size, RECIPE)
                 return tf.image.stateless_random_flip_left_right(image, seed=seed_pair[2:]), label
 
-            dataset = _with_seeds(dataset, seed).map(crop, num_parallel_calls=parallel)
+            dataset = skip_unreadable(_with_seeds(dataset, seed), crop, listed)
         else:
             def center(data: Any, label: Any, orientation: Any) -> Any:
                 # The one evaluation transform (mobilenet.preprocessing), as `evaluate` and
@@ -327,7 +334,7 @@ def make_file_dataset(
                                        crop_fraction=RECIPE.central_crop)
                 return image, label
 
-            dataset = dataset.map(center, num_parallel_calls=parallel)
+            dataset = skip_unreadable(dataset, center, listed)
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
         lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, num_classes)),
         num_parallel_calls=parallel,
@@ -484,7 +491,7 @@ def load_folder_images(
         chosen = np.sort(np.random.default_rng(seed).permutation(len(folder))[:limit])
         folder = folder.subset(chosen)
     dataset = file_dataset(folder.files, folder.orientations, size=size, batch_size=256,
-                           crop_fraction=crop_fraction, interpolation=interpolation)
+                           crop_fraction=crop_fraction, interpolation=interpolation, folder=folder)
     batches = [np.asarray(images) for images in dataset]
     pixels = np.concatenate(batches) if batches else np.zeros((0, *size, 3))
     return pixels.astype(np.uint8)
