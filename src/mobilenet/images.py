@@ -104,8 +104,12 @@ def read_image(path: str | os.PathLike, *, channels: int = 3) -> np.ndarray:
     """
     if not (is_int(channels) and channels in (1, 3, 4)):
         raise invalid("channels", "1, 3 or 4", channels)
+    import tensorflow as tf
+
     file = _existing_file(path)
-    return _decode_upright(file.read_bytes(), channels, str(path), file)
+    # Read by TensorFlow's own op: an undecodable file read into Python bytes first leaves
+    # TensorFlow a log line to print at exit, past the command line's filter.
+    return _decode_upright(tf.io.read_file(str(file)), channels, str(path), file)
 
 
 def decode_image(data: bytes, *, channels: int = 3) -> np.ndarray:
@@ -128,7 +132,7 @@ def decode_image(data: bytes, *, channels: int = 3) -> np.ndarray:
     return _decode_upright(bytes(data), channels, "the image bytes", io.BytesIO(bytes(data)))
 
 
-def _decode_upright(data: bytes, channels: int, shown: str, exif_source: Any) -> np.ndarray:
+def _decode_upright(data: Any, channels: int, shown: str, exif_source: Any) -> np.ndarray:
     import tensorflow as tf
 
     try:
