@@ -6,6 +6,7 @@ import argparse
 
 from mobilenet.cli.common import UsageError, check_output_file, command_parser, positive_int
 from mobilenet.cli.data import add_data_options, cifar10_arrays, is_folder_dataset, limited
+from mobilenet.cli.report import plots_missing, print_report
 from mobilenet.training.recipe import RECIPE
 
 
@@ -48,32 +49,6 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--flip-tta", action="store_true",
                         help="also classify each image flipped left-right and average the two "
                         "(test-time augmentation; twice the inference time)")
-
-
-def print_report(report, what: str = "test", flip_tta: bool = False, errors: int = 0) -> None:  # noqa: ANN001
-    """Prints an `EvaluationReport`: accuracy on ``what`` images, per class, and ``errors`` worst errors."""
-    how = ", with flip TTA" if flip_tta else ""
-    top = (f"; top-{report.top_k} {report.top_k_accuracy:.2%}"
-           if report.top_k < len(report.class_names) else "")
-    print(f"{what} accuracy: {report.accuracy:.2%} on {report.num_examples} images{how}{top}")
-    width = max(11, *(len(name) + 1 for name in report.per_class_accuracy))
-    for name, accuracy in report.per_class_accuracy.items():
-        print(f"  {name:<{width}}{accuracy:7.1%}")
-    for error in report.errors[:errors]:
-        where = error.path if error.path is not None else f"image {error.index}"
-        print(f"  wrong: {where}: {error.label}, predicted {error.predicted} "
-              f"({error.confidence:.1%})")
-
-
-def plots_missing() -> str | None:
-    """Why plots cannot be drawn here, or None when matplotlib is installed."""
-    import importlib.util
-
-    from mobilenet.training.plots import PLOT_EXTRA_HINT
-
-    if importlib.util.find_spec("matplotlib") is None:
-        return f"matplotlib is not installed ({PLOT_EXTRA_HINT})"
-    return None
 
 
 def _check_input_size(model, image_shape: tuple, model_flag: str, data_flag: str) -> None:  # noqa: ANN001

@@ -9,6 +9,7 @@ and which BatchNorms to synchronise.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import keras
@@ -191,12 +192,15 @@ def make_strategy(name: str | None) -> Any:
     Example:
 
     ```python
-    from mobilenet.cifar10 import load_cifar10, make_strategy, train
+    import dataclasses
+
+    from mobilenet.datasets import load_cifar10
+    from mobilenet.training import RECIPE, make_strategy, train
 
     (x, y), _ = load_cifar10("../shared/data/cifar10-subset")
     strategy = make_strategy("mirrored")  # every local GPU, or the CPU
-    result = train(x[:64], y[:64], output_dir="runs/gpus", epochs=1, alpha=0.25,
-                   strategy=strategy, verbose=0)
+    result = train((x[:64], y[:64]), output_dir="runs/gpus", strategy=strategy,
+                   recipe=dataclasses.replace(RECIPE, epochs=1, alpha=0.25), verbose=0)
     ```
     """
     import tensorflow as tf
@@ -208,7 +212,16 @@ def make_strategy(name: str | None) -> Any:
     if name == "multi-worker":
         return _multi_worker_strategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        except ValueError as error:
+            if os.environ.get("TPU_NAME"):
+                raise
+            raise invalid(
+                "strategy", "", name, problem="no TPU was found from this machine (TensorFlow "
+                "looks for the TPU of a Cloud TPU VM); name one in the TPU_NAME environment "
+                "variable, as its Cloud TPU name or grpc://HOST:PORT address",
+            ) from error
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
