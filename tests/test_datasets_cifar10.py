@@ -230,7 +230,7 @@ def test_split_validation_is_stratified_and_disjoint():
 )
 def test_bad_images_and_labels_are_named(images, labels, message):
     with pytest.raises(ValueError, match=message):
-        datasets.check_images_and_labels(images, labels)
+        datasets.check_images_and_labels(images, labels, num_classes=10)  # CIFAR-10's classes
 
 
 def test_good_images_and_labels_pass_as_arrays():

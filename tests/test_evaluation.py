@@ -86,13 +86,10 @@ def test_plots_without_matplotlib_name_the_extra(tmp_path, monkeypatch):
         training.plot_history([{"epoch": 1, "loss": 1.0}], tmp_path / "curves.png")
 
 
-def test_evaluate_rejects_a_model_of_another_class_count_and_bad_labels():
+def test_evaluate_rejects_labels_outside_the_models_classes():
     model, images = _fixed_predictions([0, 1])
     with pytest.raises(ValueError, match=r"`y_test`.*0..9"):
         evaluate(model, images, np.array([0, 12]))
-    five = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
-    with pytest.raises(ValueError, match=r"`model`.*10 outputs.*\(None, 5\)"):
-        evaluate(five, images, np.array([0, 1]))
 
 
 def test_evaluate_a_missing_or_corrupt_file_says_which(tmp_path):

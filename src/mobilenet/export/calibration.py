@@ -29,7 +29,7 @@ def pixel_input_range(model: keras.Model) -> tuple[float, float] | None:
 
     A model takes pixels when the first layer after its input is a
     ``keras.layers.Rescaling`` (as in ``MobileNetV1(include_preprocessing=True)``
-    and the models `mobilenet.cifar10.train` makes).
+    and the models `mobilenet.training.train` makes).
     """
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     if layers and isinstance(layers[0], keras.layers.Rescaling):

@@ -51,6 +51,7 @@ _EXPORTS = {
     "train": "mobilenet.training.trainer",
     "STRATEGIES": "mobilenet.training.distribution",
     "make_strategy": "mobilenet.training.distribution",
+    "free_ports": "mobilenet.training.distribution",
     "HISTORY_CSV": "mobilenet.training.callbacks",
     "HISTORY_JSON": "mobilenet.training.callbacks",
     "BestCheckpoint": "mobilenet.training.callbacks",
@@ -80,7 +81,7 @@ if TYPE_CHECKING:
         TimeBudget,
         read_history,
     )
-    from mobilenet.training.distribution import STRATEGIES, make_strategy
+    from mobilenet.training.distribution import STRATEGIES, free_ports, make_strategy
     from mobilenet.training.evaluation import EvaluationReport, evaluate
     from mobilenet.training.pipeline import make_dataset, make_file_dataset, make_image_dataset
     from mobilenet.training.plots import plot_confusion_matrix, plot_history, save_plots

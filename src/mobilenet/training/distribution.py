@@ -23,6 +23,7 @@ __all__ = [
     "check_even_batches",
     "check_strategy",
     "fit_scope",
+    "free_ports",
     "is_chief",
     "is_keras_distribution",
     "is_multi_worker",
@@ -268,3 +269,30 @@ def worker_shard(strategy: Any) -> tuple[int, int]:
     workers = sum(len(cluster.get(job, ())) for job in ("chief", "worker"))
     index = int(resolver.task_id) + (1 if resolver.task_type == "worker" and "chief" in cluster else 0)
     return workers, index
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` TCP ports free on this machine now, for a cluster of local workers in ``TF_CONFIG``.
+
+    Each is bound once and released, so another process may still take it
+    before a worker does; tests and benchmarks that start a local
+    multi-worker run use it.
+
+    Example:
+
+    ```python
+    from mobilenet.training import free_ports
+
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    ```
+    """
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
