@@ -558,3 +558,22 @@ def test_weights_of_another_width_give_one_error_and_no_warnings(tmp_path, recwa
                weights=tmp_path / "a.weights.h5", alpha=0.5, shallow=False, epochs=1,
                validation_fraction=0)
     assert not [w for w in recwarn if "Skipping nested container" in str(w.message)]
+
+
+def test_the_old_cifar10_train_still_works_with_a_deprecation_warning(monkeypatch, tmp_path):
+    from mobilenet import cifar10, training
+
+    asked = {}
+
+    def record(data, **kwargs):
+        asked.update(kwargs, data=data)
+        return "trained"
+
+    monkeypatch.setattr(training, "train", record)
+    x, y = np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10
+    with pytest.warns(DeprecationWarning, match=r"mobilenet.cifar10.train is deprecated: call "
+                      r"mobilenet.training.train\(\(x, y\)"):
+        assert cifar10.train(x, y, output_dir=tmp_path, epochs=3, alpha=0.25, verbose=0) == "trained"
+    assert (asked["recipe"].epochs, asked["recipe"].alpha) == (3, 0.25)  # knobs went into the recipe
+    assert asked["class_names"] == cifar10.CLASS_NAMES and asked["data"][0] is x
+    assert asked["output_dir"] == tmp_path and asked["verbose"] == 0

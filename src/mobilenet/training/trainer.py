@@ -113,6 +113,8 @@ class TrainResult:
             `ImageFolder` or a dataset), or None.
         best_is_final: whether ``best.keras`` is ``final.keras``'s copy,
             the validation share being too small to choose an epoch by.
+        skipped_files: training files that could not be read and were left
+            out (also in ``run.json``'s ``skipped_files``).
     """
 
     model: Any
@@ -126,6 +128,7 @@ class TrainResult:
     test: Any = None
     validation: Any = None
     best_is_final: bool = False
+    skipped_files: tuple[str, ...] = ()
 
     def held_out(self) -> tuple[str, Any, Any] | None:
         """The images to report on: ``("test", images, labels)``, else the validation ones, else None.
@@ -805,6 +808,7 @@ def train(
         test=data_.test,
         validation=data_.validation_source,
         best_is_final=not picks_best[0],
+        skipped_files=tuple(data_.skipped_files),
     )
 
 
