@@ -337,13 +337,15 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
-    from mobilenet import cifar10
+    import dataclasses
+    from mobilenet.training import RECIPE, train
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
     y = np.arange(32) % 10
-    result = _train(x, y, output_dir=sys.argv[1], epochs=2, alpha=0.25, early_downsampling=4,
-                           batch_size=16, validation_fraction=0, strategy=strategy, verbose=0)
+    recipe = dataclasses.replace(RECIPE, epochs=2, alpha=0.25, early_downsampling=4, batch_size=16,
+                                 validation_fraction=0)
+    result = train((x, y), output_dir=sys.argv[1], recipe=recipe, strategy=strategy, verbose=0)
     kernel = result.model.get_layer("fc").kernel
     print(json.dumps({
         "replicas": strategy.num_replicas_in_sync,
@@ -391,16 +393,18 @@ _DATA_PARALLEL_SCRIPT = textwrap.dedent(
     import json, sys
     import keras
     import numpy as np
-    from mobilenet import cifar10
+    import dataclasses
+    from mobilenet.training import RECIPE, train
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     y = np.arange(8) % 10
-    options = dict(epochs=1, alpha=0.25, early_downsampling=4, batch_size=8, validation_fraction=0,
-                   augment=False, verbose=0)
+    options = dict(recipe=dataclasses.replace(RECIPE, epochs=1, alpha=0.25, early_downsampling=4,
+                                              batch_size=8, validation_fraction=0, augment=False),
+                   verbose=0)
     report, weights = {"devices": keras.distribution.list_devices()}, {}
     for name, strategy in (("single", None), ("parallel", keras.distribution.DataParallel())):
-        result = _train(x, y, output_dir=f"{sys.argv[1]}/{name}", strategy=strategy, **options)
+        result = train((x, y), output_dir=f"{sys.argv[1]}/{name}", strategy=strategy, **options)
         kernel = result.model.get_layer("fc").kernel.value
         report[name] = {
             "loss": result.history[0]["loss"],
@@ -412,7 +416,7 @@ _DATA_PARALLEL_SCRIPT = textwrap.dedent(
         keras.backend.clear_session()
     report["distribution_after"] = repr(keras.distribution.distribution())
     try:  # 7 images in batches of 8: one batch of 7, which 2 devices cannot split
-        _train(x[:7], y[:7], output_dir=f"{sys.argv[1]}/uneven",
+        train((x[:7], y[:7]), output_dir=f"{sys.argv[1]}/uneven",
                       strategy=keras.distribution.DataParallel(), **options)
     except ValueError as error:
         report["uneven"] = str(error)
