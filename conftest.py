@@ -147,14 +147,16 @@ def _markdown_block_sandbox(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def _train_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Model files as `mobilenet.cifar10.train` saves them, built once per worker."""
+    """Model files as `mobilenet.training.train` saves them from CIFAR-10, built once per worker."""
     import keras
 
-    from mobilenet import cifar10
+    from mobilenet.datasets import CIFAR10_CLASS_NAMES
+    from mobilenet.schedules import WarmupCosineDecay
+    from mobilenet.training import build_model
 
-    model = cifar10.build_model()
+    model = build_model(class_names=CIFAR10_CLASS_NAMES)
     model.compile(
-        optimizer=keras.optimizers.SGD(cifar10.WarmupCosineDecay(0.2, 70, 1050), momentum=0.9),
+        optimizer=keras.optimizers.SGD(WarmupCosineDecay(0.2, 70, 1050), momentum=0.9),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
         metrics=["accuracy"],
     )

@@ -1,20 +1,26 @@
-"""What the benchmarks share: fair timing, and a description of the machine they ran on.
+"""What the benchmarks share: fair timing, the machine they ran on, free ports, and one `report`.
 
 Each script imports these (``from _common import ...``: a script's own folder
 is on ``sys.path`` when Python runs it), so every table is timed the same way
 and names the same facts about the CPU: its model and ISA flags, whether
-TensorFlow's oneDNN ops are on, the load and the busiest other processes.
+TensorFlow's oneDNN ops are on, the load and the busiest other processes
+(`machine_header`). A benchmark measures into rows (dataclasses), and
+`report` renders them: measuring and printing stay apart.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 #: The /proc/cpuinfo flags that decide which kernels TensorFlow, XNNPACK and ONNX Runtime use.
 ISA_FLAGS = (
@@ -164,3 +170,60 @@ def litert_runtime() -> str:
     except ImportError:
         return "TensorFlow's tf.lite.Interpreter (ai-edge-litert is not installed)"
     return "ai_edge_litert.interpreter.Interpreter"
+
+
+def machine_header(env: dict[str, str] | None = None, *, onednn: bool = True) -> str:
+    """The lines every RESULTS.md entry starts with: date, CPU and flags, oneDNN, versions, load."""
+    env = dict(os.environ) if env is None else env
+    cpu, flags = cpu_model_and_flags()
+    lines = [
+        f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"- CPU: {cpu}, {os.cpu_count()} cores; ISA flags: {', '.join(flags) or 'none of note'}",
+    ]
+    if onednn:
+        lines.append(f"- TensorFlow's oneDNN ops: {onednn_state(env)} ({onednn_setting(env)})")
+    lines += [f"- {versions()}", f"- at the start: {load_line()}"]
+    return "\n".join(lines)
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` free local TCP ports for a local multi-worker cluster (`mobilenet.training.free_ports`)."""
+    from mobilenet.training import free_ports as library_free_ports
+
+    return library_free_ports(count)
+
+
+def _cell(value: Any, style: str | Callable[[Any], str] | None) -> str:
+    if value is None:
+        return "-"
+    if callable(style):
+        return style(value)
+    if style:
+        return format(value, style)
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def report(
+    rows: Sequence[Any], columns: dict[str, tuple[str, str | Callable[[Any], str] | None]] | None = None,
+    *, title: str | None = None,
+) -> str:
+    """A markdown table of ``rows`` (dataclass instances of one kind), one row each.
+
+    Args:
+        rows: the measured rows.
+        columns: field -> (header, format): a ``format()`` spec such as
+            ``".1%"``, or a function of the value. Default: every field,
+            its name as header.
+        title: an optional heading line above the table.
+    """
+    if columns is None:
+        names = [field.name for field in dataclasses.fields(rows[0])] if rows else []
+        columns = {name: (name, None) for name in names}
+    header = [heading for heading, _ in columns.values()]
+    lines = [] if title is None else [title, ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(getattr(row, name), style)
+                                        for name, (_, style) in columns.items()) + " |")
+    return "\n".join(lines)

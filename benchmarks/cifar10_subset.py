@@ -3,7 +3,7 @@
 Both train on the shared subset's 2,500 training images and are scored on its
 1,000 test images (test_batch, used for nothing else):
 
-- ours: `mobilenet.cifar10.train` with its defaults (the recipe in
+- ours: `mobilenet.training.train` with its recipe (the recipe in
   docs/cifar10.md, with the warm-up/cosine schedule fitted to the budget),
   trained on all 2,500 images;
 - naive: keras.applications.MobileNet at 32x32, alpha 1.0, weights=None,
@@ -19,9 +19,9 @@ It prints a table (recipe, epochs done, wall time, test accuracy).
 from __future__ import annotations
 
 import argparse
-import datetime
+import dataclasses
 import os
-import platform
+import sys
 import tempfile
 import time
 
@@ -30,7 +30,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from mobilenet import cifar10  # noqa: E402
+from mobilenet import training  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine_header, report  # noqa: E402  (benchmarks/_common.py)
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "cifar10-subset")
 
@@ -57,27 +60,40 @@ class _StopAtBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def run_ours(x_train, y_train, x_test, y_test, args) -> dict:
+@dataclasses.dataclass
+class Row:
+    """One recipe's run: its epochs in the budget, the wall time and the test accuracy."""
+
+    recipe: str
+    epochs: int
+    wall: float
+    accuracy: float
+
+
+COLUMNS = {"recipe": ("recipe", None), "epochs": ("epochs done", None),
+           "wall": ("wall time (s)", ".0f"), "accuracy": ("test accuracy", ".1%")}
+
+
+def run_ours(data, args) -> Row:
+    recipe = dataclasses.replace(
+        training.RECIPE, epochs=args.max_epochs, alpha=args.alpha,
+        early_downsampling=args.early_downsampling, validation_fraction=0,
+        time_budget=args.budget_minutes * 60, seed=args.seed,
+    )
     with tempfile.TemporaryDirectory() as output_dir:
         start = time.monotonic()
-        result = cifar10.train(
-            x_train, y_train, output_dir=output_dir, epochs=args.max_epochs,
-            alpha=args.alpha, early_downsampling=args.early_downsampling,
-            validation_fraction=0, time_budget=args.budget_minutes * 60, seed=args.seed,
-            verbose=2,
-        )
+        result = training.train(data, output_dir=output_dir, recipe=recipe, verbose=2)
         wall = time.monotonic() - start
-        report = cifar10.evaluate(result.model, x_test, y_test)
+        evaluation = training.evaluate(result.model, *data.test)
         if args.save_model:
             result.model.save(args.save_model)
-    return {
-        "recipe": f"ours (`train`'s defaults): shallow MobileNetV1 alpha {args.alpha:g}, "
-                  f"early_downsampling {args.early_downsampling}, seed {args.seed}",
-        "epochs": len(result.history), "wall": wall, "accuracy": report.accuracy,
-    }
+    return Row(f"ours (`train`'s recipe): shallow MobileNetV1 alpha {args.alpha:g}, "
+               f"early_downsampling {args.early_downsampling}, seed {args.seed}",
+               len(result.history), wall, evaluation.accuracy)
 
 
-def run_naive(x_train, y_train, x_test, y_test, args) -> dict:
+def run_naive(data, args) -> Row:
+    (x_train, y_train), (x_test, y_test) = data.train, data.test
     keras.utils.set_random_seed(args.seed)
     model = keras.applications.MobileNet(
         input_shape=(32, 32, 3), alpha=1.0, weights=None, classes=10,
@@ -91,11 +107,8 @@ def run_naive(x_train, y_train, x_test, y_test, args) -> dict:
     )
     wall = time.monotonic() - start
     predicted = np.argmax(model.predict(preprocess(x_test.astype("float32")), verbose=0), axis=1)
-    return {
-        "recipe": "naive: keras.applications.MobileNet 1.0, Adam 1e-3, batch 64, no aug",
-        "epochs": len(history.history["loss"]), "wall": wall,
-        "accuracy": float(np.mean(predicted == y_test)),
-    }
+    return Row("naive: keras.applications.MobileNet 1.0, Adam 1e-3, batch 64, no aug",
+               len(history.history["loss"]), wall, float(np.mean(predicted == y_test)))
 
 
 def main() -> None:
@@ -111,23 +124,19 @@ def main() -> None:
                         help="also save our trained model here (e.g. to measure int8 agreement)")
     args = parser.parse_args()
 
-    (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
-    print(f"{len(x_train)} training images, {len(x_test)} test images; budget "
-          f"{args.budget_minutes:g} min each; {os.cpu_count()} CPUs; {platform.processor() or platform.machine()}")
+    data = training.load_data(args.data_dir)  # CIFAR-10's arrays, class names and test images
+    header = machine_header()
     rows = []
     if args.only in (None, "ours"):
-        rows.append(run_ours(x_train, y_train, x_test, y_test, args))
+        rows.append(run_ours(data, args))
     if args.only in (None, "naive"):
-        rows.append(run_naive(x_train, y_train, x_test, y_test, args))
+        rows.append(run_naive(data, args))
 
-    print(f"\nCIFAR-10 subset, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"budget {args.budget_minutes:g} min per recipe")
-    print("| recipe | epochs done | wall time (s) | test accuracy |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print(f"| {row['recipe']} | {row['epochs']} | {row['wall']:.0f} | {row['accuracy']:.1%} |")
+    print(header)
+    print(report(rows, COLUMNS, title=f"\nCIFAR-10 subset ({len(data.train[0])} training, "
+                 f"{len(data.test[0])} test images), budget {args.budget_minutes:g} min per recipe"))
     if len(rows) == 2:
-        print(f"\nours - naive: {100 * (rows[0]['accuracy'] - rows[1]['accuracy']):+.1f} points")
+        print(f"\nours - naive: {100 * (rows[0].accuracy - rows[1].accuracy):+.1f} points")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ else should run meanwhile.
 from __future__ import annotations
 
 import argparse
-import datetime
+import dataclasses
 import os
 import statistics
 import time
@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from _common import busy_processes, cpu_model_and_flags, onednn_state  # noqa: E402  (benchmarks/_common.py)
+from _common import machine_header, progress, report  # noqa: E402  (benchmarks/_common.py)
 from mobilenet.datasets import load_cifar10  # noqa: E402
 from mobilenet.training import build_model, make_dataset  # noqa: E402
 from mobilenet.training.recipe import RECIPE  # noqa: E402
@@ -66,7 +66,27 @@ def dataset(variant: str, x_train: Any, y_train: Any, seed: int) -> Any:
     return shipped.with_options(options)
 
 
-def run(variant: str, x_train: Any, y_train: Any, epochs: int, seed: int) -> dict:
+@dataclasses.dataclass
+class Row:
+    """One fit of one pipeline: its epoch times (the first, tracing, apart) and stalls."""
+
+    round: int
+    variant: str
+    median: float
+    slowest: float
+    stalled: int
+    epochs: int
+    first: float
+    wall: float
+
+
+COLUMNS = {"round": ("round", None), "variant": ("tf.data", None),
+           "median": ("median epoch (s)", ".2f"), "slowest": ("slowest epoch (s)", ".2f"),
+           "stalled": ("epochs over 1.5x median", None), "epochs": ("of epochs", None),
+           "first": ("first epoch (s)", ".1f"), "wall": ("fit wall (s)", ".1f")}
+
+
+def run(round_: int, variant: str, x_train: Any, y_train: Any, epochs: int, seed: int) -> Row:
     keras.utils.set_random_seed(seed)
     model = build_model()
     model.compile(optimizer=keras.optimizers.SGD(RECIPE.learning_rate, momentum=0.9, nesterov=True),
@@ -78,10 +98,8 @@ def run(variant: str, x_train: Any, y_train: Any, epochs: int, seed: int) -> dic
     wall = time.perf_counter() - start
     later = timer.durations[1:]  # the first epoch also traces the graph
     median = statistics.median(later)
-    return {
-        "median": median, "slowest": max(later), "first": timer.durations[0], "wall": wall,
-        "stalled": sum(duration > 1.5 * median for duration in later), "epochs": len(later),
-    }
+    return Row(round_, variant, median, max(later), sum(duration > 1.5 * median for duration in later),
+               len(later), timer.durations[0], wall)
 
 
 def main() -> None:
@@ -97,21 +115,15 @@ def main() -> None:
 
     (x_train, y_train), _ = load_cifar10(args.data_dir)
     x_train, y_train = x_train[:args.limit], y_train[:args.limit]
-    cpu, flags = cpu_model_and_flags()
-    print(f"# {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu} "
-          f"({', '.join(flags) or 'no AVX2'}), {os.cpu_count()} CPUs, oneDNN "
-          f"{onednn_state(dict(os.environ))}, TensorFlow {tf.__version__}, Keras {keras.__version__}: "
-          f"{len(x_train)} training images, {args.epochs} epochs, seed {args.seed}")
-    print(f"# busy before the runs: {'; '.join(busy_processes()) or 'nothing'}\n")
-    print("| round | tf.data | median epoch (s) | slowest epoch (s) | epochs over 1.5x median "
-          "| first epoch (s) | fit wall (s) |")
-    print("|---|---|---|---|---|---|---|")
+    header = machine_header()
+    rows = []
     for round_ in range(1, args.rounds + 1):
         for variant in VARIANTS:
-            row = run(variant, x_train, y_train, args.epochs, args.seed)
-            print(f"| {round_} | {variant} | {row['median']:.2f} | {row['slowest']:.2f} "
-                  f"| {row['stalled']} of {row['epochs']} | {row['first']:.1f} | {row['wall']:.1f} |",
-                  flush=True)
+            rows.append(run(round_, variant, x_train, y_train, args.epochs, args.seed))
+            progress(f"round {round_}, {variant}: median epoch {rows[-1].median:.2f} s")
+    print(header)
+    print(report(rows, COLUMNS, title=f"\n{len(x_train)} training images, {args.epochs} epochs, "
+                 f"seed {args.seed}"))
 
 
 if __name__ == "__main__":

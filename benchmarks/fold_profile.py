@@ -16,7 +16,17 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from _common import interleaved_rates  # noqa: E402  (benchmarks/_common.py)
+import dataclasses  # noqa: E402
+
+from _common import interleaved_rates, machine_header, report  # noqa: E402  (benchmarks/_common.py)
+
+
+@dataclasses.dataclass
+class Row:
+    """One part of the network: milliseconds per batch."""
+
+    part: str
+    milliseconds: float
 
 
 def main() -> None:
@@ -65,9 +75,10 @@ def main() -> None:
          for name, step in steps.items()},
         repeats=5,
     )
-    print(f"| part (224x224, alpha 1.0, batch {batch}) | ms per batch |\n|---|---|")
-    for name, rate in rates.items():
-        print(f"| {name} | {1000 / rate:.0f} |")
+    rows = [Row(name, 1000 / rate) for name, rate in rates.items()]
+    print(machine_header())
+    print(report(rows, {"part": (f"part (224x224, alpha 1.0, batch {batch})", None),
+                        "milliseconds": ("ms per batch", ".0f")}, title=""))
 
 
 if __name__ == "__main__":

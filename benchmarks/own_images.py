@@ -48,7 +48,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from pathlib import Path
 
 from _common import (  # noqa: E402  (benchmarks/_common.py: the machine header's helpers)
     cpu_model_and_flags,
+    free_ports,
     interleaved_rates,
     load_line,
     onednn_setting,
@@ -342,7 +342,7 @@ def interleaved_epochs(args: argparse.Namespace, pngs: Path) -> None:
     from mobilenet.training import build_model
     from mobilenet.training.pipeline import make_dataset, make_file_dataset
     from mobilenet.training.recipe import RECIPE
-    from mobilenet.training.trainer import _compile  # the optimizer and loss `train` uses
+    from mobilenet.training import compile_model  # the optimizer and loss `train` uses
 
     (x_train, y_train), _ = load_cifar10(str(args.data_dir))
     folder = load_image_folder(pngs, validation_fraction=0).train
@@ -368,7 +368,7 @@ def interleaved_epochs(args: argparse.Namespace, pngs: Path) -> None:
     for name in datasets:
         keras.utils.set_random_seed(0)
         models[name] = build_model(RECIPE.alpha, num_classes=10, image_size=32)
-        _compile(models[name], learning_rate=RECIPE.learning_rate, epochs=26, steps_per_epoch=steps,
+        compile_model(models[name], learning_rate=RECIPE.learning_rate, epochs=26, steps_per_epoch=steps,
                  warmup_epochs=RECIPE.warmup_epochs, weight_decay=RECIPE.weight_decay,
                  label_smoothing=RECIPE.label_smoothing)
     for round_ in range(1 + args.diagnostic_rounds):  # the first round traces, untimed
@@ -458,12 +458,12 @@ def training_step_rate(folder, image_size: int, alpha: float, batch_size: int, r
     from mobilenet.training import build_model
     from mobilenet.training.pipeline import make_file_dataset
     from mobilenet.training.recipe import RECIPE
-    from mobilenet.training.trainer import _compile  # the optimizer and loss `train` uses
+    from mobilenet.training import compile_model  # the optimizer and loss `train` uses
 
     images, labels = next(iter(make_file_dataset(folder, image_size=image_size, batch_size=batch_size,
                                                  training=True, drop_remainder=True)))
     model = build_model(alpha, num_classes=len(folder.class_names), image_size=image_size)
-    _compile(model, learning_rate=RECIPE.learning_rate, epochs=10, steps_per_epoch=100,
+    compile_model(model, learning_rate=RECIPE.learning_rate, epochs=10, steps_per_epoch=100,
              warmup_epochs=RECIPE.warmup_epochs, weight_decay=RECIPE.weight_decay,
              label_smoothing=RECIPE.label_smoothing)
     rates = interleaved_rates({"step": (lambda: model.train_on_batch(images, labels), batch_size)},
@@ -516,8 +516,7 @@ def part_decode(args: argparse.Namespace) -> None:
     import tensorflow as tf
 
     from mobilenet.datasets import load_image_folder
-    from mobilenet.images import apply_orientation
-    from mobilenet.training.pipeline import _decode
+    from mobilenet.images import apply_orientation, decode_rgb
     from mobilenet.training.recipe import RECIPE
 
     work = args.work_dir
@@ -527,6 +526,11 @@ def part_decode(args: argparse.Namespace) -> None:
         lambda path, orientation: (tf.io.read_file(path), orientation)).cache()
     for _ in files:
         pass
+
+    def shipped(data, orientation):  # as make_file_dataset decodes
+        image = apply_orientation(decode_rgb(data), orientation)
+        image.set_shape([None, None, 3])
+        return image
 
     def sliced(data, orientation):
         image = tf.io.decode_image(data, expand_animations=False)
@@ -546,11 +550,11 @@ def part_decode(args: argparse.Namespace) -> None:
         return augment
 
     cases = {
-        "96: shipped (channels by tf.gather, antialiased resize)": crop(_decode, 96),
+        "96: shipped (channels by tf.gather, antialiased resize)": crop(shipped, 96),
         "96: channels by slice, antialiased resize": crop(sliced, 96),
-        "96: shipped decode, plain bilinear resize": crop(_decode, 96, False),
+        "96: shipped decode, plain bilinear resize": crop(shipped, 96, False),
         "96: channels by slice, plain bilinear resize": crop(sliced, 96, False),
-        "224: shipped": crop(_decode, 224),
+        "224: shipped": crop(shipped, 224),
         "224: channels by slice, antialiased resize": crop(sliced, 224),
     }
     seeds = tf.data.Dataset.random(seed=0).batch(4)
@@ -576,23 +580,12 @@ def part_decode(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- 4. workers
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def part_workers(args: argparse.Namespace) -> None:
     work = args.work_dir
     pngs = write_cifar10_pngs(args.data_dir, work / "cifar10-png")
     section("4. Two workers (`--strategy multi-worker`, 127.0.0.1) on the PNG folders")
     print(f"- before: {load_line()}", flush=True)
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     out = work / "runs" / ("workers" if args.source is None else "workers-source")
     out.parent.mkdir(parents=True, exist_ok=True)
     command = [str(MOBILENET), "train", "--strategy", "multi-worker", "--data-dir", str(pngs),

@@ -95,8 +95,9 @@ def run(alpha: float, label: str, seed: int, args: argparse.Namespace, data, wor
     (x_train, y_train), (x_test, y_test) = data
     folder = work / f"{alpha}-{seed}"
     timer = EpochTimes()
-    result = train(x_train, y_train, output_dir=folder, epochs=args.epochs,
-                   qat_epochs=args.qat_epochs, alpha=alpha, seed=seed, validation_fraction=0.0,
+    recipe = dataclasses.replace(RECIPE, epochs=args.epochs, qat_epochs=args.qat_epochs,
+                                 alpha=alpha, seed=seed, validation_fraction=0.0)
+    result = train((x_train, y_train), output_dir=folder, recipe=recipe,
                    extra_callbacks=[timer.callback], verbose=0)
     float_model = load_model(folder / FLOAT_MODEL)
     qat_model = result.model
@@ -121,9 +122,11 @@ def run(alpha: float, label: str, seed: int, args: argparse.Namespace, data, wor
         float_model, per_channel=False,
         freeze_batch_norm_after=max(1, round(RECIPE.qat_batch_norm_freeze * steps)),
         freeze_ranges_after=max(1, round(RECIPE.qat_range_freeze * steps)))
-    tensor_result = train(x_train, y_train, model=per_tensor, output_dir=folder / "per-tensor",
-                          epochs=args.qat_epochs, seed=seed, validation_fraction=0.0,
-                          learning_rate=RECIPE.learning_rate * RECIPE.qat_factor, verbose=0)
+    tensor_recipe = dataclasses.replace(RECIPE, epochs=args.qat_epochs, seed=seed,
+                                        validation_fraction=0.0,
+                                        learning_rate=RECIPE.learning_rate * RECIPE.qat_factor)
+    tensor_result = train((x_train, y_train), model=per_tensor, output_dir=folder / "per-tensor",
+                          recipe=tensor_recipe, verbose=0)
     files["qat_tensor"] = to_tflite(tensor_result.model, folder / "qat_tensor.tflite", "int8")
 
     top1 = {name: litert_predictions(path, x_test) for name, path in files.items()}
@@ -191,12 +194,10 @@ def main() -> None:
     parser.add_argument("--results-file", help="write the rows here as JSON")
     args = parser.parse_args()
 
-    from mobilenet._tf_log import without_tensorflow_log
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ notices
+    from mobilenet.datasets import load_cifar10
 
-    with without_tensorflow_log():
-        from mobilenet.datasets import load_cifar10
-
-        data = load_cifar10(args.data_dir)
+    data = load_cifar10(args.data_dir)
     cpu, flags = cpu_model_and_flags()
     print(f"CPU: {cpu}; flags: {' '.join(flags) or 'none of note'}; {versions()}")
     print(f"load at start: {load_line()}")
@@ -204,8 +205,7 @@ def main() -> None:
     rows = []
     for label in args.models:
         for seed in args.seeds:
-            with without_tensorflow_log():
-                rows.append(run(MODELS[label], label, seed, args, data, work))
+            rows.append(run(MODELS[label], label, seed, args, data, work))
             progress(f"{label} seed {seed}: {rows[-1]}")
     print(f"load at end: {load_line()}")
     print(report(rows, args))

@@ -9,8 +9,9 @@ models (runs/cifar10-example/best.keras, final.keras) take pixels as they come,
 """
 
 import argparse
+import dataclasses
+import os
 
-from mobilenet._tf_log import without_tensorflow_log
 from mobilenet.training.recipe import RECIPE  # the recipe's defaults, without loading TensorFlow
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -27,24 +28,21 @@ parser.add_argument("--resume", action="store_true", help="continue an interrupt
 parser.add_argument("--limit", type=int, help="use only the first N training and test images")
 parser.add_argument("--seed", type=int, default=0, help="seed of the weights, split, shuffle and augmentation")
 args = parser.parse_args()
+recipe = dataclasses.replace(RECIPE, epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size,
+                             validation_fraction=args.validation_fraction, seed=args.seed)
 
-# TensorFlow prints its C++ start-up notices when imported: hide them, as `mobilenet` does.
-with without_tensorflow_log():
-    from mobilenet import cifar10
+# TensorFlow prints its C++ start-up notices when imported, unless told not to.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from mobilenet import training  # noqa: E402
 
-    (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
-    if args.limit:
-        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
-        x_test, y_test = x_test[: args.limit], y_test[: args.limit]
-    print(f"{len(x_train)} training images, {len(x_test)} test images")
+# CIFAR-10's arrays, with its class names and test images: the door every dataset takes.
+data = training.load_data(args.data_dir, limit=args.limit)
+print(f"{len(data.train[0])} training images, {len(data.test[0])} test images")
 
-    result = cifar10.train(
-        x_train, y_train,
-        output_dir=args.output_dir, resume=args.resume, validation_fraction=args.validation_fraction,
-        epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size, seed=args.seed,
-    )
-    report = cifar10.evaluate(result.model, x_test, y_test)  # raw uint8 pixels, as a user has them
-    for name, accuracy in report.per_class_accuracy.items():
-        print(f"  {name:<11}{accuracy:6.1%}")
-    print(f"test accuracy: {report.accuracy:.2%}")
-    cifar10.save_plots(result.history, report, args.output_dir)  # PNGs when matplotlib is installed
+result = training.train(data, output_dir=args.output_dir, recipe=recipe, resume=args.resume)
+x_test, y_test = data.test
+report = training.evaluate(result.model, x_test, y_test)  # raw uint8 pixels, as a user has them
+for name, accuracy in report.per_class_accuracy.items():
+    print(f"  {name:<11}{accuracy:6.1%}")
+print(f"test accuracy: {report.accuracy:.2%}")
+training.save_plots(result.history, report, args.output_dir)  # PNGs when matplotlib is installed

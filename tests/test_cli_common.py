@@ -359,7 +359,7 @@ def test_messages_name_extras_and_flags_as_a_user_types_them(tmp_path, cifar10_s
                                                              monkeypatch):
     import importlib.util
 
-    from mobilenet.cifar10 import BACKUP_DIR
+    from mobilenet.training import BACKUP_DIR
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -397,13 +397,15 @@ def test_evaluate_help_says_limit_takes_test_images(capsys):
 
 
 def test_no_tpu_is_a_usage_error_saying_how_to_name_one(monkeypatch):
-    from mobilenet.cli import UsageError
-    from mobilenet.cli.train import _make_strategy
+    from mobilenet.cli.common import error_message
+    from mobilenet.cli.train import FLAGS
+    from mobilenet.training import make_strategy
 
     for variable in ("TPU_NAME", "TPU_CONFIG", "KUBE_GOOGLE_CLOUD_TPU_ENDPOINTS"):
         monkeypatch.delenv(variable, raising=False)
-    with pytest.raises(UsageError, match=r"`--strategy`: no TPU was found.*TPU_NAME"):
-        _make_strategy("tpu")
+    with pytest.raises(ValueError, match=r"`strategy`: no TPU was found.*TPU_NAME") as error:
+        make_strategy("tpu")
+    assert "`--strategy`: no TPU was found" in error_message(error.value, FLAGS)
 
 
 # --------------------------------------------------------------------------- a closed pipe

@@ -157,10 +157,10 @@ def test_export_a_model_saved_with_the_training_optimizer(tmp_path):
     Runs in a fresh process, where `mobilenet.cifar10` (which registers the
     schedule) has not been imported.
     """
-    from mobilenet import cifar10
+    from mobilenet.schedules import WarmupCosineDecay
 
     model = _small_model()
-    schedule = cifar10.WarmupCosineDecay(peak=0.1, warmup_steps=2, total_steps=10)
+    schedule = WarmupCosineDecay(peak=0.1, warmup_steps=2, total_steps=10)
     model.compile(keras.optimizers.SGD(schedule), "sparse_categorical_crossentropy")
     model.save(tmp_path / "trained.keras")
     out = tmp_path / "trained.tflite"

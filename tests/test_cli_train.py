@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -11,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mobilenet import cifar10
+from mobilenet import training
 from mobilenet.cli import build_parser, main
+from mobilenet.datasets import ImageFolderSplits, load_cifar10
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,8 +96,8 @@ def test_train_then_evaluate_end_to_end(cifar10_subset_dir, tmp_path, capsys):
     ])
     assert code == 0
     assert "on 48 images, with flip TTA" in capsys.readouterr().out  # not mistaken for the plain figure
-    _, (x_test, y_test) = cifar10.load_cifar10(cifar10_subset_dir)
-    expected = cifar10.evaluate(output_dir / "final.keras", x_test[:48], y_test[:48], flip_tta=True)
+    _, (x_test, y_test) = load_cifar10(cifar10_subset_dir)
+    expected = training.evaluate(output_dir / "final.keras", x_test[:48], y_test[:48], flip_tta=True)
     assert json.loads(report_path.read_text())["accuracy"] == pytest.approx(expected.accuracy)
 
 
@@ -162,12 +162,10 @@ def test_unwritable_output_dir_is_one_line(cifar10_subset_dir, tmp_path, capsys)
 
 
 def test_ctrl_c_says_how_to_resume_and_exits_130(cifar10_subset_dir, tmp_path, capsys, monkeypatch):
-    from mobilenet import cifar10
-
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cifar10, "train", interrupted)
+    monkeypatch.setattr(training, "train", interrupted)
     assert main(["train", "--data-dir", str(cifar10_subset_dir), "--limit", "40",
                  "--output-dir", str(tmp_path / "run")]) == 130
     assert "--resume" in capsys.readouterr().err
@@ -189,6 +187,24 @@ def test_ctrl_c_in_the_final_evaluation_does_not_send_to_resume(cifar10_subset_d
     assert f"mobilenet evaluate {tmp_path / 'run' / 'final.keras'}" in err
 
 
+class _Called(Exception):
+    pass
+
+
+def _train_call(monkeypatch, argv) -> dict:
+    """The arguments `mobilenet train ARGV` calls `mobilenet.training.train` with (not training)."""
+    asked = {}
+
+    def record(data, **kwargs):
+        asked.update(kwargs, data=data)
+        raise _Called
+
+    monkeypatch.setattr(training, "train", record)
+    with pytest.raises(_Called):
+        main(["train", *argv])
+    return asked
+
+
 @pytest.mark.parametrize("flags, expected", [
     ([], dict(shallow=None, early_downsampling=None, cutmix="auto", random_erasing=0.0,
               learning_rate=0.15)),
@@ -197,24 +213,69 @@ def test_ctrl_c_in_the_final_evaluation_does_not_send_to_resume(cifar10_subset_d
     (["--no-cutmix", "--epochs", "200"], dict(cutmix=False, epochs=200)),
     ([], dict(qat_epochs=0, qat_learning_rate=None)),
     (["--qat-epochs", "2", "--qat-learning-rate", "0.003"], dict(qat_epochs=2, qat_learning_rate=0.003)),
+    (["--mixed-precision"], dict(mixed_precision=True)),
+    (["--mixed-precision", "mixed_bfloat16", "--no-augment", "--seed", "3"],
+     dict(mixed_precision="mixed_bfloat16", augment=False, seed=3)),
 ])
 def test_recipe_flags_reach_train(cifar10_subset_dir, tmp_path, monkeypatch, flags, expected):
-    from mobilenet import cifar10
+    asked = _train_call(monkeypatch, ["--data-dir", str(cifar10_subset_dir), "--limit", "40",
+                                      "--output-dir", str(tmp_path / "run"), *flags])
+    recipe = asked["recipe"]
+    assert {name: getattr(recipe, name) for name in expected} == expected
+    assert isinstance(asked["data"], training.ArraySplits)  # CIFAR-10, through the one door
+    assert asked["data"].class_names[0] == "airplane" and len(asked["data"].train[0]) == 40
 
-    asked = {}
 
-    class _Called(Exception):
-        pass
+def test_folder_flags_reach_train(tmp_path, monkeypatch):
+    from tests.image_folders import write_pets
 
-    def record(*args, **kwargs):
-        asked.update(kwargs)
-        raise _Called
+    write_pets(tmp_path / "pets", per_class=6)
+    (tmp_path / "start.keras").write_bytes(b"")  # only its name travels here
+    asked = _train_call(monkeypatch, [
+        "--data-dir", str(tmp_path / "pets"), "--output-dir", str(tmp_path / "run"),
+        "--image-size", "48", "--cache", "none", "--weights", str(tmp_path / "start.keras"),
+        "--freeze-epochs", "1", "--fine-tune-learning-rate", "0.01", "--limit", "5",
+        "--validation-fraction", "0.2", "--resume",
+    ])
+    recipe = asked["recipe"]
+    assert (recipe.image_size, recipe.cache, recipe.freeze_epochs) == (48, None, 1)
+    assert recipe.fine_tune_learning_rate == 0.01 and recipe.validation_fraction == 0.2
+    assert asked["weights"] == str(tmp_path / "start.keras") and asked["resume"] is True
+    data = asked["data"]
+    assert isinstance(data, ImageFolderSplits)
+    assert len(data.train) == 5 and data.validation is not None  # --limit picks from each split
 
-    monkeypatch.setattr(cifar10, "train", record)
-    with pytest.raises(_Called):
-        main(["train", "--data-dir", str(cifar10_subset_dir), "--limit", "40",
-              "--output-dir", str(tmp_path / "run"), *flags])
-    assert {name: asked[name] for name in expected} == expected
+
+def test_every_knob_of_the_recipe_is_a_flag_and_no_flag_means_the_recipe():
+    from mobilenet.cli.train import FLAGS, recipe_from
+    from mobilenet.training.recipe import KNOBS, RECIPE
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data-dir", "somewhere"])
+    assert recipe_from(args) == RECIPE
+    help_text = args.subparser.format_help()
+    for name in KNOBS:
+        assert FLAGS[name] in help_text, name
+
+
+def test_huge_image_sizes_and_missing_cache_folders_are_refused_before_training(
+        cifar10_subset_dir, tmp_path, capsys):
+    base = ["train", "--data-dir", str(cifar10_subset_dir), "--limit", "40",
+            "--output-dir", str(tmp_path / "run")]
+    assert main([*base, "--image-size", "100000"]) == 2
+    line = _one_error_line(capsys, "mobilenet train: error:")
+    assert "`--image-size`: expected an integer from 1 to 1024" in line and "--image-size=100000" in line
+    assert main([*base, "--cache", "/nonexistent/dir/cache"]) == 2
+    line = _one_error_line(capsys, "mobilenet train: error:")
+    assert "`--cache`" in line and "--cache='/nonexistent/dir/cache' (no folder '/nonexistent/dir')" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_verbose_shows_the_traceback_and_keeps_the_usage_status(tmp_path, capsys):
+    assert main(["train", "--verbose", "--data-dir", str(tmp_path / "nowhere"),
+                 "--output-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("mobilenet train: error:")
 
 
 def test_train_reports_the_files_it_wrote_and_skipped_plots(cifar10_subset_dir, tmp_path, capsys, monkeypatch):
@@ -233,19 +294,6 @@ def test_train_reports_the_files_it_wrote_and_skipped_plots(cifar10_subset_dir, 
     listed = wrote[len("wrote "):].split(" to ")[0].split(", ")
     assert sorted(listed) == sorted(p.name for p in output_dir.iterdir() if p.is_file())
     assert "plots skipped: matplotlib is not installed" in out and "mobilenet[plot]" in out
-
-
-def test_train_command_defaults_are_the_recipe_of_train():
-    # The CLI spells its defaults out (parsing must not import Keras), so a
-    # change to `train`'s recipe has to reach both; this catches one that doesn't.
-    parsed = vars(build_parser().parse_args(["train", "--data-dir", "somewhere"]))
-    from mobilenet import training
-
-    recipe = {name: p.default for name, p in inspect.signature(training.train).parameters.items()}
-    shared = ["epochs", "alpha", "early_downsampling", "shallow", "learning_rate", "weight_decay",
-              "label_smoothing", "validation_fraction", "augment", "random_erasing", "seed",
-              "qat_epochs", "qat_learning_rate"]
-    assert {name: parsed[name] for name in shared} == {name: recipe[name] for name in shared}
 
 
 def test_evaluate_refuses_a_model_that_does_not_take_pixels(cifar10_subset_dir, tmp_path, capsys):

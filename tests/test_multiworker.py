@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from mobilenet.training import free_ports
 
 pytestmark = pytest.mark.slow
 
@@ -31,24 +32,13 @@ OUTPUTS = {
 TINY = ["--limit", "128", "--alpha", "0.25", "--early-downsampling", "4", "--batch-size", "32"]
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 class _Cluster:
     """Two `mobilenet train --strategy multi-worker` processes with one command line."""
 
     def __init__(self, tmp_path: Path, tag: str, argv: list[str]) -> None:
         if not MOBILENET.is_file():
             pytest.skip(f"the console script is not installed beside {sys.executable}")
-        workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+        workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
         self.logs = [tmp_path / f"{tag}-worker{i}.log" for i in range(2)]
         # Each worker's own temporary folder, to see what it leaves there.
         self.tmpdirs = [tmp_path / f"{tag}-tmp{i}" for i in range(2)]
@@ -123,11 +113,12 @@ def test_two_workers_train_and_only_the_chief_writes(cifar10_subset_dir, tmp_pat
         "import json, sys\n"
         "import mobilenet\n"
         "import keras\n"
-        "from mobilenet import cifar10\n"
-        "_, (x, y) = cifar10.load_cifar10(sys.argv[1])\n"
+        "from mobilenet import training\n"
+        "from mobilenet.datasets import load_cifar10\n"
+        "_, (x, y) = load_cifar10(sys.argv[1])\n"
         "best = keras.saving.load_model(sys.argv[2] + '/best.keras')\n"
         "final = keras.saving.load_model(sys.argv[2] + '/final.keras')\n"
-        "report = cifar10.evaluate(final, x[:128], y[:128])\n"
+        "report = training.evaluate(final, x[:128], y[:128])\n"
         "print(json.dumps({'steps': int(final.optimizer.iterations.numpy()),\n"
         "                  'accuracy': report.accuracy,\n"
         "                  'confusion_matrix': report.confusion_matrix.tolist()}))\n"
@@ -141,7 +132,7 @@ def test_two_workers_train_and_only_the_chief_writes(cifar10_subset_dir, tmp_pat
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     result = json.loads(loaded.stdout.strip().splitlines()[-1])
     # 115 training images in global batches of 32: 3 steps an epoch (the short
-    # batch of 19 is left out, as `train` does in every run).
+    # batch of 19 is left out, as `train` does over several replicas).
     assert result["steps"] == 6
     reported = json.loads((output_dir / "test.json").read_text())
     assert reported["num_examples"] == 128
@@ -221,7 +212,7 @@ def _grey_levels(root: Path, count: int) -> list[int]:
 
 def test_two_workers_each_read_their_own_files_and_all_once_an_epoch(tmp_path):
     levels = _grey_levels(tmp_path / "levels", 16)
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index in range(2):
         env = {key: value for key, value in os.environ.items()

@@ -331,18 +331,21 @@ class _Interrupt(keras.callbacks.Callback):
 @pytest.mark.parametrize("killed_at", [1, 2], ids=["at the hand-over", "inside QAT"])
 def test_a_qat_run_killed_resumes_and_ends_quantization_aware(tmp_path, killed_at):
     from mobilenet.saving import load_model
-    from mobilenet.training import FLOAT_MODEL, train
+    import dataclasses
+
+    from mobilenet.training import FLOAT_MODEL, RECIPE, train
 
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (64, 32, 32, 3)).astype("uint8")
     labels = np.arange(64) % 2
-    options = dict(output_dir=tmp_path, epochs=1, qat_epochs=2, alpha=0.25, batch_size=32,
-                   validation_fraction=0.0, verbose=0)
+    recipe = dataclasses.replace(RECIPE, epochs=1, qat_epochs=2, alpha=0.25, batch_size=32,
+                                 validation_fraction=0.0)
+    options = dict(output_dir=tmp_path, recipe=recipe, verbose=0)
     with pytest.raises(KeyboardInterrupt):
-        train(pixels, labels, extra_callbacks=[_Interrupt(killed_at)], **options)
+        train((pixels, labels), extra_callbacks=[_Interrupt(killed_at)], **options)
     assert (tmp_path / FLOAT_MODEL).is_file()
     assert not is_quantize_aware(load_model(tmp_path / FLOAT_MODEL))
-    result = train(pixels, labels, resume=True, **options)
+    result = train((pixels, labels), resume=True, **options)
     assert [row["epoch"] for row in result.history] == [1, 2, 3]
     final = load_model(result.final_model_path)
     assert is_quantize_aware(final) and is_quantize_aware(load_model(result.best_model_path))

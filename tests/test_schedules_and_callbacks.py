@@ -6,10 +6,11 @@ import keras
 import numpy as np
 import pytest
 
-from mobilenet import cifar10
+from mobilenet.schedules import WarmupCosineDecay
+from mobilenet.training import TimeBudget
 
 def test_warmup_cosine_schedule_by_hand():
-    schedule = cifar10.WarmupCosineDecay(0.1, warmup_steps=10, total_steps=110)
+    schedule = WarmupCosineDecay(0.1, warmup_steps=10, total_steps=110)
     values = {step: float(schedule(step)) for step in (0, 5, 10, 60, 110, 200)}
     assert values[0] == 0.0
     assert values[5] == pytest.approx(0.05)
@@ -33,8 +34,8 @@ def test_time_budget_shortens_the_run_and_the_schedule(monkeypatch):
         def on_epoch_end(self, epoch, logs=None):
             clock["now"] += 10.0
 
-    schedule = cifar10.WarmupCosineDecay(0.1, 0, 20 * 2)
-    budget = cifar10.TimeBudget(35.0, epochs=20, steps_per_epoch=2, schedule=schedule)
+    schedule = WarmupCosineDecay(0.1, 0, 20 * 2)
+    budget = TimeBudget(35.0, epochs=20, steps_per_epoch=2, schedule=schedule)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(keras.optimizers.SGD(schedule), "mse")
     history = model.fit(np.zeros((4, 2)), np.zeros((4, 1)), batch_size=2, epochs=20, verbose=0,

@@ -17,7 +17,7 @@ with 130 (saying how to resume a training run), and a closed output pipe
 start-up log is hidden, whatever ``TF_CPP_MIN_LOG_LEVEL`` says, and so are
 other packages' deprecation and future warnings; other warnings show as one
 line, ``mobilenet COMMAND: warning: ...``. ``--verbose`` shows it all, and the
-full traceback of an error.
+full traceback of an error before its line (the exit status stays 2).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from mobilenet._tf_log import without_tensorflow_log
@@ -94,13 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nmobilenet {args.command}: interrupted{hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ValueError, OSError) as error:
-        if args.verbose:
-            raise
+        if args.verbose:  # the traceback, and still the usage error's line and status
+            traceback.print_exc()
         print(f"mobilenet {args.command}: error: {error_message(error, args.flags)}",
               file=sys.stderr)
         return EXIT_USAGE
     except ImportError as error:  # an optional extra that is not installed; its message says which
         if args.verbose:
-            raise
+            traceback.print_exc()
         print(f"mobilenet {args.command}: error: {first_line(error)}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,4 +1,4 @@
-"""The data flags of `train` and `evaluate`, and the images they name: a folder dataset or CIFAR-10."""
+"""The data flags of `train` and `evaluate`, and the images `evaluate` reads (`train` reads through `mobilenet.training.load_data`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from mobilenet.cli.common import positive_int, usage_error
 from mobilenet.training.recipe import RECIPE
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by `train` and `evaluate`: where the data is and how much to use."""
+def add_data_options(parser: argparse.ArgumentParser, batch_size: bool = True) -> None:
+    """Options shared by `train` and `evaluate`: where the data is, and (``batch_size``) the batch size.
+
+    `train` takes ``--batch-size`` from its recipe's flags instead.
+    """
     parser.add_argument(
         "--data-dir", metavar="DIR",
         help="your images, one folder per class (DIR/<class>/*.jpg, or DIR/train/<class>/ with "
@@ -18,11 +21,11 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         "cifar-10-batches-py/ or cifar-10-python.tar.gz; default: $MOBILENET_CIFAR10_DIR, "
         "else Keras's CIFAR-10 download (170 MB on first use)",
     )
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=None, metavar="N",
-        help=f"images per step (train default {RECIPE.batch_size}, evaluate default "
-        f"{RECIPE.evaluation_batch_size})",
-    )
+    if batch_size:
+        parser.add_argument(
+            "--batch-size", type=positive_int, default=None, metavar="N",
+            help=f"images per step (default: {RECIPE.evaluation_batch_size})",
+        )
 
 
 def is_folder_dataset(data_dir: str | None, flag: str = "--data-dir") -> bool:
@@ -41,19 +44,17 @@ def is_folder_dataset(data_dir: str | None, flag: str = "--data-dir") -> bool:
 
 
 def limited(folder, limit: int | None, seed: int = 0):  # noqa: ANN001, ANN202 - an ImageFolder
-    """A seeded random choice of ``limit`` files of ``folder`` (all of them without a limit)."""
-    if folder is None or limit is None or limit >= len(folder):
-        return folder
-    import numpy as np
+    """`mobilenet.training.data.limited`: a seeded random choice of ``limit`` files of ``folder``."""
+    from mobilenet.training.data import limited as choose
 
-    return folder.subset(np.sort(np.random.default_rng(seed).permutation(len(folder))[:limit]))
+    return choose(folder, limit, seed)
 
 
 def cifar10_arrays(args: argparse.Namespace) -> tuple:
     """CIFAR-10's ``(x_train, y_train), (x_test, y_test)`` from ``--data-dir``, the first ``--limit`` of each."""
-    from mobilenet import cifar10
+    from mobilenet.datasets import load_cifar10
 
-    (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(args.data_dir)
+    (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir)
     if args.limit is not None:
         x_train, y_train = x_train[: args.limit], y_train[: args.limit]
         x_test, y_test = x_test[: args.limit], y_test[: args.limit]

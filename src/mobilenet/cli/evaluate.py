@@ -12,6 +12,7 @@ from mobilenet.cli.common import (
     usage_error,
 )
 from mobilenet.cli.data import add_data_options, cifar10_arrays, is_folder_dataset, limited
+from mobilenet.cli.report import plots_missing, print_report
 from mobilenet.training.recipe import RECIPE
 
 
@@ -61,32 +62,6 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="CPU threads of LiteRT or ONNX Runtime for a .tflite or .onnx MODEL "
                         "(default: the runtime's own)")
-
-
-def print_report(report, what: str = "test", flip_tta: bool = False, errors: int = 0) -> None:  # noqa: ANN001
-    """Prints an `EvaluationReport`: accuracy on ``what`` images, per class, and ``errors`` worst errors."""
-    how = ", with flip TTA" if flip_tta else ""
-    top = (f"; top-{report.top_k} {report.top_k_accuracy:.2%}"
-           if report.top_k < len(report.class_names) else "")
-    print(f"{what} accuracy: {report.accuracy:.2%} on {report.num_examples} images{how}{top}")
-    width = max(11, *(len(name) + 1 for name in report.per_class_accuracy))
-    for name, accuracy in report.per_class_accuracy.items():
-        print(f"  {name:<{width}}{accuracy:7.1%}")
-    for error in report.errors[:errors]:
-        where = error.path if error.path is not None else f"image {error.index}"
-        print(f"  wrong: {where}: {error.label}, predicted {error.predicted} "
-              f"({error.confidence:.1%})")
-
-
-def plots_missing() -> str | None:
-    """Why plots cannot be drawn here, or None when matplotlib is installed."""
-    import importlib.util
-
-    from mobilenet.training.plots import PLOT_EXTRA_HINT
-
-    if importlib.util.find_spec("matplotlib") is None:
-        return f"matplotlib is not installed ({PLOT_EXTRA_HINT})"
-    return None
 
 
 def _load(args: argparse.Namespace):  # noqa: ANN202 - a keras.Model, or the path of a file

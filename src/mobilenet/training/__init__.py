@@ -1,18 +1,21 @@
 """Training and evaluating MobileNet V1 on any images: the recipe, the pipelines, `train`, `evaluate`.
 
 ```python notest
-from mobilenet.training import train
+import dataclasses
 
-result = train("photos/", output_dir="runs/photos", weights="imagenet", freeze_epochs=3,
-               epochs=20, alpha=0.5, image_size=160)
+from mobilenet.training import RECIPE, train
+
+recipe = dataclasses.replace(RECIPE, freeze_epochs=3, epochs=20, image_size=160)
+result = train("photos/", output_dir="runs/photos", recipe=recipe, weights="imagenet")
 ```
 
 The package is split by concern; the names below are importable from
 ``mobilenet.training`` itself (loaded on first use, so that importing the
 package, as ``mobilenet train --help`` does, loads no TensorFlow):
 
-- `recipe`: `Recipe` and `RECIPE`, every default of `train`;
-- `data`: `prepare_data`, arrays, image folders and datasets made into pipelines;
+- `recipe`: `Recipe` and `RECIPE`, every knob of `train`;
+- `data`: `load_data` (an image folder or CIFAR-10), `prepare_data`: arrays, image
+  folders and datasets made into pipelines;
 - `pipeline`: the ``tf.data`` pipelines (`make_dataset`, `make_file_dataset`);
 - `distribution`: strategies (`make_strategy`), the chief, each worker's shard;
 - `callbacks`: history files, the best checkpoint, a time budget;
@@ -40,9 +43,15 @@ _EXPORTS = {
     "RUN_JSON": "mobilenet.training.trainer",
     "TrainResult": "mobilenet.training.trainer",
     "build_model": "mobilenet.training.trainer",
+    "compile_model": "mobilenet.training.trainer",
+    "fit_verbosity": "mobilenet.training.trainer",
+    "MAX_IMAGE_SIZE": "mobilenet.training.recipe",
+    "ArraySplits": "mobilenet.training.data",
+    "load_data": "mobilenet.training.data",
     "train": "mobilenet.training.trainer",
     "STRATEGIES": "mobilenet.training.distribution",
     "make_strategy": "mobilenet.training.distribution",
+    "free_ports": "mobilenet.training.distribution",
     "HISTORY_CSV": "mobilenet.training.callbacks",
     "HISTORY_JSON": "mobilenet.training.callbacks",
     "BestCheckpoint": "mobilenet.training.callbacks",
@@ -72,7 +81,7 @@ if TYPE_CHECKING:
         TimeBudget,
         read_history,
     )
-    from mobilenet.training.distribution import STRATEGIES, make_strategy
+    from mobilenet.training.distribution import STRATEGIES, free_ports, make_strategy
     from mobilenet.training.evaluation import EvaluationReport, evaluate
     from mobilenet.training.pipeline import make_dataset, make_file_dataset, make_image_dataset
     from mobilenet.training.plots import plot_confusion_matrix, plot_history, save_plots
@@ -87,8 +96,12 @@ if TYPE_CHECKING:
         RUN_JSON,
         TrainResult,
         build_model,
+        compile_model,
+        fit_verbosity,
         train,
     )
+    from mobilenet.training.data import ArraySplits, load_data
+    from mobilenet.training.recipe import MAX_IMAGE_SIZE
 
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -9,6 +9,7 @@ and which BatchNorms to synchronise.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import keras
@@ -22,6 +23,7 @@ __all__ = [
     "check_even_batches",
     "check_strategy",
     "fit_scope",
+    "free_ports",
     "is_chief",
     "is_keras_distribution",
     "is_multi_worker",
@@ -191,12 +193,15 @@ def make_strategy(name: str | None) -> Any:
     Example:
 
     ```python
-    from mobilenet.cifar10 import load_cifar10, make_strategy, train
+    import dataclasses
+
+    from mobilenet.datasets import load_cifar10
+    from mobilenet.training import RECIPE, make_strategy, train
 
     (x, y), _ = load_cifar10("../shared/data/cifar10-subset")
     strategy = make_strategy("mirrored")  # every local GPU, or the CPU
-    result = train(x[:64], y[:64], output_dir="runs/gpus", epochs=1, alpha=0.25,
-                   strategy=strategy, verbose=0)
+    result = train((x[:64], y[:64]), output_dir="runs/gpus", strategy=strategy,
+                   recipe=dataclasses.replace(RECIPE, epochs=1, alpha=0.25), verbose=0)
     ```
     """
     import tensorflow as tf
@@ -208,7 +213,16 @@ def make_strategy(name: str | None) -> Any:
     if name == "multi-worker":
         return _multi_worker_strategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        except ValueError as error:
+            if os.environ.get("TPU_NAME"):
+                raise
+            raise invalid(
+                "strategy", "", name, problem="no TPU was found from this machine (TensorFlow "
+                "looks for the TPU of a Cloud TPU VM); name one in the TPU_NAME environment "
+                "variable, as its Cloud TPU name or grpc://HOST:PORT address",
+            ) from error
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
@@ -255,3 +269,30 @@ def worker_shard(strategy: Any) -> tuple[int, int]:
     workers = sum(len(cluster.get(job, ())) for job in ("chief", "worker"))
     index = int(resolver.task_id) + (1 if resolver.task_type == "worker" and "chief" in cluster else 0)
     return workers, index
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` TCP ports free on this machine now, for a cluster of local workers in ``TF_CONFIG``.
+
+    Each is bound once and released, so another process may still take it
+    before a worker does; tests and benchmarks that start a local
+    multi-worker run use it.
+
+    Example:
+
+    ```python
+    from mobilenet.training import free_ports
+
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    ```
+    """
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

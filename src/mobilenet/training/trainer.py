@@ -8,7 +8,7 @@
    optionally started from pretrained weights, with the class names attached;
 3. `_prepare_output_dir`: the run's folder, locked against a second run, and
    checked against ``resume``;
-4. `_compile`: SGD with Nesterov momentum, warm-up and cosine decay,
+4. `compile_model`: SGD with Nesterov momentum, warm-up and cosine decay,
    decoupled weight decay, label smoothing;
 5. `_callbacks`: history files, best checkpoint, time budget, backup;
 6. `_fit_phases`: ``model.fit`` once, or twice when a frozen-backbone phase
@@ -27,6 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,7 @@ import keras
 
 from mobilenet._files import atomic_save_model, atomic_write_text
 from mobilenet._keras_compat import flatten_layers
-from mobilenet._validation import (
-    ExistingPath,
-    check_bool,
-    check_int,
-    check_number,
-    check_positive_int,
-    invalid,
-)
+from mobilenet._validation import ExistingPath, InvalidArgument, check_bool, invalid
 from mobilenet.schedules import WarmupCosineDecay
 from mobilenet.training import distribution
 from mobilenet.training.callbacks import (
@@ -53,9 +47,15 @@ from mobilenet.training.callbacks import (
     TimeBudget,
     read_history,
 )
-from mobilenet.training.data import CACHE_CHOICES, TrainingData, check_cache, is_path, prepare_data
-from mobilenet.training.data import is_tf_dataset as _is_tf_dataset
-from mobilenet.training.recipe import RECIPE
+from mobilenet.training.data import (
+    CACHE_CHOICES,
+    TrainingData,
+    check_cache_folder,
+    is_path,
+    is_tf_dataset,
+    prepare_data,
+)
+from mobilenet.training.recipe import RECIPE, Recipe
 
 __all__ = [
     "BACKUP_DIR",
@@ -70,6 +70,8 @@ __all__ = [
     "RUN_JSON",
     "TrainResult",
     "build_model",
+    "compile_model",
+    "fit_verbosity",
     "train",
 ]
 
@@ -109,6 +111,10 @@ class TrainResult:
             or None.
         validation: the validation data the run used (arrays, an
             `ImageFolder` or a dataset), or None.
+        best_is_final: whether ``best.keras`` is ``final.keras``'s copy,
+            the validation share being too small to choose an epoch by.
+        skipped_files: training files that could not be read and were left
+            out (also in ``run.json``'s ``skipped_files``).
     """
 
     model: Any
@@ -121,6 +127,22 @@ class TrainResult:
     class_names: tuple[str, ...] | None = None
     test: Any = None
     validation: Any = None
+    best_is_final: bool = False
+    skipped_files: tuple[str, ...] = ()
+
+    def held_out(self) -> tuple[str, Any, Any] | None:
+        """The images to report on: ``("test", images, labels)``, else the validation ones, else None.
+
+        ``images`` is an `ImageFolder` (``labels`` None) or an array, ready
+        for `mobilenet.training.evaluate`; a dataset's validation is not
+        handed back.
+        """
+        for what, data in (("test", self.test), ("validation", self.validation)):
+            if isinstance(data, (tuple, list)):
+                return what, data[0], data[1]
+            if data is not None and not is_tf_dataset(data):
+                return what, data, None
+        return None
 
 
 def build_model(
@@ -207,8 +229,8 @@ def _mixed_precision_policy(mixed_precision: bool | str) -> str | None:
 
 
 
-def _fit_verbosity(verbose: int | str) -> int | str:
-    """Keras' progress bar on a terminal; one line per epoch when output is redirected."""
+def fit_verbosity(verbose: int | str) -> int | str:
+    """Keras ``fit``'s ``verbose`` for ``"auto"``: a progress bar on a terminal, one line per epoch when output is redirected."""
     if verbose != "auto":
         return verbose
     stream = sys.stdout
@@ -245,7 +267,21 @@ def _load_pretrained(model: keras.Model, weights: Any, alpha: float) -> int:
     if is_path(weights) and os.fspath(weights).endswith(".keras"):
         source = load_model(weights, argument="weights")
     else:
-        source = MobileNetV1(alpha, include_top=False, input_shape=(None, None, 3), weights=weights)
+        # A file of another width makes Keras warn once per layer it cannot fill
+        # ("Skipping nested container", 55 of them) before its error: one error says it.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Skipping nested container")
+            try:
+                source = MobileNetV1(alpha, include_top=False, input_shape=(None, None, 3),
+                                     weights=weights)
+            except InvalidArgument:
+                raise
+            except ValueError as error:
+                raise invalid(
+                    "weights", f"the weights of a MobileNet V1 of the same width (alpha={alpha:g})",
+                    weights, shown=f"weights={os.fspath(weights) if is_path(weights) else weights!r}"
+                    ", whose layers do not fit the model's (another alpha?)",
+                ) from error
     copied = 0
     for layer in source.layers:
         if not layer.weights or layer.name == "fc":
@@ -294,8 +330,8 @@ def _set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
 
 
 def _prepare_model(
-    model: Any, data: TrainingData, *, alpha: float, early_downsampling: int | None,
-    shallow: bool | None, dropout: float, weights: Any, strategy: Any, policy: str | None,
+    model: Any, data: TrainingData, *, recipe: Recipe, weights: Any, strategy: Any,
+    policy: str | None,
 ) -> keras.Model:
     """Phase 2: the model to train, with the data's classes, from pretrained weights if asked."""
     from mobilenet.class_names import get_class_names, with_class_names
@@ -303,11 +339,12 @@ def _prepare_model(
     with _building(strategy, policy):
         if model is None:
             model = build_model(
-                alpha, early_downsampling, dropout, data.num_classes, RECIPE.bn_momentum,
-                shallow, image_size=data.image_size, class_names=data.class_names,
+                recipe.alpha, recipe.early_downsampling, recipe.dropout, data.num_classes,
+                recipe.bn_momentum, recipe.shallow, image_size=data.image_size,
+                class_names=data.class_names,
             )
             if weights is not None:
-                _load_pretrained(model, weights, alpha)
+                _load_pretrained(model, weights, recipe.alpha)
             if distribution.needs_synchronized_batch_norm(strategy):
                 distribution.synchronize_batch_norm(model)
         elif data.class_names is not None and get_class_names(model) != data.class_names:
@@ -361,8 +398,14 @@ def _check_output_dir(output_dir: Path) -> None:
                       shown=f"output_dir={str(output_dir)!r}, a file")
 
 
-def _prepare_output_dir(output_dir: Path, resume: bool, chief: bool, plan: dict[str, Any]) -> None:
-    """Phase 3: checks what ``output_dir`` holds against ``resume`` and the plan; clears a replaced run."""
+def _prepare_output_dir(
+    output_dir: Path, resume: bool, chief: bool, plan: dict[str, Any], notes: dict[str, Any],
+) -> None:
+    """Phase 3: checks what ``output_dir`` holds against ``resume`` and the plan; clears a replaced run.
+
+    ``run.json`` gets the plan, and ``notes`` (how ``best.keras`` is picked,
+    the training images) beside it.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise invalid("output_dir", "a writable folder", str(output_dir))
@@ -382,6 +425,9 @@ def _prepare_output_dir(output_dir: Path, resume: bool, chief: bool, plan: dict[
             f"{FINAL_MODEL} written), so there is nothing to resume; train into another "
             "`output_dir`, or without `resume` to start it over",
         )
+    if resume and not interrupted and not final and chief:
+        print(f"nothing to resume in {output_dir}: no earlier run there, starting a new one",
+              flush=True)
     if resume and (output_dir / RUN_JSON).is_file():
         planned = json.loads((output_dir / RUN_JSON).read_text())
         for key, value in plan.items():
@@ -396,17 +442,33 @@ def _prepare_output_dir(output_dir: Path, resume: bool, chief: bool, plan: dict[
             if (output_dir / name).exists():
                 (output_dir / name).unlink()
     if chief:
-        atomic_write_text(output_dir / RUN_JSON, json.dumps(plan, indent=1))
+        atomic_write_text(output_dir / RUN_JSON, json.dumps({**plan, **notes}, indent=1))
 
 
 # --------------------------------------------------------------------------- 4. optimizer
 
 
-def _compile(
+def compile_model(
     model: keras.Model, *, learning_rate: float, epochs: int, steps_per_epoch: int,
     warmup_epochs: int, weight_decay: float, label_smoothing: float,
 ) -> WarmupCosineDecay:
-    """Phase 4: SGD (Nesterov 0.9), linear warm-up then cosine decay to 0, decoupled weight decay."""
+    """Phase 4: SGD (Nesterov 0.9), linear warm-up then cosine decay to 0, decoupled weight decay.
+
+    Compiles ``model`` as `train` does (for a benchmark or a loop of your
+    own) and returns its learning-rate schedule.
+
+    Args:
+        model: the model to compile.
+        learning_rate: the peak rate.
+        epochs: the phase's epochs, over which the rate decays to 0.
+        steps_per_epoch: optimizer steps per epoch.
+        warmup_epochs: epochs of linear warm-up, capped at a quarter of the phase.
+        weight_decay: decoupled weight decay on the kernels except depthwise ones.
+        label_smoothing: of the categorical cross-entropy.
+
+    Returns:
+        The `WarmupCosineDecay` schedule the optimizer follows.
+    """
     total_steps = epochs * steps_per_epoch
     warmup_steps = min(warmup_epochs * steps_per_epoch, int(MAX_WARMUP_FRACTION * total_steps))
     schedule = WarmupCosineDecay(learning_rate, warmup_steps, total_steps)
@@ -464,12 +526,12 @@ class _Phase:
 
 
 def _callbacks(
-    *, phase: _Phase, history: HistoryWriter, best: BestCheckpoint, output_dir: Path,
+    *, phase: _Phase, history: HistoryWriter, best: BestCheckpoint | None, output_dir: Path,
     write_dir: Path, chief: bool, time_budget: float | None, steps_per_epoch: int,
     schedule: WarmupCosineDecay, extra_callbacks: list | None,
 ) -> tuple[list, TimeBudget | None]:
     """Phase 5: the callbacks of one ``fit``; the backup comes last, after the history it records."""
-    callbacks: list = [history, best]
+    callbacks: list = [history] + ([best] if best is not None else [])
     budget = None
     if time_budget is not None:
         budget = TimeBudget(time_budget, phase.end, steps_per_epoch, schedule)
@@ -511,9 +573,9 @@ def _fit_phases(
         if phase.quantize:
             model = _quantize(model, phase, data.steps_per_epoch, strategy)
         with _building(strategy, policy):
-            schedule = _compile(model, learning_rate=phase.learning_rate,
+            schedule = compile_model(model, learning_rate=phase.learning_rate,
                                 epochs=phase.end - phase.start, **compile_options)
-        if phase.quantize and done == phase.start:
+        if phase.quantize and done == phase.start and callback_options["best"] is not None:
             callback_options["best"].restart()  # best.keras: the best quantization-aware epoch
         callbacks, budget = _callbacks(phase=phase, write_dir=write_dir, output_dir=output_dir,
                                        chief=chief, schedule=schedule, **callback_options)
@@ -522,9 +584,9 @@ def _fit_phases(
                 data.train, initial_epoch=phase.start, epochs=phase.end,
                 # A tf.data pipeline ends each pass by itself; the per-worker shares
                 # (a distributed dataset, of no known length) run the steps planned.
-                steps_per_epoch=None if _is_tf_dataset(data.train) else data.steps_per_epoch,
+                steps_per_epoch=None if is_tf_dataset(data.train) else data.steps_per_epoch,
                 validation_data=data.validation, callbacks=callbacks,
-                verbose=_fit_verbosity(verbose), shuffle=False,
+                verbose=fit_verbosity(verbose), shuffle=False,
             )
         done = phase.end
     return model, budget
@@ -547,163 +609,87 @@ def _quantize(model: keras.Model, phase: _Phase, steps_per_epoch: int, strategy:
 
 
 def train(
-    x: Any,
-    y: Any = None,
+    data: Any,
     *,
     output_dir: str | os.PathLike,
-    validation_data: Any = None,
-    validation_fraction: float = RECIPE.validation_fraction,
-    class_names: Sequence[str] | None = None,
-    image_size: int | None = None,
-    model: Any = None,
+    recipe: Recipe = RECIPE,
     weights: str | os.PathLike | None = None,
-    freeze_epochs: int = RECIPE.freeze_epochs,
-    alpha: float = RECIPE.alpha,
-    early_downsampling: int | None = None,
-    shallow: bool | None = None,
-    dropout: float = RECIPE.dropout,
-    epochs: int = RECIPE.epochs,
-    batch_size: int = RECIPE.batch_size,
-    learning_rate: float = RECIPE.learning_rate,
-    fine_tune_learning_rate: float | None = None,
-    qat_epochs: int = RECIPE.qat_epochs,
-    qat_learning_rate: float | None = None,
-    warmup_epochs: int = RECIPE.warmup_epochs,
-    weight_decay: float = RECIPE.weight_decay,
-    label_smoothing: float = RECIPE.label_smoothing,
-    augment: bool = True,
-    random_erasing: float = RECIPE.random_erasing,
-    cutmix: bool | str = "auto",
-    cache: str | os.PathLike | None = "auto",
     strategy: Any = None,
-    mixed_precision: bool | str = False,
     resume: bool = False,
-    time_budget: float | None = None,
+    validation_data: Any = None,
+    class_names: Sequence[str] | None = None,
+    model: Any = None,
     extra_callbacks: list | None = None,
-    seed: int = 0,
-    deterministic: bool = False,
     verbose: int | str = "auto",
 ) -> TrainResult:
     """Trains a MobileNet V1 with ``model.fit``, on arrays, an image folder or a ``tf.data.Dataset``.
 
-    The recipe (`RECIPE`, measured in ``docs/cifar10.md``): SGD with Nesterov
-    momentum 0.9, a linear warm-up to ``learning_rate`` then cosine decay to 0,
-    decoupled weight decay on the kernels except the depthwise ones, label
-    smoothing 0.1, and CutMix in runs of 100 epochs or more. Images of 64 px
-    or less train the paper's Shallow MobileNet at ``early_downsampling`` 2
-    with random crops (reflect padding) and flips; larger ones the paper's
-    network with Inception's random resized crops and flips, validated on a
-    central crop (``docs/own-images.md``).
+    How it trains is the ``recipe`` (`Recipe`; `RECIPE` by default, measured
+    in ``docs/cifar10.md``): SGD with Nesterov momentum 0.9, a linear warm-up
+    to ``learning_rate`` then cosine decay to 0, decoupled weight decay on the
+    kernels except the depthwise ones, label smoothing 0.1, and CutMix in runs
+    of 100 epochs or more. Images of 64 px or less train the paper's Shallow
+    MobileNet at ``early_downsampling`` 2 with random crops (reflect padding)
+    and flips; larger ones the paper's network with Inception's random
+    resized crops and flips, validated on a central crop
+    (``docs/own-images.md``). Change a knob with
+    ``dataclasses.replace(RECIPE, epochs=5)``.
 
     Files in ``output_dir``: ``history.json`` and ``history.csv`` (one row per
     finished epoch, rewritten atomically), ``best.keras`` (the best validation
-    accuracy, or training accuracy without validation), ``final.keras``,
-    ``run.json`` (the plan a resumed run must match), ``head.keras`` after
-    frozen-backbone epochs, ``float.keras`` before quantization-aware epochs
-    and, while a run is unfinished, ``backup/``. Every model carries its
-    class names (`mobilenet.class_names`). Killed at any point and called
+    accuracy, or training accuracy without validation; ``final.keras``'s copy
+    when the validation share is too small to choose by, see
+    `Recipe.min_validation_images`), ``final.keras``, ``run.json`` (the plan a
+    resumed run must match, and how ``best.keras`` was picked), ``head.keras``
+    after frozen-backbone epochs, ``float.keras`` before quantization-aware
+    epochs and, while a run is unfinished, ``backup/``. Every model carries
+    its class names (`mobilenet.class_names`). Killed at any point and called
     again with ``resume=True``, training continues from the last finished
     epoch and ends with the planned number of epochs. A second run into a
     folder that a run is writing is refused.
 
     Args:
-        x: the training images: pixels ``(n, rows, cols, 3)`` as a uint8
-            or 0-255 float array (with ``labels``); the path of an image
+        data: the training images, one of: a pair ``(images, labels)``,
+            pixels ``(n, rows, cols, 3)`` as uint8 or 0-255 floats with int
+            labels ``(n,)``; an `ArraySplits` (CIFAR-10 from `load_data`,
+            its class names and test images with it); the path of an image
             folder (``DIR/<class>/...``, or ``DIR/train/<class>/...`` with
             ``val/`` and ``test/`` beside it, see
-            `mobilenet.datasets.load_image_folder`), streamed from the files;
-            an `ImageFolder` or `ImageFolderSplits`; or a ``tf.data.Dataset``
-            of unbatched ``(image, integer label)`` pairs, pixels 0-255 of
-            any size (counted in one pass first). As Keras' ``fit`` names it.
-        y: int labels ``(n,)`` with an array; None otherwise.
+            `mobilenet.datasets.load_image_folder`), streamed from the
+            files, or of CIFAR-10's release (`load_data`); an `ImageFolder`
+            or `ImageFolderSplits`; or a ``tf.data.Dataset`` of unbatched
+            ``(image, integer label)`` pairs, pixels 0-255 of any size
+            (counted in one pass first).
         output_dir: folder for checkpoints and history (created).
-        validation_data: optional data to validate on, of the training
-            data's kind: ``(images, labels)`` arrays, an image folder path (or
-            `ImageFolder`), or a ``tf.data.Dataset``.
-        validation_fraction: float in [0, 1), the share of each class held
-            out when ``validation_data`` is None (arrays and image folders
-            without ``val/``; a dataset is not split); 0 trains on everything.
-        class_names: names of the classes in label order, for arrays and
-            datasets (an image folder's are its folder names). They travel
-            with the model into every file; None: the model carries none.
-        image_size: the model's square input side. Default: an array's own
-            size; 224 for files and datasets (the paper's); the model's with
-            ``model``.
-        model: optional Keras model taking pixels (0-255) with a softmax
-            output, so it must normalise inside (e.g.
-            ``MobileNetV1(..., include_preprocessing=True)``). By default
-            `build_model`. With a ``strategy``, build it inside
-            ``strategy.scope()``.
+        recipe: the `Recipe`: model, data pipeline, schedule, seed.
         weights: start from pretrained weights: ``"imagenet"``
             (keras.applications' files, downloaded), a keras.applications
             MobileNet weights file (``.h5``), or a ``.keras`` model this
             library wrote, for any classes. Everything but the classifier is
             copied; the classifier is new, for the data's classes.
-        freeze_epochs: int >= 0, with ``weights``: first train only the new
-            classifier for this many epochs, the backbone frozen and its
-            BatchNorm in inference mode, so that the random classifier's
-            first gradients do not disturb the pretrained features; then
-            fine-tune every layer. 0 fine-tunes from the start.
-        alpha: width multiplier of the default model.
-        early_downsampling: see `mobilenet.MobileNetV1`; None picks 2 for
-            images up to 64 px, 4 above.
-        shallow: the default model is the paper's Shallow MobileNet (blocks
-            7-11 removed); None picks it for images up to 64 px without
-            ``weights``.
-        dropout: dropout before the default model's classifier.
-        epochs: int >= 1, total float epochs, ``freeze_epochs`` included,
-            ``qat_epochs`` not (a resumed run counts finished ones).
-        batch_size: int >= 1, global batch size. Each epoch leaves out its
-            short last batch, unless there are fewer images than one batch.
-        learning_rate: float > 0, the peak learning rate (of the frozen
-            phase, with ``weights``).
-        fine_tune_learning_rate: the peak rate of fine-tuning with
-            ``weights``; default ``learning_rate`` x 0.1
-            (`Recipe.fine_tune_factor`).
-        qat_epochs: int >= 0, epochs of quantization-aware training after
-            the ``epochs`` float ones (`mobilenet.quantization`): the float
-            model, saved as ``float.keras``, is made quantization-aware and
-            trained on, its BatchNorm statistics frozen after half of these
-            steps and its activation ranges after three quarters
-            (`Recipe.qat_batch_norm_freeze`, `Recipe.qat_range_freeze`).
-            ``best.keras`` and ``final.keras`` are then quantization-aware
-            models, which `mobilenet.export.to_tflite` writes as int8 with no
-            calibration data. 0 (the default): no QAT.
-        qat_learning_rate: the peak rate of quantization-aware training;
-            default ``learning_rate`` x 0.01 (`Recipe.qat_factor`).
-        warmup_epochs: int >= 0, epochs of linear warm-up from 0 in each
-            phase, capped at a quarter of it.
-        weight_decay: decoupled weight decay on the kernels of the full and
-            pointwise convolutions and the classifier; none on depthwise
-            kernels (as the paper advises), BatchNorm or biases.
-        label_smoothing: float in [0, 1).
-        augment: random crops and flips of training images.
-        random_erasing: float in [0, 1], the share of training images that
-            also get a random rectangle erased.
-        cutmix: CutMix within each training batch: True, False, or "auto",
-            on for runs of 100 (`CUTMIX_MIN_EPOCHS`) planned epochs or more.
-        cache: for files: ``"auto"`` (in memory when the cached data takes at
-            most 64 MiB, `Recipe.auto_cache_bytes`; else streamed), ``"memory"``,
-            None (always stream) or a file path prefix (``tf.data``'s cache
-            on disk).
         strategy: optional ``tf.distribute.Strategy`` (MirroredStrategy,
-            MultiWorkerMirroredStrategy, TPUStrategy), or a
-            ``keras.distribution.DataParallel`` on the JAX backend. With
+            MultiWorkerMirroredStrategy, TPUStrategy, see `make_strategy`),
+            or a ``keras.distribution.DataParallel`` on the JAX backend. With
             several workers each reads only its own share of an image
             folder's files; only the chief (worker 0) writes ``output_dir``.
-        mixed_precision: False, True/'auto' (mixed_float16 on GPU,
-            mixed_bfloat16 otherwise), 'mixed_float16' or 'mixed_bfloat16'.
         resume: continue an interrupted run found in ``output_dir`` (nothing
-            there: start it); its ``epochs``, ``freeze_epochs``, image size
-            and classes must be the planned ones.
-        time_budget: optional seconds > 0: the run is cut to the epochs that
-            fit, the learning-rate decay ending at the new last epoch. Not
-            with ``freeze_epochs``.
+            there: start it, and say so); its ``epochs``, ``freeze_epochs``,
+            image size and classes must be the planned ones.
+        validation_data: optional data to validate on, of the training
+            data's kind: ``(images, labels)`` arrays, an image folder path (or
+            `ImageFolder`), or a ``tf.data.Dataset``. None: the recipe's
+            ``validation_fraction`` of each class is held out (arrays and
+            image folders without ``val/``; a dataset is not split).
+        class_names: names of the classes in label order, for arrays and
+            datasets (an image folder's are its folder names, CIFAR-10's
+            `ArraySplits` has its own). They travel with the model into every
+            file; None: the model carries none.
+        model: optional Keras model taking pixels (0-255) with a softmax
+            output, so it must normalise inside (e.g.
+            ``MobileNetV1(..., include_preprocessing=True)``). By default
+            `build_model` from the recipe. With a ``strategy``, build it
+            inside ``strategy.scope()``.
         extra_callbacks: more Keras callbacks for ``fit``.
-        seed: int >= 0, seed of the weights, split, shuffle and augmentation
-            (set process-wide with ``keras.utils.set_random_seed``).
-        deterministic: make the run repeat exactly (TensorFlow's op
-            determinism, for the rest of the process).
         verbose: Keras ``fit`` verbosity ("auto": a progress bar on a
             terminal, one line per epoch when output is redirected).
 
@@ -711,142 +697,100 @@ def train(
         A `TrainResult`.
 
     Raises:
-        ValueError: a bad argument (named) before any file is written: images
-            of the wrong shape, dtype or range, labels outside the classes, an
-            image folder with no classes or an empty class, a rate <= 0, a
-            finished run with ``resume``, a folder another run is writing.
+        ValueError: a bad argument (named; a recipe's field is named as
+            itself) before any file is written: images of the wrong shape,
+            dtype or range, labels outside the classes, an image folder with
+            no classes or an empty class, a finished run with ``resume``, a
+            folder another run is writing.
         FileExistsError: ``output_dir`` holds an interrupted run and
             ``resume`` is False.
 
     Example:
 
     ```python
+    import dataclasses
+
     from mobilenet.datasets import load_cifar10
-    from mobilenet.training import train
+    from mobilenet.training import RECIPE, train
 
     (x_train, y_train), _ = load_cifar10("../shared/data/cifar10-subset")
-    result = train(x_train[:64], y_train[:64], output_dir="runs/tiny", epochs=1, alpha=0.25,
-                   verbose=0)
+    result = train((x_train[:64], y_train[:64]), output_dir="runs/tiny",
+                   recipe=dataclasses.replace(RECIPE, epochs=1, alpha=0.25), verbose=0)
     result.final_model_path  # runs/tiny/final.keras
     ```
     """
-    epochs = check_positive_int(epochs, "epochs")
-    batch_size = check_positive_int(batch_size, "batch_size")
-    learning_rate = check_number(learning_rate, "learning_rate", low=0.0, low_open=True)
-    warmup_epochs = check_int(warmup_epochs, "warmup_epochs", minimum=0)
-    weight_decay = check_number(weight_decay, "weight_decay", low=0.0)
-    label_smoothing = check_number(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-    validation_fraction = check_number(validation_fraction, "validation_fraction", low=0.0, high=1.0)
-    freeze_epochs = check_int(freeze_epochs, "freeze_epochs", minimum=0)
-    qat_epochs = check_int(qat_epochs, "qat_epochs", minimum=0)
-    if qat_learning_rate is None:
-        qat_learning_rate = learning_rate * RECIPE.qat_factor
-    qat_learning_rate = check_number(qat_learning_rate, "qat_learning_rate", low=0.0,
-                                     low_open=True)
-    if qat_epochs and time_budget is not None:
-        raise invalid("time_budget", "None with qat_epochs (the budget cuts a one-phase run)",
-                      time_budget)
-    if time_budget is not None:
-        time_budget = check_number(time_budget, "time_budget", low=0.0, low_open=True)
-    seed = check_int(seed, "seed", minimum=0)
-    random_erasing = check_number(random_erasing, "random_erasing", low=0.0, high=1.0, high_open=False)
-    check_bool(deterministic, "deterministic")
-    check_bool(augment, "augment")
-    cache = check_cache(cache)
-    if shallow is not None:
-        check_bool(shallow, "shallow")
-    if cutmix == "auto":
-        cutmix = epochs >= CUTMIX_MIN_EPOCHS
-    elif not isinstance(cutmix, bool):
-        raise invalid("cutmix", 'True, False or "auto"', cutmix)
-    if weights is not None and model is not None:
-        raise invalid("weights", "None with a model of your own (load weights into it first)", weights)
-    if weights is not None and shallow:
-        raise invalid("shallow", "None or False with pretrained weights (they fill the full network)",
-                      shallow)
-    if freeze_epochs and weights is None:
-        raise invalid("freeze_epochs", "0 without pretrained `weights` (a random backbone has "
-                      "nothing to keep)", freeze_epochs, mentions=("weights",))
-    if freeze_epochs >= epochs:
-        raise invalid("freeze_epochs", f"fewer than epochs ({epochs}), so fine-tuning has epochs",
-                      freeze_epochs)
-    if freeze_epochs and time_budget is not None:
-        raise invalid("time_budget", "None with freeze_epochs (the budget cuts a one-phase run)",
-                      time_budget)
-    if fine_tune_learning_rate is None:
-        fine_tune_learning_rate = learning_rate * (RECIPE.fine_tune_factor if weights is not None else 1.0)
-    fine_tune_learning_rate = check_number(fine_tune_learning_rate, "fine_tune_learning_rate",
-                                           low=0.0, low_open=True)
+    if not isinstance(recipe, Recipe):
+        raise invalid("recipe", "a mobilenet.training.Recipe", recipe,
+                      shown=f"recipe of type {type(recipe).__name__}")
+    recipe = recipe.validate()
+    _check_combination(recipe, weights=weights, model=model, strategy=strategy)
+    check_bool(resume, "resume")
     distribution.check_strategy(strategy)
-    policy = _mixed_precision_policy(mixed_precision)
-    if time_budget is not None and strategy is not None and distribution.is_multi_worker(strategy):
-        raise invalid(
-            "time_budget", "None with several workers (each would cut the run by its own "
-            "clock, and the workers would wait on each other)", time_budget,
-        )
+    policy = _mixed_precision_policy(recipe.mixed_precision)
     output_dir = Path(output_dir)
     _check_output_dir(output_dir)
     chief = distribution.is_chief(strategy)
 
-    keras.utils.set_random_seed(seed)
-    if deterministic and keras.backend.backend() == "tensorflow":
+    keras.utils.set_random_seed(recipe.seed)
+    if recipe.deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
     # 1-2: data and model, both checked before anything is written.
-    data_ = prepare_data(
-        x, y, validation_data=validation_data, validation_fraction=validation_fraction,
-        class_names=class_names, image_size=image_size, model=model, batch_size=batch_size,
-        augment=augment, random_erasing=random_erasing, cutmix=cutmix, cache=cache, seed=seed,
-        strategy=strategy,
-    )
-    model = _prepare_model(
-        model, data_, alpha=alpha, early_downsampling=early_downsampling, shallow=shallow,
-        dropout=dropout, weights=weights, strategy=strategy, policy=policy,
-    )
+    data_ = prepare_data(data, recipe=recipe, validation_data=validation_data,
+                         class_names=class_names, model=model, strategy=strategy)
+    model = _prepare_model(model, data_, recipe=recipe, weights=weights, strategy=strategy,
+                           policy=policy)
+    picks_best = _validation_can_choose(data_, recipe)
     plan = {
-        "epochs": epochs, "freeze_epochs": freeze_epochs, "qat_epochs": qat_epochs,
-        "image_size": data_.image_size,
+        "epochs": recipe.epochs, "freeze_epochs": recipe.freeze_epochs,
+        "qat_epochs": recipe.qat_epochs, "image_size": data_.image_size,
         "class_names": list(data_.class_names) if data_.class_names else None,
         "num_classes": data_.num_classes,
     }
-    phases = [_Phase(0, epochs, False, learning_rate if weights is None else fine_tune_learning_rate)]
-    if freeze_epochs:
-        phases = [_Phase(0, freeze_epochs, True, learning_rate, saves=HEAD_MODEL),
-                  _Phase(freeze_epochs, epochs, False, fine_tune_learning_rate)]
-    if qat_epochs:
-        phases[-1] = dataclasses.replace(phases[-1], saves=FLOAT_MODEL)
-        phases.append(_Phase(epochs, epochs + qat_epochs, False, qat_learning_rate, quantize=True))
+    notes = {"best_model": picks_best[1], "train_images": data_.num_train,
+             "steps_per_epoch": data_.steps_per_epoch}
+    if data_.skipped_files:
+        notes["skipped_files"] = list(data_.skipped_files)
+    phases = _plan_phases(recipe, pretrained=weights is not None)
     # 3: the folder, locked while this run writes it.
-    _check_output_dir(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with _locked(output_dir, chief):
-        _prepare_output_dir(output_dir, resume, chief, plan)
-        monitor = "val_accuracy" if data_.validation is not None else "accuracy"
+        _prepare_output_dir(output_dir, resume, chief, plan, notes)
+        if not picks_best[0] and chief:
+            print(f"best.keras: {picks_best[1]}", flush=True)
+        monitor = "val_accuracy" if data_.validation is not None and picks_best[0] else "accuracy"
         # Another worker writes the same files to a private folder, removed at the end.
         write_dir = output_dir if chief else Path(tempfile.mkdtemp(prefix="mobilenet-worker-"))
         if resume and not chief and (output_dir / HISTORY_JSON).is_file():
             shutil.copy(output_dir / HISTORY_JSON, write_dir / HISTORY_JSON)
         history = HistoryWriter(write_dir)
-        # With QAT, best.keras is the best quantization-aware epoch once there is one.
-        rows_ = history.rows[epochs:] if qat_epochs and len(history.rows) > epochs else history.rows
-        seen = [row[monitor] for row in rows_ if monitor in row]
-        best = BestCheckpoint(
-            write_dir / BEST_MODEL, monitor,
-            max(seen) if seen and (output_dir / BEST_MODEL).is_file() else -math.inf,
-        )
+        best = None
+        if picks_best[0]:
+            # With QAT, best.keras is the best quantization-aware epoch once there is one.
+            epochs = recipe.epochs
+            rows_ = history.rows[epochs:] if recipe.qat_epochs and len(history.rows) > epochs \
+                else history.rows
+            seen = [row[monitor] for row in rows_ if monitor in row]
+            best = BestCheckpoint(
+                write_dir / BEST_MODEL, monitor,
+                max(seen) if seen and (output_dir / BEST_MODEL).is_file() else -math.inf,
+            )
         try:
             model, budget = _fit_phases(
                 model, data_, phases, output_dir=output_dir, write_dir=write_dir, chief=chief,
                 strategy=strategy, policy=policy, verbose=verbose,
                 compile_options=dict(steps_per_epoch=data_.steps_per_epoch,
-                                     warmup_epochs=warmup_epochs, weight_decay=weight_decay,
-                                     label_smoothing=label_smoothing),
-                callback_options=dict(history=history, best=best, time_budget=time_budget,
+                                     warmup_epochs=recipe.warmup_epochs,
+                                     weight_decay=recipe.weight_decay,
+                                     label_smoothing=recipe.label_smoothing),
+                callback_options=dict(history=history, best=best, time_budget=recipe.time_budget,
                                       steps_per_epoch=data_.steps_per_epoch,
                                       extra_callbacks=extra_callbacks),
             )
             atomic_save_model(model, write_dir / FINAL_MODEL)
+            if best is None:
+                atomic_save_model(model, write_dir / BEST_MODEL)
             rows = read_history(write_dir)
         finally:
             if not chief:
@@ -863,4 +807,63 @@ def train(
         class_names=data_.class_names,
         test=data_.test,
         validation=data_.validation_source,
+        best_is_final=not picks_best[0],
+        skipped_files=tuple(data_.skipped_files),
     )
+
+
+def _check_combination(recipe: Recipe, *, weights: Any, model: Any, strategy: Any) -> None:
+    """Refuses a recipe that does not fit the other arguments of `train`."""
+    if weights is not None and model is not None:
+        raise invalid("weights", "None with a model of your own (load weights into it first)", weights)
+    if weights is not None and recipe.shallow:
+        raise invalid("shallow", "None or False with pretrained weights (they fill the full network)",
+                      recipe.shallow)
+    if recipe.freeze_epochs and weights is None:
+        raise invalid("freeze_epochs", "0 without pretrained `weights` (a random backbone has "
+                      "nothing to keep)", recipe.freeze_epochs, mentions=("weights",))
+    if recipe.time_budget is not None and strategy is not None \
+            and distribution.is_multi_worker(strategy):
+        raise invalid(
+            "time_budget", "None with several workers (each would cut the run by its own "
+            "clock, and the workers would wait on each other)", recipe.time_budget,
+        )
+    if weights is not None and weights != "imagenet" and not Path(weights).is_file():
+        raise invalid("weights", "'imagenet' or an existing file", weights,
+                      shown=f"weights={os.fspath(weights) if is_path(weights) else weights!r} "
+                      "(no such file)")
+    check_cache_folder(recipe.cache)
+
+
+def _validation_can_choose(data: TrainingData, recipe: Recipe) -> tuple[bool, str]:
+    """Whether the validation share is large enough to pick ``best.keras`` by, and how it is picked.
+
+    Each validation image is 1/n of the accuracy: with 24 images an epoch
+    that is better by one image scores 4 points higher, and the epoch picked
+    is mostly chance (`Recipe.min_validation_images`).
+    """
+    if data.validation is None:
+        return True, "the epoch of highest training accuracy (no validation images)"
+    if data.num_validation < recipe.min_validation_images \
+            or data.validation_per_class < recipe.min_validation_per_class:
+        return False, (
+            f"final.keras (the validation share, {data.num_validation} images, fewest "
+            f"{data.validation_per_class} in a class, is too small to choose an epoch by: it "
+            f"needs {recipe.min_validation_images} images and {recipe.min_validation_per_class} "
+            "per class)"
+        )
+    return True, f"the epoch of highest validation accuracy on {data.num_validation} images"
+
+
+def _plan_phases(recipe: Recipe, pretrained: bool) -> list[_Phase]:
+    """The run's phases: frozen backbone, then fine-tuning (or one float phase), then QAT."""
+    learning_rate, fine_tune, qat = recipe.peak_rates(pretrained)
+    epochs = recipe.epochs
+    phases = [_Phase(0, epochs, False, fine_tune if pretrained else learning_rate)]
+    if recipe.freeze_epochs:
+        phases = [_Phase(0, recipe.freeze_epochs, True, learning_rate, saves=HEAD_MODEL),
+                  _Phase(recipe.freeze_epochs, epochs, False, fine_tune)]
+    if recipe.qat_epochs:
+        phases[-1] = dataclasses.replace(phases[-1], saves=FLOAT_MODEL)
+        phases.append(_Phase(epochs, epochs + recipe.qat_epochs, False, qat, quantize=True))
+    return phases

@@ -1,17 +1,18 @@
-"""Tests of `mobilenet.cifar10.pipeline.make_dataset`."""
+"""Tests of `mobilenet.training.pipeline.make_dataset`: the array pipeline `train` feeds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mobilenet import cifar10
+from mobilenet.training import make_dataset
+
 
 def test_dataset_keeps_pixels_and_one_hots():
     rng = np.random.default_rng(6)
     images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     labels = np.array([0, 3, 9, 3, 1])
-    batches = list(cifar10.make_dataset(images, labels, batch_size=2))
+    batches = list(make_dataset(images, labels, batch_size=2))
     assert [len(b[0]) for b in batches] == [2, 2, 1]
     x = np.concatenate([b[0] for b in batches])
     y = np.concatenate([b[1] for b in batches])
@@ -32,7 +33,7 @@ def test_pipeline_runs_without_tf_data_autotuning_and_gives_the_same_batches():
 
     def two_epochs(autotune: bool | None) -> list:
         # A new dataset each time: its Keras augmentation layers keep their own seed state.
-        dataset = cifar10.make_dataset(images, labels, batch_size=8, training=True, seed=3,
+        dataset = make_dataset(images, labels, batch_size=8, training=True, seed=3,
                                        random_erasing=0.5, cutmix=True)
         if autotune is not None:
             options = tf.data.Options()
@@ -41,7 +42,7 @@ def test_pipeline_runs_without_tf_data_autotuning_and_gives_the_same_batches():
         assert dataset.options().autotune.enabled is bool(autotune)
         return [np.asarray(tensor) for _ in range(2) for batch in dataset for tensor in batch]
 
-    assert cifar10.make_dataset(images, labels).options().autotune.enabled is False
+    assert make_dataset(images, labels).options().autotune.enabled is False
     shipped, tuned = two_epochs(None), two_epochs(True)
     assert len(shipped) == len(tuned) == 2 * 5 * 2
     for ours, theirs in zip(shipped, tuned):
@@ -50,7 +51,7 @@ def test_pipeline_runs_without_tf_data_autotuning_and_gives_the_same_batches():
 
 def test_drop_remainder_leaves_out_a_different_short_batch_each_epoch():
     images, labels = _distinct_images(10)
-    dataset = cifar10.make_dataset(images, labels, batch_size=4, training=True, padding=None,
+    dataset = make_dataset(images, labels, batch_size=4, training=True, padding=None,
                                    drop_remainder=True, seed=2)
     kept = []
     for _ in range(2):
@@ -66,9 +67,9 @@ def test_training_dataset_crops_and_flips_reproducibly():
     rng = np.random.default_rng(7)
     images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
     labels = np.arange(16) % 10
-    dataset = cifar10.make_dataset(images, labels, batch_size=16, training=True, seed=3)
+    dataset = make_dataset(images, labels, batch_size=16, training=True, seed=3)
     first = next(iter(dataset))
-    again = next(iter(cifar10.make_dataset(images, labels, batch_size=16, training=True, seed=3)))
+    again = next(iter(make_dataset(images, labels, batch_size=16, training=True, seed=3)))
     np.testing.assert_array_equal(first[0], again[0])
     second_epoch = next(iter(dataset))
     assert not np.array_equal(first[0], second_epoch[0])  # reshuffled and re-augmented
@@ -110,7 +111,7 @@ def _distinct_images(n=10, seed=8):
 def test_random_erasing_replaces_one_rectangle_of_the_share_asked_for():
     images, labels = _distinct_images()
     # padding=None: no crop or flip, so every pixel outside the erased box is the source's.
-    dataset = cifar10.make_dataset(images, labels, batch_size=10, training=True, padding=None,
+    dataset = make_dataset(images, labels, batch_size=10, training=True, padding=None,
                                    random_erasing=1.0, seed=2)
     x, y = (np.asarray(t) for t in next(iter(dataset)))
     np.testing.assert_array_equal(y.sum(axis=1), 1.0)  # labels untouched
@@ -126,7 +127,7 @@ def test_random_erasing_replaces_one_rectangle_of_the_share_asked_for():
     # A share of 0.5 erases about half the images (not a quarter: Keras reads a single
     # float factor as "a probability drawn from [0, factor]").
     many = np.repeat(images, 20, axis=0)
-    dataset = cifar10.make_dataset(many, np.repeat(labels, 20), batch_size=200, training=True,
+    dataset = make_dataset(many, np.repeat(labels, 20), batch_size=200, training=True,
                                    padding=None, random_erasing=0.5, seed=3)
     x, y = (np.asarray(t) for t in next(iter(dataset)))
     erased = np.mean([np.any(a != many[20 * l]) for a, l in zip(x, y.argmax(axis=1))])
@@ -135,7 +136,7 @@ def test_random_erasing_replaces_one_rectangle_of_the_share_asked_for():
 
 def test_cutmix_pastes_a_box_of_another_image_and_mixes_the_labels_by_area():
     images, labels = _distinct_images()
-    dataset = cifar10.make_dataset(images, labels, batch_size=10, training=True, padding=None,
+    dataset = make_dataset(images, labels, batch_size=10, training=True, padding=None,
                                    cutmix=True, seed=1)
     x, y = (np.asarray(t) for t in next(iter(dataset)))
     mixed = 0
@@ -163,7 +164,7 @@ def test_cutmix_draws_the_mixing_share_from_beta_half_half_in_every_batch():
     # per batch from U(0, 1), so its batches scatter (shares 0.16-0.41 seen);
     # Beta(1, 1) gives 1/2.
     images, labels = _distinct_images(256)
-    dataset = cifar10.make_dataset(images, labels, num_classes=256, batch_size=256,
+    dataset = make_dataset(images, labels, num_classes=256, batch_size=256,
                                    training=True, padding=None, cutmix=True, seed=3)
     shares = []
     for _ in range(16):  # each pass is a new epoch: a new shuffle and new draws
@@ -177,7 +178,7 @@ def test_cutmix_draws_the_mixing_share_from_beta_half_half_in_every_batch():
 
 def test_batch_augmentation_repeats_with_the_seed_and_changes_each_epoch():
     images, labels = _distinct_images()
-    make = lambda: cifar10.make_dataset(  # noqa: E731
+    make = lambda: make_dataset(  # noqa: E731
         images, labels, batch_size=10, training=True, random_erasing=0.5, cutmix=True, seed=4)
     dataset = make()
     first, again = next(iter(dataset)), next(iter(make()))
@@ -198,5 +199,5 @@ def test_batch_augmentation_repeats_with_the_seed_and_changes_each_epoch():
 def test_batch_augmentation_arguments_are_checked(change, message):
     images, labels = _distinct_images(2)
     with pytest.raises(ValueError) as error:
-        cifar10.make_dataset(images, labels, training=True, **change)
+        make_dataset(images, labels, training=True, **change)
     assert message in str(error.value)

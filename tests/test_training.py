@@ -1,7 +1,8 @@
-"""Tests of `mobilenet.cifar10.training`: `train`, its checks, resuming and strategies."""
+"""Tests of `mobilenet.training.train`: the recipe it takes, its checks, resuming and strategies."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -14,25 +15,36 @@ import keras
 import numpy as np
 import pytest
 
-from mobilenet import cifar10
+from mobilenet.datasets import CIFAR10_CLASS_NAMES, load_cifar10
+from mobilenet.training import RECIPE, build_model, evaluate, fit_verbosity, make_strategy, train
+from mobilenet.training.recipe import KNOBS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+
+def _train(x, y, **arguments):
+    """`train` on ``(x, y)`` with CIFAR-10's class names; recipe knobs go in as keywords."""
+    knobs = {name: arguments.pop(name) for name in KNOBS if name in arguments}
+    arguments.setdefault("verbose", 0)
+    arguments.setdefault("class_names", CIFAR10_CLASS_NAMES)
+    return train((x, y), recipe=dataclasses.replace(RECIPE, **knobs), **arguments)
+
+
 def _slice(cifar10_subset_dir, n_train=400):
-    (x, y), (x_test, y_test) = cifar10.load_cifar10(cifar10_subset_dir)
+    (x, y), (x_test, y_test) = load_cifar10(cifar10_subset_dir)
     return x[:n_train], y[:n_train], x_test, y_test
 
 
 def test_short_training_run_learns(cifar10_subset_dir, tmp_path):
     x, y, _, _ = _slice(cifar10_subset_dir, 256)
-    result = cifar10.train(
+    result = _train(
         x, y, output_dir=tmp_path, epochs=8, alpha=0.25, early_downsampling=4, batch_size=32,
         learning_rate=0.05, warmup_epochs=1, augment=False, validation_fraction=0, verbose=0,
     )
     losses = [row["loss"] for row in result.history]
     assert len(losses) == 8
     assert losses[-1] < 0.8 * losses[0]
-    report = cifar10.evaluate(result.model, x, y)  # inference mode, on what it trained on
+    report = evaluate(result.model, x, y)  # inference mode, on what it trained on
     assert report.accuracy > 0.25  # chance is 0.1
     for name in ("history.json", "history.csv", "best.keras", "final.keras"):
         assert (tmp_path / name).is_file()
@@ -50,7 +62,7 @@ def test_short_training_run_learns(cifar10_subset_dir, tmp_path):
 
 def test_build_model_is_the_shallow_network_by_default():
     """The recipe's model is paper Table 6's Shallow MobileNet: the full one less blocks 7-11."""
-    shallow, full = cifar10.build_model(), cifar10.build_model(shallow=False)
+    shallow, full = build_model(), build_model(shallow=False)
     blocks = lambda m: [l.name for l in m.layers if l.name.startswith("block_")]  # noqa: E731
     assert blocks(full) == [f"block_{i}" for i in range(1, 14)]
     assert blocks(shallow) == [f"block_{i}" for i in (1, 2, 3, 4, 5, 6, 12, 13)]
@@ -67,7 +79,7 @@ def test_weight_decay_spares_depthwise_kernels_batchnorm_and_biases(tmp_path):
     labels = np.arange(8) % 10
     weights = {}
     for decay in (0.0, 0.5):
-        result = cifar10.train(
+        result = _train(
             images, labels, output_dir=tmp_path / str(decay), epochs=1, batch_size=8,
             warmup_epochs=0, alpha=0.25, weight_decay=decay, augment=False,
             validation_fraction=0, verbose=0,
@@ -87,8 +99,8 @@ class _DatasetMade(Exception):
 
 
 @pytest.mark.parametrize("epochs, cutmix, expected", [
-    (cifar10.CUTMIX_MIN_EPOCHS - 1, "auto", False),
-    (cifar10.CUTMIX_MIN_EPOCHS, "auto", True),
+    (RECIPE.cutmix_min_epochs - 1, "auto", False),
+    (RECIPE.cutmix_min_epochs, "auto", True),
     (1, True, True),
     (300, False, False),
 ])
@@ -103,7 +115,7 @@ def test_cutmix_auto_is_on_for_long_runs_only(monkeypatch, tmp_path, epochs, cut
 
     monkeypatch.setattr(training, "make_dataset", record)
     with pytest.raises(_DatasetMade):
-        cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
+        _train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
                       epochs=epochs, cutmix=cutmix, validation_fraction=0, verbose=0)
     assert asked["cutmix"] is expected
 
@@ -128,7 +140,7 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
     x, y, _, _ = _slice(cifar10_subset_dir, 64)
     options = dict(epochs=4, batch_size=32, validation_fraction=0.25, verbose=0)
 
-    full = cifar10.train(x, y, output_dir=tmp_path / "full", model=_tiny_model(), **options)
+    full = _train(x, y, output_dir=tmp_path / "full", model=_tiny_model(), **options)
 
     class KillDuringThirdEpoch(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -139,14 +151,14 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
             self.epoch = epoch
 
     with pytest.raises(_Killed):
-        cifar10.train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(),
+        _train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(),
                       extra_callbacks=[KillDuringThirdEpoch()], **options)
     metadata = json.loads((tmp_path / "cut" / "backup" / "training_metadata.json").read_text())
     assert metadata["epoch"] == 2
     assert [row["epoch"] for row in json.loads((tmp_path / "cut" / "history.json").read_text())] == [1, 2]
 
     with pytest.raises(FileExistsError, match="resume"):
-        cifar10.train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(), **options)
+        _train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(), **options)
 
     class RecordEpochs(keras.callbacks.Callback):
         def __init__(self):
@@ -157,7 +169,7 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
             self.epochs.append(epoch)
 
     record = RecordEpochs()
-    resumed = cifar10.train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(), resume=True,
+    resumed = _train(x, y, output_dir=tmp_path / "cut", model=_tiny_model(), resume=True,
                             extra_callbacks=[record], **options)
     assert record.epochs == [2, 3]  # epochs 3 and 4, counted from 1
     assert len(resumed.history) == len(full.history) == 4
@@ -179,31 +191,44 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
         (dict(time_budget=-5.0), "`time_budget`: expected a finite number > 0"),
         (dict(warmup_epochs=-1), "`warmup_epochs`"),
         (dict(weight_decay=-1e-4), "`weight_decay`"),
-        (dict(y_train=np.arange(8) % 10 + 3), "`y`: expected class indices in 0..9"),
-        (dict(y_train=np.arange(7) % 10), "`y`: expected one label per image (8 images in `x`)"),
-        (dict(x_train=np.zeros((8, 28, 28, 3), np.uint8)), "`x`: expected pixels as a uint8 or float array of shape (n, 32, 32, 3)"),
-        (dict(x_train=np.zeros((8, 32, 32, 3), np.int16)), "`x`"),
-        (dict(x_train=np.full((8, 32, 32, 3), 300.0)), "`x`: expected pixels in 0..255"),
+        (dict(y_train=np.arange(8) % 10 + 3), "`data`: expected class indices in 0..9"),
+        (dict(y_train=np.arange(7) % 10), "`data`: expected one label per image (8 images in `data`)"),
+        (dict(x_train=np.zeros((8, 28, 28, 3), np.uint8), image_size=32),
+         "`data`: expected pixels as a uint8 or float array of shape (n, 32, 32, 3)"),
+        (dict(x_train=np.zeros((8, 32, 32, 3), np.int16)), "`data`"),
+        (dict(x_train=np.full((8, 32, 32, 3), 300.0)), "`data`: expected pixels in 0..255"),
         (dict(validation_data=(np.zeros((2, 32, 32, 3), np.uint8), [0, 11])), "`validation_data`: expected class indices"),
         (dict(strategy="mirrored"), "`strategy`: expected None, a tf.distribute.Strategy (see make_strategy)"),
         (dict(shallow="no"), "`shallow`: expected True or False. Received: shallow='no'"),
         (dict(random_erasing=2.0), "`random_erasing`: expected a number in [0, 1]"),
         (dict(cutmix=1), '`cutmix`: expected True, False or "auto". Received: cutmix=1'),
-        (dict(x_train=np.full((8, 32, 32, 3), 0.5)), "`x`: expected pixels in 0..255 (the models "
+        (dict(x_train=np.full((8, 32, 32, 3), 0.5)), "`data`: expected pixels in 0..255 (the models "
          "normalise inside); these look normalised to [0, 1]"),
         (dict(x_train=np.zeros((0, 32, 32, 3), np.uint8), y_train=np.zeros(0, int)),
-         "`x`: expected at least one image"),
+         "`data`: expected at least one image"),
         (dict(alpha=0.0), "`alpha`"),
         (dict(freeze_epochs=1), "`freeze_epochs`: expected 0 without pretrained `weights`"),
         (dict(weights="imagenet", shallow=True), "`shallow`: expected None or False"),
+        (dict(image_size=100_000), "`image_size`: expected an integer from 1 to 1024"),
+        (dict(cache="/nonexistent/dir/cache"), "`cache`: expected 'auto', 'memory', None or a "
+         "file path prefix in an existing folder. Received: cache='/nonexistent/dir/cache' "
+         "(no folder '/nonexistent/dir')"),
+        (dict(epochs=3, freeze_epochs=3, weights="imagenet"), "`freeze_epochs`: expected fewer than epochs (3)"),
+        (dict(weights="nowhere.h5"), "`weights`: expected 'imagenet' or an existing file"),
+        (dict(recipe={"epochs": 1}), "`recipe`: expected a mobilenet.training.Recipe"),
     ],
 )
 def test_train_rejects_bad_arguments_before_training(tmp_path, change, message):
     arguments = dict(x_train=np.zeros((8, 32, 32, 3), np.uint8), y_train=np.arange(8) % 10,
                      output_dir=tmp_path / "run", validation_fraction=0, verbose=0)
     arguments.update(change)
+    x, y = arguments.pop("x_train"), arguments.pop("y_train")
     with pytest.raises(ValueError) as error:
-        cifar10.train(**arguments)
+        if "recipe" in arguments:
+            arguments.pop("validation_fraction")
+            train((x, y), **arguments)
+        else:
+            _train(x, y, **arguments)
     assert message in str(error.value)
     assert not (tmp_path / "run").exists()  # nothing written before the checks pass
 
@@ -218,24 +243,24 @@ def test_a_keras_distribution_is_refused_on_the_tensorflow_backend(tmp_path):
         pytest.skip(f"Keras {keras.__version__} cannot build a DataParallel on TensorFlow: {error}")
     with pytest.raises(ValueError, match=r"`strategy`: expected a tf.distribute.Strategy on the "
                        r"TensorFlow backend .* with KERAS_BACKEND='tensorflow'"):
-        cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
+        _train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
                       strategy=distribution, validation_fraction=0, verbose=0)
     assert not tmp_path.joinpath("backup").exists()
 
 
 def test_make_strategy_names_the_choices():
     with pytest.raises(ValueError, match=r"`strategy`: expected one of \('default'"):
-        cifar10.make_strategy("gpus")
+        make_strategy("gpus")
 
 
 def test_resume_of_a_finished_run_says_it_is_finished(tmp_path):
     x, y = np.zeros((16, 32, 32, 3), np.uint8), np.arange(16) % 10
     options = dict(epochs=1, batch_size=8, validation_fraction=0, verbose=0)
-    cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), **options)
+    _train(x, y, output_dir=tmp_path, model=_tiny_model(), **options)
     with pytest.raises(ValueError, match=r"`resume`: the run in .* is finished \(1 epochs"):
-        cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), resume=True, **options)
+        _train(x, y, output_dir=tmp_path, model=_tiny_model(), resume=True, **options)
     # Without resume the finished run is replaced, not appended to.
-    again = cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), **options)
+    again = _train(x, y, output_dir=tmp_path, model=_tiny_model(), **options)
     assert [row["epoch"] for row in again.history] == [1]
 
 
@@ -247,7 +272,7 @@ def test_a_run_shorter_than_its_warmup_still_reaches_the_peak_and_decays(tmp_pat
         def on_train_batch_begin(self, batch, logs=None):
             seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
-    cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), epochs=1, batch_size=2,
+    _train(x, y, output_dir=tmp_path, model=_tiny_model(), epochs=1, batch_size=2,
                   learning_rate=0.2, warmup_epochs=5, validation_fraction=0, verbose=0,
                   extra_callbacks=[RecordRate()])
     # 16 steps; the warm-up is capped at a quarter of them: 4 steps up, then cosine down.
@@ -257,12 +282,13 @@ def test_a_run_shorter_than_its_warmup_still_reaches_the_peak_and_decays(tmp_pat
     assert seen[-1] < 0.01
 
 
-@pytest.mark.parametrize("images, batch_size, steps", [(40, 16, 2), (10, 16, 1)])
-def test_an_epochs_short_last_batch_is_left_out(tmp_path, images, batch_size, steps):
-    # 40 images in batches of 16: two full batches, and the 8 left over are not a step.
+@pytest.mark.parametrize("images, batch_size, steps", [(40, 16, 3), (36, 16, 3), (35, 16, 2), (10, 16, 1)])
+def test_an_epochs_short_last_batch_is_kept_unless_tiny(tmp_path, images, batch_size, steps):
+    # 40 images in batches of 16: two full batches, and the 8 left over are a third step.
+    # 36: the 4 left over are a quarter of a batch, still kept; 35: 3 are fewer, left out.
     # 10 images, fewer than a batch: the one short batch is all there is, and is kept.
     x, y = np.zeros((images, 32, 32, 3), np.uint8), np.arange(images) % 10
-    result = cifar10.train(x, y, output_dir=tmp_path, model=_tiny_model(), epochs=2,
+    result = _train(x, y, output_dir=tmp_path, model=_tiny_model(), epochs=2,
                            batch_size=batch_size, warmup_epochs=0, validation_fraction=0, verbose=0)
     optimizer = result.model.optimizer
     assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == 2 * steps
@@ -273,7 +299,7 @@ def test_an_epochs_short_last_batch_is_left_out(tmp_path, images, batch_size, st
 def test_files_get_the_users_permissions(tmp_path):
     previous = os.umask(0o022)
     try:
-        cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
+        _train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path,
                       model=_tiny_model(), epochs=1, batch_size=8, validation_fraction=0, verbose=0)
     finally:
         os.umask(previous)
@@ -282,11 +308,9 @@ def test_files_get_the_users_permissions(tmp_path):
 
 
 def test_redirected_output_gets_one_line_per_epoch(monkeypatch):
-    from mobilenet.training import trainer as training
-
     monkeypatch.setattr(sys, "stdout", io.StringIO())
-    assert training._fit_verbosity("auto") == 2
-    assert training._fit_verbosity(0) == 0
+    assert fit_verbosity("auto") == 2
+    assert fit_verbosity(0) == 0
 
 
 @pytest.mark.slow
@@ -294,7 +318,7 @@ def test_mixed_bfloat16_training_on_cpu(tmp_path):
     rng = np.random.default_rng(8)
     x = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
     y = np.arange(32) % 10
-    result = cifar10.train(x, y, output_dir=tmp_path, epochs=1, alpha=0.25, early_downsampling=4,
+    result = _train(x, y, output_dir=tmp_path, epochs=1, alpha=0.25, early_downsampling=4,
                            batch_size=16, validation_fraction=0, mixed_precision=True, verbose=0)
     conv = result.model.get_layer("conv1")
     assert conv.dtype_policy.name == "mixed_bfloat16"
@@ -313,13 +337,15 @@ _MIRRORED_SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
     )
-    from mobilenet import cifar10
+    import dataclasses
+    from mobilenet.training import RECIPE, train
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
     y = np.arange(32) % 10
-    result = cifar10.train(x, y, output_dir=sys.argv[1], epochs=2, alpha=0.25, early_downsampling=4,
-                           batch_size=16, validation_fraction=0, strategy=strategy, verbose=0)
+    recipe = dataclasses.replace(RECIPE, epochs=2, alpha=0.25, early_downsampling=4, batch_size=16,
+                                 validation_fraction=0)
+    result = train((x, y), output_dir=sys.argv[1], recipe=recipe, strategy=strategy, verbose=0)
     kernel = result.model.get_layer("fc").kernel
     print(json.dumps({
         "replicas": strategy.num_replicas_in_sync,
@@ -351,7 +377,7 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
 def test_time_budget_end_to_end_cuts_the_run_and_its_schedule(tmp_path):
     # A budget already spent after the first epoch: the run stops there, and the
     # schedule is moved to end at that epoch (2 steps), so its rate is 0 from there on.
-    result = cifar10.train(np.zeros((16, 32, 32, 3), np.uint8), np.arange(16) % 10,
+    result = _train(np.zeros((16, 32, 32, 3), np.uint8), np.arange(16) % 10,
                            output_dir=tmp_path, model=_tiny_model(), epochs=50, batch_size=8,
                            warmup_epochs=0, time_budget=1e-3, validation_fraction=0, verbose=0)
     assert result.stopped_early
@@ -367,16 +393,18 @@ _DATA_PARALLEL_SCRIPT = textwrap.dedent(
     import json, sys
     import keras
     import numpy as np
-    from mobilenet import cifar10
+    import dataclasses
+    from mobilenet.training import RECIPE, train
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     y = np.arange(8) % 10
-    options = dict(epochs=1, alpha=0.25, early_downsampling=4, batch_size=8, validation_fraction=0,
-                   augment=False, verbose=0)
+    options = dict(recipe=dataclasses.replace(RECIPE, epochs=1, alpha=0.25, early_downsampling=4,
+                                              batch_size=8, validation_fraction=0, augment=False),
+                   verbose=0)
     report, weights = {"devices": keras.distribution.list_devices()}, {}
     for name, strategy in (("single", None), ("parallel", keras.distribution.DataParallel())):
-        result = cifar10.train(x, y, output_dir=f"{sys.argv[1]}/{name}", strategy=strategy, **options)
+        result = train((x, y), output_dir=f"{sys.argv[1]}/{name}", strategy=strategy, **options)
         kernel = result.model.get_layer("fc").kernel.value
         report[name] = {
             "loss": result.history[0]["loss"],
@@ -388,7 +416,7 @@ _DATA_PARALLEL_SCRIPT = textwrap.dedent(
         keras.backend.clear_session()
     report["distribution_after"] = repr(keras.distribution.distribution())
     try:  # 7 images in batches of 8: one batch of 7, which 2 devices cannot split
-        cifar10.train(x[:7], y[:7], output_dir=f"{sys.argv[1]}/uneven",
+        train((x[:7], y[:7]), output_dir=f"{sys.argv[1]}/uneven",
                       strategy=keras.distribution.DataParallel(), **options)
     except ValueError as error:
         report["uneven"] = str(error)
@@ -451,12 +479,12 @@ def test_a_folder_another_run_is_writing_is_refused(tmp_path):
         held.flush()
         with pytest.raises(ValueError, match="`output_dir`: expected a folder no other training run "
                                              "is writing.*process 12345 is writing now"):
-            cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10,
+            _train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10,
                           output_dir=tmp_path / "run", model=_tiny_model(), epochs=1,
                           validation_fraction=0, verbose=0)
     assert not (tmp_path / "run" / "history.json").exists()
     # Once the holder ends, the folder is free; a finished run leaves no lock file behind.
-    cifar10.train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path / "run",
+    _train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path / "run",
                   model=_tiny_model(), epochs=1, validation_fraction=0, verbose=0)
     assert not (tmp_path / "run" / trainer.LOCK_FILE).exists()
 
@@ -470,8 +498,86 @@ def test_resume_keeps_the_planned_epochs(tmp_path):
             raise _Killed
 
     with pytest.raises(_Killed):
-        cifar10.train(x, y, output_dir=tmp_path, epochs=4, extra_callbacks=[_Stop()], **options)
+        _train(x, y, output_dir=tmp_path, epochs=4, extra_callbacks=[_Stop()], **options)
     with pytest.raises(ValueError, match="`epochs`: expected 4, as the interrupted run .* was planned"):
-        cifar10.train(x, y, output_dir=tmp_path, epochs=2, resume=True, **options)
-    resumed = cifar10.train(x, y, output_dir=tmp_path, epochs=4, resume=True, **options)
+        _train(x, y, output_dir=tmp_path, epochs=2, resume=True, **options)
+    resumed = _train(x, y, output_dir=tmp_path, epochs=4, resume=True, **options)
     assert [row["epoch"] for row in resumed.history] == [1, 2, 3, 4]
+
+
+def test_the_recipe_checks_itself_when_made_and_names_the_field():
+    with pytest.raises(ValueError, match=r"`epochs`: expected an integer >= 1. Received: epochs=0") as error:
+        dataclasses.replace(RECIPE, epochs=0)
+    assert error.value.argument == "epochs"
+    with pytest.raises(ValueError, match="`image_size`: expected an integer from 1 to 1024") as error:
+        dataclasses.replace(RECIPE, image_size=100_000)
+    assert dataclasses.replace(RECIPE, learning_rate=1).learning_rate == 1.0  # normalised
+    # Every knob of the recipe is a field with a default: train needs no other keyword.
+    assert set(KNOBS) <= {field.name for field in dataclasses.fields(RECIPE)}
+    import inspect
+
+    assert len(inspect.signature(train).parameters) <= 12
+
+
+def test_cifar10_arrays_enter_through_load_data_with_their_names_and_test_split(cifar10_subset_dir, tmp_path):
+    from mobilenet.training import ArraySplits, load_data
+
+    data = load_data(cifar10_subset_dir, limit=24)
+    assert isinstance(data, ArraySplits) and data.class_names == tuple(CIFAR10_CLASS_NAMES)
+    result = train(data, output_dir=tmp_path, model=_tiny_model(), verbose=0,
+                   recipe=dataclasses.replace(RECIPE, epochs=1, batch_size=8, validation_fraction=0))
+    assert result.class_names == tuple(CIFAR10_CLASS_NAMES)
+    what, images, labels = result.held_out()
+    assert what == "test" and len(images) == len(labels) == 24
+    np.testing.assert_array_equal(labels, load_cifar10(cifar10_subset_dir)[1][1][:24])
+
+
+def test_best_keras_is_final_keras_when_the_validation_share_cannot_choose(tmp_path, capsys):
+    # 40 images, 10% held out: 4 validation images, under 50 (and under 5 per class).
+    x, y = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 10
+    result = _train(x, y, output_dir=tmp_path, model=_tiny_model(), epochs=2, batch_size=8,
+                    validation_fraction=0.1)
+    assert result.best_is_final
+    assert "best.keras: final.keras (the validation share, 10 images" in capsys.readouterr().out
+    plan = json.loads((tmp_path / "run.json").read_text())
+    assert plan["best_model"].startswith("final.keras (the validation share")
+    best = keras.saving.load_model(tmp_path / "best.keras")
+    for ours, theirs in zip(best.weights, result.model.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+
+
+def test_resume_with_no_earlier_run_says_it_starts_afresh(tmp_path, capsys):
+    _train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path / "new",
+           model=_tiny_model(), epochs=1, batch_size=8, validation_fraction=0, resume=True)
+    assert f"nothing to resume in {tmp_path / 'new'}: no earlier run there, starting a new one" \
+        in capsys.readouterr().out
+
+
+def test_weights_of_another_width_give_one_error_and_no_warnings(tmp_path, recwarn):
+    from mobilenet import MobileNetV1
+
+    MobileNetV1(0.25, input_shape=(32, 32, 3), include_top=False).save_weights(tmp_path / "a.weights.h5")
+    with pytest.raises(ValueError, match=r"`weights`: .*alpha=0.5"):
+        _train(np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10, output_dir=tmp_path / "run",
+               weights=tmp_path / "a.weights.h5", alpha=0.5, shallow=False, epochs=1,
+               validation_fraction=0)
+    assert not [w for w in recwarn if "Skipping nested container" in str(w.message)]
+
+
+def test_the_old_cifar10_train_still_works_with_a_deprecation_warning(monkeypatch, tmp_path):
+    from mobilenet import cifar10, training
+
+    asked = {}
+
+    def record(data, **kwargs):
+        asked.update(kwargs, data=data)
+        return "trained"
+
+    monkeypatch.setattr(training, "train", record)
+    x, y = np.zeros((8, 32, 32, 3), np.uint8), np.arange(8) % 10
+    with pytest.warns(DeprecationWarning, match=r"mobilenet.cifar10.train is deprecated: call "
+                      r"mobilenet.training.train\(\(x, y\)"):
+        assert cifar10.train(x, y, output_dir=tmp_path, epochs=3, alpha=0.25, verbose=0) == "trained"
+    assert (asked["recipe"].epochs, asked["recipe"].alpha) == (3, 0.25)  # knobs went into the recipe
+    assert asked["class_names"] == cifar10.CLASS_NAMES and asked["data"][0] is x
+    assert asked["output_dir"] == tmp_path and asked["verbose"] == 0

@@ -1,4 +1,4 @@
-"""Tests of `mobilenet.cifar10.data`: the safe reader, the split and the input checks."""
+"""Tests of `mobilenet.datasets`' CIFAR-10 reader (`load_cifar10`), the split and the input checks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from mobilenet import cifar10
+from mobilenet import datasets
 
 
 # From the shared subset's README.
@@ -61,7 +61,7 @@ def test_loads_shared_subset(cifar10_subset_dir):
     folder = cifar10_subset_dir / "cifar-10-batches-py"
     for name, digest in SUBSET_SHA256.items():
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
-    (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(cifar10_subset_dir)
+    (x_train, y_train), (x_test, y_test) = datasets.load_cifar10(cifar10_subset_dir)
     assert x_train.shape == (2500, 32, 32, 3) and x_train.dtype == np.uint8
     assert x_test.shape == (1000, 32, 32, 3) and x_test.dtype == np.uint8
     assert y_train.shape == (2500,) and y_test.shape == (1000,)
@@ -97,9 +97,9 @@ def test_loads_folder_archive_and_environment_alike(tmp_path, monkeypatch):
 
     expected_train = _to_nhwc(np.concatenate([batches[f"data_batch_{i}"][0] for i in range(1, 6)]))
     expected_labels = sum((batches[f"data_batch_{i}"][1] for i in range(1, 6)), [])
-    monkeypatch.setenv(cifar10.DATA_DIR_ENV, str(archive_dir))
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(archive_dir))
     for source in (tmp_path / "plain", folder, archive_dir, archive_dir / "cifar-10-python.tar.gz", None):
-        (x_train, y_train), (x_test, y_test) = cifar10.load_cifar10(source)
+        (x_train, y_train), (x_test, y_test) = datasets.load_cifar10(source)
         np.testing.assert_array_equal(x_train, expected_train)
         np.testing.assert_array_equal(y_train, expected_labels)
         np.testing.assert_array_equal(x_test, _to_nhwc(batches["test_batch"][0]))
@@ -108,38 +108,38 @@ def test_loads_folder_archive_and_environment_alike(tmp_path, monkeypatch):
 
 
 def test_falls_back_to_keras_download(monkeypatch):
-    monkeypatch.delenv(cifar10.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
     images = np.zeros((4, 32, 32, 3), np.uint8)
     monkeypatch.setattr(
         keras.datasets.cifar10, "load_data",
         lambda: ((images, np.array([[1], [2], [3], [4]], np.uint8)), (images[:2], np.array([[5], [6]]))),
     )
-    (_, y_train), (_, y_test) = cifar10.load_cifar10()
+    (_, y_train), (_, y_test) = datasets.load_cifar10()
     assert y_train.tolist() == [1, 2, 3, 4] and y_test.tolist() == [5, 6]
 
 
 def test_offline_without_local_copy_says_how_to_point_at_one(monkeypatch):
-    monkeypatch.delenv(cifar10.DATA_DIR_ENV, raising=False)
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
 
     def offline():
         raise Exception("URL fetch failure on https://www.cs.toronto.edu/: None -- no network")
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     with pytest.raises(ConnectionError, match="MOBILENET_CIFAR10_DIR") as error:
-        cifar10.load_cifar10()
+        datasets.load_cifar10()
     assert "data_dir" in str(error.value) and "no network" in str(error.value)
 
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"Invalid value for argument `data_dir`.*Received: data_dir="):
-        cifar10.load_cifar10(tmp_path)
+        datasets.load_cifar10(tmp_path)
 
 
 def test_missing_batch_file_is_named(tmp_path):
     folder = _write_folder(tmp_path, _fake_batches(np.random.default_rng(2)))
     (folder / "data_batch_3").unlink()
     with pytest.raises(FileNotFoundError, match="data_batch_3") as error:
-        cifar10.load_cifar10(tmp_path)
+        datasets.load_cifar10(tmp_path)
     assert error.value.argument == "data_dir"
 
 
@@ -159,7 +159,7 @@ def test_corrupt_batch_file_is_named(tmp_path, content, message):
     folder = _write_folder(tmp_path, _fake_batches(np.random.default_rng(3)))
     (folder / "data_batch_4").write_bytes(content)
     with pytest.raises(ValueError, match=message) as error:
-        cifar10.load_cifar10(tmp_path)
+        datasets.load_cifar10(tmp_path)
     assert "data_batch_4" in str(error.value)
     assert error.value.argument == "data_dir"  # an InvalidArgument: the CLI names --data-dir
 
@@ -167,7 +167,7 @@ def test_corrupt_batch_file_is_named(tmp_path, content, message):
 def test_corrupt_archive_is_named(tmp_path):
     (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b truncated gzip")
     with pytest.raises(ValueError, match="cifar-10-python.tar.gz"):
-        cifar10.load_cifar10(tmp_path)
+        datasets.load_cifar10(tmp_path)
 
 
 class _RunsShell:
@@ -193,7 +193,7 @@ def test_malicious_pickle_is_refused(tmp_path, payload, monkeypatch):
     assert b"system" in blob or b"exec" in blob
     (folder / "data_batch_1").write_bytes(blob)
     with pytest.raises(ValueError, match=r"Unsafe.*data_batch_1.*refused") as error:
-        cifar10.load_cifar10(tmp_path / "data")
+        datasets.load_cifar10(tmp_path / "data")
     assert ("system" in str(error.value)) or ("exec" in str(error.value))
     assert not marker.exists()
 
@@ -204,7 +204,7 @@ def test_split_validation_is_stratified_and_disjoint():
     ids = np.arange(500)
     images = np.zeros((500, 2, 2, 3), np.uint8)
     images[:, 0, 0, 0], images[:, 0, 1, 0] = ids // 256, ids % 256
-    (fit_images, fit_labels), (val_images, val_labels) = cifar10.split_validation(images, labels, 0.2, seed=5)
+    (fit_images, fit_labels), (val_images, val_labels) = datasets.split_validation(images, labels, 0.2, seed=5)
     fit_ids = fit_images[:, 0, 0, 0].astype(int) * 256 + fit_images[:, 0, 1, 0]
     val_ids = val_images[:, 0, 0, 0].astype(int) * 256 + val_images[:, 0, 1, 0]
     assert len(val_ids) == 100 and len(fit_ids) == 400
@@ -214,7 +214,7 @@ def test_split_validation_is_stratified_and_disjoint():
     np.testing.assert_array_equal(labels[val_ids], val_labels)
     np.testing.assert_array_equal(labels[fit_ids], fit_labels)
     with pytest.raises(ValueError, match="Invalid value for argument `fraction`"):
-        cifar10.split_validation(images, labels, 1.5)
+        datasets.split_validation(images, labels, 1.5)
 
 
 @pytest.mark.parametrize(
@@ -232,11 +232,11 @@ def test_split_validation_is_stratified_and_disjoint():
 )
 def test_bad_images_and_labels_are_named(images, labels, message):
     with pytest.raises(ValueError, match=message):
-        cifar10.check_images_and_labels(images, labels)
+        datasets.check_images_and_labels(images, labels, num_classes=10)  # CIFAR-10's classes
 
 
 def test_good_images_and_labels_pass_as_arrays():
-    images, labels = cifar10.check_images_and_labels(
+    images, labels = datasets.check_images_and_labels(
         np.full((3, 32, 32, 3), 255.0, np.float32), np.array([[0], [9], [4]])  # Keras' (n, 1) labels
     )
     assert images.dtype == np.float32 and labels.tolist() == [0, 9, 4] and labels.dtype == np.int64
