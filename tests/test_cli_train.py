@@ -44,7 +44,8 @@ def test_evaluate_help(capsys):
     with pytest.raises(SystemExit) as exit:
         main(["evaluate", "--help"])
     assert exit.value.code == 0
-    assert "MODEL.keras" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "MODEL" in out and ".keras, .tflite or .onnx" in out
 
 
 @pytest.mark.parametrize(
@@ -148,7 +149,7 @@ def test_bad_data_folders_give_one_line_naming_data_dir(tmp_path, capsys):
 
 def test_evaluate_of_a_missing_or_corrupt_model_names_it(cifar10_subset_dir, tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "absent.keras"), "--data-dir", str(cifar10_subset_dir)]) == 2
-    assert "`MODEL.keras`: expected an existing .keras file" in _one_error_line(capsys, "mobilenet evaluate: error:")
+    assert "`MODEL`: expected an existing .keras file" in _one_error_line(capsys, "mobilenet evaluate: error:")
     (tmp_path / "cut.keras").write_bytes(b"PK\x03\x04" + b"\x00" * 20)
     assert main(["evaluate", str(tmp_path / "cut.keras"), "--data-dir", str(cifar10_subset_dir)]) == 2
     assert "corrupt or truncated" in _one_error_line(capsys, "mobilenet evaluate: error:")
@@ -303,4 +304,4 @@ def test_evaluate_refuses_a_model_that_does_not_take_pixels(cifar10_subset_dir, 
     MobileNetV1(0.25, input_shape=(32, 32, 3), num_classes=10).save(tmp_path / "raw.keras")
     assert main(["evaluate", str(tmp_path / "raw.keras"), "--data-dir", str(cifar10_subset_dir)]) == 2
     line = _one_error_line(capsys, "mobilenet evaluate: error:")
-    assert "`MODEL.keras`" in line and "does not take pixels 0-255" in line
+    assert "`MODEL`" in line and "does not take pixels 0-255" in line
