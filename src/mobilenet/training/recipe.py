@@ -27,6 +27,7 @@ import os
 from typing import Any
 
 from mobilenet._validation import check_bool, check_int, check_number, check_positive_int, invalid
+from mobilenet.preprocessing import CENTRAL_CROP_FRACTION, SMALL_IMAGE_MAX
 
 __all__ = ["MAX_IMAGE_SIZE", "RECIPE", "Recipe"]
 
@@ -172,11 +173,11 @@ class Recipe:
     qat_range_freeze: float = 0.75
     cutmix_min_epochs: int = 100
     file_image_size: int = 224
-    small_image_max: int = 64
+    small_image_max: int = SMALL_IMAGE_MAX
     padding: int = 4
     crop_area: tuple[float, float] = (0.08, 1.0)
     crop_aspect_ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    central_crop: float = 0.875
+    central_crop: float = CENTRAL_CROP_FRACTION
     evaluation_batch_size: int = 256
     auto_cache_bytes: int = 64 * 2**20
     min_validation_images: int = 50
@@ -255,6 +256,12 @@ class Recipe:
     def is_small(self, image_size: int) -> bool:
         """Whether inputs of side ``image_size`` get the small-image (32x32) recipe."""
         return image_size <= self.small_image_max
+
+    def evaluation_crop(self, image_size: int) -> float:
+        """The share of each side evaluation keeps at ``image_size``: all of it up to
+        ``small_image_max``, ``central_crop`` above (the crop the trained model declares,
+        `mobilenet.facts`)."""
+        return 1.0 if self.is_small(image_size) else self.central_crop
 
     def uses_cutmix(self) -> bool:
         """Whether the run mixes batches with CutMix (``cutmix="auto"``: a long run)."""

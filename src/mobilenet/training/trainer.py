@@ -335,6 +335,7 @@ def _prepare_model(
 ) -> keras.Model:
     """Phase 2: the model to train, with the data's classes, from pretrained weights if asked."""
     from mobilenet.class_names import get_class_names, with_class_names
+    from mobilenet.facts import image_model_facts, with_facts
 
     with _building(strategy, policy):
         if model is None:
@@ -349,6 +350,10 @@ def _prepare_model(
                 distribution.synchronize_batch_norm(model)
         elif data.class_names is not None and get_class_names(model) != data.class_names:
             model = with_class_names(model, data.class_names)
+        # The facts every file of the run carries (mobilenet.facts): the crop validation used,
+        # which `evaluate`, `predict` and an app then use too.
+        if image_model_facts(model) is not None:
+            model = with_facts(model, crop_fraction=recipe.evaluation_crop(data.image_size))
     return model
 
 
