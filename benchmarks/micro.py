@@ -2,7 +2,7 @@
 
 Measures, for issue 25 (MLPerf Tiny's Visual Wake Words MobileNet):
 
-1. the reference configuration's int8 file (`mobilenet.micro.vww_model`,
+1. the reference configuration's int8 file (`mobilenet.model.vww_model`,
    alpha 0.25, 96x96x3, 2 classes, ReLU; written by `to_micro`) against the
    333,288 bytes of MLPerf Tiny's own int8 file;
 2. the tensor-arena estimate of `mobilenet.memory.memory_profile` against the
@@ -63,7 +63,7 @@ def stand_in(data_dir: str, size: int):
 def trained(alpha: float, size: int, data, epochs: int, seed: int = 0):
     import keras
 
-    from mobilenet.micro import vww_model
+    from mobilenet.model import vww_model
 
     (x_train, y_train), _ = data
     keras.utils.set_random_seed(seed)
@@ -102,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from mobilenet.memory import memory_profile
-    from mobilenet.micro import run_micro, smallest_arena, to_micro
+    from mobilenet.export.micro import run_micro, smallest_arena, to_micro
 
     cpu, flags = cpu_model_and_flags()
     print(f"# benchmarks/micro.py\n\nCPU: {cpu}; flags: {', '.join(flags)}; {versions()}")

@@ -1,4 +1,4 @@
-"""Tests of mobilenet.memory: flash by dtype, the greedy arena plan, the peak layer."""
+"""Tests of mobilenet.memory and mobilenet.export.micro_memory: flash by dtype, the greedy arena plan, the peak layer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mobilenet import MobileNetV1, profile
-from mobilenet.memory import _greedy_plan, memory_profile
+from mobilenet.memory import greedy_plan, memory_profile
 
 # Each Keras-to-int8 conversion takes 20-30 s on 2 cores: slow, run by .ci/run's own step.
 pytestmark = pytest.mark.slow
@@ -16,11 +16,11 @@ pytestmark = pytest.mark.slow
 def test_greedy_plan_places_largest_first_in_the_lowest_free_gap():
     # Worked by hand: C (40, ops 1-2) at 0; A (30, op 0) at 0 (no overlap in time);
     # B (20, ops 0-1) overlaps A [0, 30) and C [0, 40): at 40. End: 60.
-    assert _greedy_plan([30, 20, 40], [(0, 0), (0, 1), (1, 2)]) == 60
+    assert greedy_plan([30, 20, 40], [(0, 0), (0, 1), (1, 2)]) == 60
     # Buffers alive at different times share offset 0.
-    assert _greedy_plan([16, 16, 16], [(0, 0), (1, 1), (2, 2)]) == 16
+    assert greedy_plan([16, 16, 16], [(0, 0), (1, 1), (2, 2)]) == 16
     # All alive together: they stack.
-    assert _greedy_plan([16, 32, 48], [(0, 2), (0, 2), (0, 2)]) == 96
+    assert greedy_plan([16, 32, 48], [(0, 2), (0, 2), (0, 2)]) == 96
 
 
 def test_greedy_plan_breaks_ties_as_tflite_micro_does():
@@ -30,7 +30,7 @@ def test_greedy_plan_breaks_ties_as_tflite_micro_does():
     # conv1 out does not fit the 9,216-byte gap left: 73,728, what TFLM lays out.
     sizes = [27_648, 18_432, 18_432, 36_864]
     lifetimes = [(0, 0), (0, 1), (1, 2), (2, 3)]
-    assert _greedy_plan(sizes, lifetimes) == 73_728
+    assert greedy_plan(sizes, lifetimes) == 73_728
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_peak_is_the_largest_input_plus_output_of_a_chain(small):
 
 
 def test_a_tflite_file_and_its_bytes_give_the_same_profile(small, tmp_path):
-    from mobilenet.micro import to_micro
+    from mobilenet.export.micro import to_micro
 
     model, memory = small
     images = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype("float32")

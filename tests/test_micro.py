@@ -1,4 +1,4 @@
-"""Tests of mobilenet.micro: the int8 file TFLite Micro runs, the C array, the arena.
+"""Tests of mobilenet.export.micro: the int8 file TFLite Micro runs, the C array, the arena.
 
 The file runs in TensorFlow Lite Micro's own interpreter (the `tflite-micro`
 package, the `micro` extra, part of `dev`): without it these tests skip, and
@@ -15,9 +15,10 @@ import keras
 import numpy as np
 import pytest
 
-from mobilenet.micro import (
-    MICRO_OPS, read_c_array, run_micro, smallest_arena, to_micro, vww_model, write_c_array,
+from mobilenet.export.micro import (
+    MICRO_OPS, read_c_array, run_micro, smallest_arena, to_micro, write_c_array,
 )
+from mobilenet.model import vww_model
 from tests.micro_data import vehicles_vs_animals
 
 # Each Keras-to-int8 conversion takes 20-30 s on 2 cores: slow, run by .ci/run's own step.

@@ -83,7 +83,7 @@ def test_train_export_for_micro_c_array_and_arena(cifar10_subset_dir, tmp_path):
 
     check = _run([sys.executable, "-c", textwrap.dedent(f"""
         from pathlib import Path
-        from mobilenet.micro import read_c_array, smallest_arena
+        from mobilenet.export.micro import read_c_array, smallest_arena
         data = Path("person.tflite").read_bytes()
         assert read_c_array("person_model.cc") == data
         print(smallest_arena(data))

@@ -172,7 +172,7 @@ ONNX_QUANTIZATIONS = ("float32", "int8")
 
 def run(args: argparse.Namespace) -> int:
     """``mobilenet export``: writes OUTPUT, and says its size, input type and agreement."""
-    from mobilenet.micro import C_SUFFIXES
+    from mobilenet.export.micro import C_SUFFIXES
 
     if args.target == "micro" or Path(args.output).suffix in C_SUFFIXES:
         return _run_micro_export(args)
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_micro_export(args: argparse.Namespace) -> int:
     """``mobilenet export ... --target micro`` (or a .cc OUTPUT): the file TFLite Micro runs."""
-    from mobilenet.micro import C_SUFFIXES
+    from mobilenet.export.micro import C_SUFFIXES
 
     suffix = Path(args.output).suffix
     if suffix not in (".tflite", *C_SUFFIXES):
@@ -235,7 +235,7 @@ def _run_micro_export(args: argparse.Namespace) -> int:
     if args.model.endswith(".tflite"):
         return _c_array_from_tflite(args)
     calibration, verification = _export_images(args, "int8")
-    from mobilenet.micro import export_micro
+    from mobilenet.export.micro import export_micro
 
     try:
         result = export_micro(args.model, args.output, calibration, fold_bn=args.fold_bn,
@@ -274,7 +274,7 @@ def _print_c_array(source, header, variable: str, size: int) -> None:  # noqa: A
 
 def _c_array_from_tflite(args: argparse.Namespace) -> int:
     """``mobilenet export FILE.tflite model.cc``: an existing microcontroller file as a C array."""
-    from mobilenet import micro
+    from mobilenet.export import micro
 
     if Path(args.output).suffix not in micro.C_SUFFIXES:
         raise UsageError(

@@ -100,9 +100,9 @@ def _profile_file(args: argparse.Namespace) -> int:
             f"Received: MODEL={args.model!r} and {given[0]}"
         )
     if args.model.endswith(".tflite"):
-        from mobilenet.memory import memory_profile
+        from mobilenet.export.micro_memory import profile_tflite
 
-        memory = memory_profile(args.model)
+        memory = profile_tflite(args.model)
         print(memory.to_json() if args.json else memory)
         return 0
     from mobilenet.profiler import profile
