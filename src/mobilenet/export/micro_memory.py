@@ -6,19 +6,24 @@ lives in one block of RAM, the *tensor arena*, which the firmware declares
 with a fixed size. `profile_tflite` reads a ``.tflite`` file and reports:
 
 - the weight bytes by dtype and the file size (flash);
-- the activation memory a greedy planner lays out for the graph: each
-  intermediate tensor lives from the op that writes it to the last op that
-  reads it (graph inputs from the first op, graph outputs to the last), and
-  tensors are placed largest first, each at the lowest offset where it
-  overlaps no placed tensor that is alive at the same time. This is the
-  scheme of TFLM's ``GreedyMemoryPlanner``, with its 16-byte alignment;
-- the op (and so the layer) where the most activation bytes are alive at once;
+- where the activations go: each intermediate tensor lives from the op that
+  writes it to the last op that reads it (graph inputs from the first op,
+  graph outputs to the last). A file may carry an offline memory plan (an
+  arena offset per tensor, in the metadata entry `OFFLINE_PLAN_NAME`), which
+  TFLM then follows; without one TFLM's ``GreedyMemoryPlanner`` places the
+  tensors largest first, each at the lowest offset free for its lifetime
+  (`greedy_plan` does the same, with its 16-byte alignment);
+- the op (and so the layer) where the most activation bytes are alive at
+  once (`live_peak`): the least any plan can take;
 - the arena estimate: those activations plus what TFLM keeps for the
-  interpreter itself (per-tensor and per-op records, and each convolution's
-  per-channel requantization tables), counted for a 64-bit host. A 32-bit
-  microcontroller needs somewhat less for the records, so the estimate errs
-  on the safe side there.
+  interpreter itself, apart: per-tensor and per-op records, whose size
+  depends on the target's pointer size (counted for a 64-bit host, and
+  estimated for a 32-bit microcontroller), and each convolution's
+  per-channel requantization tables, which do not.
 
+`plan_offsets` computes a plan and `with_memory_plan` writes it into a file,
+as `mobilenet.export.micro.to_micro` does by default: for MLPerf Tiny's VWW
+model, 55,296 bytes of activations instead of the greedy planner's 73,728.
 `tests/test_micro.py` checks the estimate against the smallest arena with
 which TFLM's own interpreter (the ``tflite-micro`` package) runs the file.
 `mobilenet.memory.memory_profile` is the public door: it takes a Keras model
