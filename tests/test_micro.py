@@ -195,6 +195,33 @@ def test_the_docs_app_uses_only_names_the_header_defines(trained, tmp_path):
     assert used and used <= defined, used - defined
     for name in ("kArenaSize", "out_scale", "out_zero"):  # what the snippet once used, undefined
         assert name not in snippet
+    # Compiled against the header, with a stand-in for the few TFLM declarations it uses
+    # (TFLM's own headers are not installed here): a typo or a C++ error fails.
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no g++ to compile the snippet with")
+    adds = sorted(set(re.findall(r"\.(Add\w+)\(\)", text)))
+    stand_in = (
+        "#pragma once\n#include <stddef.h>\n#include <stdint.h>\n"
+        "typedef enum { kTfLiteOk, kTfLiteError } TfLiteStatus;\n"
+        "struct TfLiteTensor { size_t bytes; union { int8_t* int8; } data; };\n"
+        "namespace tflite {\nstruct Model {};\nconst Model* GetModel(const void* data);\n"
+        "template <unsigned int N> struct MicroMutableOpResolver {\n"
+        + "".join(f"  TfLiteStatus {add}();\n" for add in adds)
+        + "};\nstruct MicroInterpreter {\n"
+        "  template <class R> MicroInterpreter(const Model*, R&, uint8_t*, size_t);\n"
+        "  TfLiteStatus AllocateTensors();\n  TfLiteStatus Invoke();\n"
+        "  TfLiteTensor* input(size_t);\n  TfLiteTensor* output(size_t);\n};\n}  // namespace tflite\n"
+    )
+    micro = tmp_path / "tensorflow" / "lite" / "micro"
+    micro.mkdir(parents=True)
+    for name in ("micro_interpreter.h", "micro_mutable_op_resolver.h"):
+        (micro / name).write_text(stand_in)
+    (tmp_path / "app.cc").write_text(snippet)
+    checked = subprocess.run([compiler, "-std=c++11", "-fsyntax-only", "-Wall", "-Werror",
+                              "-I", str(tmp_path), str(tmp_path / "app.cc")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_c_array_bytes_equal_the_file(trained, tmp_path):
