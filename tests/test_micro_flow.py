@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -72,10 +73,17 @@ def test_train_export_for_micro_c_array_and_arena(cifar10_subset_dir, tmp_path):
     assert agreement, out
     assert float(agreement.group(1)) >= 90 and float(agreement.group(2)) >= 95
     estimate = int(re.search(r"tensor arena: ([\d,]+) bytes", out).group(1).replace(",", ""))
+    assert "(the offline plan in the file, against" in out and "ops: " in out
 
     array = _run([mobilenet, "export", "person.tflite", "person_model.cc"], tmp_path)
     assert array.returncode == 0, array.stderr[-2000:]
     assert "person_model.h" in array.stdout and (tmp_path / "person_model.h").is_file()
+    # A .c OUTPUT is C11 (issue 29, item 8).
+    c_array = _run([mobilenet, "export", "person.tflite", "person_c.c"], tmp_path)
+    assert c_array.returncode == 0, c_array.stderr[-2000:]
+    if shutil.which("gcc") is not None:
+        compiled = _run(["gcc", "-std=c11", "-Wall", "-Werror", "-c", "person_c.c"], tmp_path)
+        assert compiled.returncode == 0, compiled.stderr[-2000:]
 
     profiled = _run([mobilenet, "profile", "person.tflite"], tmp_path)
     assert profiled.returncode == 0, profiled.stderr[-2000:]
@@ -83,7 +91,7 @@ def test_train_export_for_micro_c_array_and_arena(cifar10_subset_dir, tmp_path):
 
     check = _run([sys.executable, "-c", textwrap.dedent(f"""
         from pathlib import Path
-        from mobilenet.micro import read_c_array, smallest_arena
+        from mobilenet.export.micro import read_c_array, smallest_arena
         data = Path("person.tflite").read_bytes()
         assert read_c_array("person_model.cc") == data
         print(smallest_arena(data))
@@ -102,6 +110,7 @@ def test_micro_export_errors_name_the_flag(tmp_path):
         # quantization-aware model needs none (test_quantization.py, a float one).
         (["export", "m.keras", "m.tflite", "--target", "micro"], "MODEL"),
         (["export", "m.keras", "m.onnx", "--target", "micro"], "OUTPUT"),
+        (["export", "m.tflite", "m.cc", "--memory-plan", "greedy"], "--memory-plan"),
         (["profile", "m.tflite", "--alpha", "0.5"], "--alpha"),
     ]
     for argv, flag in cases:

@@ -286,7 +286,7 @@ def test_calibration_data_given_for_a_qat_model_is_said_to_be_unused(trained_qat
 def test_a_qat_model_goes_to_a_microcontroller_without_calibration_images(trained_qat, tmp_path):
     """QAT, then TFLite Micro: the learned ranges, int8 at both ends, in TFLM's own interpreter."""
     from mobilenet.cli import main
-    from mobilenet.micro import io_quantization, run_micro, to_micro
+    from mobilenet.export.micro import io_quantization, run_micro, to_micro
 
     qat, pixels = trained_qat
     path = to_micro(qat, tmp_path / "qat.tflite")

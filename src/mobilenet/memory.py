@@ -3,26 +3,12 @@
 A microcontroller runs a ``.tflite`` file in TensorFlow Lite Micro (TFLM): the
 file's constant tensors (the weights) stay in flash, and every other tensor
 lives in one block of RAM, the *tensor arena*, which the firmware declares
-with a fixed size. `memory_profile` reads a ``.tflite`` file (or converts a
-Keras model to the int8 file `mobilenet.micro.to_micro` would write) and
-reports:
-
-- the weight bytes by dtype and the file size (flash);
-- the activation memory a greedy planner lays out for the graph: each
-  intermediate tensor lives from the op that writes it to the last op that
-  reads it (graph inputs from the first op, graph outputs to the last), and
-  tensors are placed largest first, each at the lowest offset where it
-  overlaps no placed tensor that is alive at the same time. This is the
-  scheme of TFLM's ``GreedyMemoryPlanner``, with its 16-byte alignment;
-- the op (and so the layer) where the most activation bytes are alive at once;
-- the arena estimate: those activations plus what TFLM keeps for the
-  interpreter itself (per-tensor and per-op records, and each convolution's
-  per-channel requantization tables), counted for a 64-bit host. A 32-bit
-  microcontroller needs somewhat less for the records, so the estimate errs
-  on the safe side there.
-
-`tests/test_micro.py` checks the estimate against the smallest arena with
-which TFLM's own interpreter (the ``tflite-micro`` package) runs the file.
+with a fixed size. `memory_profile` reads a ``.tflite`` file, or converts a
+Keras model to the int8 file `mobilenet.export.micro.to_micro` would write,
+and reports the flash by dtype, the tensor arena (activations as planned,
+plus the interpreter's own records) and the op where activations peak. The
+file's analysis lives with the microcontroller export
+(`mobilenet.export.micro_memory`); this module is its door for Keras models.
 
 ```python
 from mobilenet import MobileNetV1
@@ -35,290 +21,25 @@ print(memory)  # flash by dtype, arena estimate, the peak op
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-import re
+import contextlib
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mobilenet._validation import invalid
+from mobilenet.export.calibration import pixel_input_range
+from mobilenet.export.micro_memory import MemoryProfile, OpMemory, greedy_plan, profile_tflite
 
 __all__ = [
     "MemoryProfile",
     "OpMemory",
+    "greedy_plan",
     "memory_profile",
-    "op_names",
-    "read_flatbuffer",
-    "tflite_schema",
+    "profile_tflite",
 ]
-
-#: TFLM aligns every tensor buffer (and persistent allocation) to this many bytes.
-ALIGNMENT = 16
-
-# What TFLM's interpreter keeps in the arena besides the activations, in bytes
-# on a 64-bit host (sizes of its C structs there; tests/test_micro.py holds the
-# sum to the real interpreter's smallest working arena, never below it).
-_EVAL_TENSOR = 24       # TfLiteEvalTensor, one per tensor of the graph
-_NODE = 64              # NodeAndRegistration, one per op
-_IO_TENSOR = 96         # a full TfLiteTensor and its quantization, per graph input/output
-_OP_DATA = 128          # an op's own data and its parsed options (at most this for MobileNet's ops)
-_PER_CHANNEL = 8        # int32 multiplier and shift per output channel of a conv
-_FIXED = 256            # the allocator's own records and the arena's start alignment
-
-#: The TFLite ops that keep per-channel requantization tables (output channels last).
-_PER_CHANNEL_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"}
-
-_DTYPES = {
-    0: ("float32", 4), 1: ("float16", 2), 2: ("int32", 4), 3: ("uint8", 1), 4: ("int64", 8),
-    6: ("bool", 1), 7: ("int16", 2), 9: ("int8", 1), 10: ("float64", 8), 15: ("uint32", 4),
-    16: ("uint16", 2),
-}
-
-
-def _align(size: int) -> int:
-    return -(-size // ALIGNMENT) * ALIGNMENT
-
-
-@dataclasses.dataclass(frozen=True)
-class OpMemory:
-    """One op of the graph, in execution order, and the activations alive while it runs.
-
-    Attributes:
-        index: the op's position in execution order.
-        op: the TFLite op (``"CONV_2D"``).
-        layer: the Keras layer it comes from, as far as the tensor names tell
-            (``"block_1/block_1_pw"``), else its output tensor's name.
-        output_shape: its output's shape (batch axis included).
-        output_bytes: its output's size, aligned to 16 bytes.
-        live_bytes: every activation alive while it runs (its inputs and
-            output included), aligned.
-    """
-
-    index: int
-    op: str
-    layer: str
-    output_shape: tuple[int, ...]
-    output_bytes: int
-    live_bytes: int
-
-
-@dataclasses.dataclass(frozen=True)
-class MemoryProfile:
-    """Flash and RAM of a model in TensorFlow Lite Micro, before flashing.
-
-    What `memory_profile` returns.
-
-    Attributes:
-        model_name: the Keras model's name, or the file's name.
-        file_bytes: the ``.tflite`` file's size: what goes to flash (weights
-            and graph).
-        weight_bytes: bytes of constant tensors by dtype (``{"int8": ...,
-            "int32": ...}``: int8 weights, int32 biases).
-        activation_bytes: the activation memory the greedy planner lays out
-            (offset of the end of its highest tensor).
-        peak_live_bytes: the most activation bytes alive at one op.
-        peak_op: the `OpMemory` where that happens.
-        interpreter_bytes: what TFLM keeps besides activations (estimate).
-        ops: one `OpMemory` per op, in execution order.
-        input_dtype: the file's input dtype.
-        input_quantization: its input's ``(scale, zero_point)`` when integer, else None.
-    """
-
-    model_name: str
-    file_bytes: int
-    weight_bytes: dict[str, int]
-    activation_bytes: int
-    peak_live_bytes: int
-    peak_op: OpMemory
-    interpreter_bytes: int
-    ops: tuple[OpMemory, ...]
-    input_dtype: str
-    input_quantization: tuple[float, int] | None
-
-    @property
-    def arena_bytes(self) -> int:
-        """The tensor arena to declare: activations plus the interpreter's records."""
-        return self.activation_bytes + self.interpreter_bytes
-
-    @property
-    def flash_bytes(self) -> int:
-        """What goes to flash: the whole file (weights and graph)."""
-        return self.file_bytes
-
-    def to_dict(self) -> dict[str, Any]:
-        """The profile as plain dicts, lists, strings and numbers (JSON-ready)."""
-        data = dataclasses.asdict(self)
-        data["arena_bytes"] = self.arena_bytes
-        data["flash_bytes"] = self.flash_bytes
-        return data
-
-    def to_json(self, indent: int | None = 2) -> str:
-        """`to_dict` as a JSON string."""
-        return json.dumps(self.to_dict(), indent=indent)
-
-    def __str__(self) -> str:
-        weights = ", ".join(f"{dtype} {size:,}" for dtype, size in self.weight_bytes.items())
-        lines = [
-            f"Memory of {self.model_name} in TensorFlow Lite Micro",
-            f"flash: {self.file_bytes:,} bytes (.tflite file; weights by dtype: {weights})",
-            f"tensor arena (RAM): {self.arena_bytes:,} bytes estimated = "
-            f"{self.activation_bytes:,} activations (greedy plan) + "
-            f"{self.interpreter_bytes:,} interpreter records",
-            f"peak: {self.peak_live_bytes:,} activation bytes alive at op {self.peak_op.index} "
-            f"{self.peak_op.op} ({self.peak_op.layer})",
-        ]
-        if self.input_quantization is not None:
-            scale, zero_point = self.input_quantization
-            lines.append(
-                f"input: {self.input_dtype}, scale {scale:.9g}, zero point {zero_point} "
-                "(real value = scale * (q - zero_point))"
-            )
-        return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- reading a file
-
-
-def tflite_schema() -> Any:
-    """The TFLite flatbuffer schema's Python classes (shipped with TensorFlow)."""
-    try:
-        from tensorflow.lite.python import schema_py_generated
-    except ImportError:  # pragma: no cover - TensorFlow moved it; LiteRT ships one too
-        from ai_edge_litert import schema_py_generated
-    return schema_py_generated
-
-
-def read_flatbuffer(data: bytes, argument: str, shown: str) -> Any:
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise invalid(argument, "a LiteRT (.tflite) flatbuffer", None,
-                      shown=f"{shown}, which has no 'TFL3' identifier")
-    schema = tflite_schema()
-    return schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
-
-
-def op_names(schema: Any) -> dict[int, str]:
-    return {
-        value: name for name, value in vars(schema.BuiltinOperator).items()
-        if not name.startswith("_") and isinstance(value, int)
-    }
-
-
-def _layer_label(tensor_name: str) -> str:
-    """The Keras layer path in a converter tensor name, such as ``block_1/block_1_pw``."""
-    parts = tensor_name.split(";")
-    chosen = next(
-        (part for key in ("convolution", "depthwise", "MatMul") for part in parts if key in part),
-        parts[0],
-    )
-    components = chosen.split("/")
-    if len(components) < 3:
-        return tensor_name
-    return "/".join(re.sub(r"_\d+$", "", component) for component in components[1:-1])
-
-
-def _tensor_bytes(tensor: Any) -> int:
-    dtype_size = _DTYPES.get(tensor.type, ("?", 4))[1]
-    shape = [] if tensor.shape is None else [int(side) for side in tensor.shape]
-    return int(np.prod(shape, dtype=np.int64)) * dtype_size
-
-
-def _greedy_plan(sizes: Sequence[int], lifetimes: Sequence[tuple[int, int]]) -> int:
-    """Places buffers largest first at the lowest offset free for their lifetime; the arena's end."""
-    # Largest first; among equal sizes the buffer added last goes first, as
-    # TFLM fills its sort array from the end and then sorts it stably.
-    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], -i))
-    placed: list[tuple[int, int, int]] = []  # (offset, size, buffer)
-    end = 0
-    for buffer in order:
-        first, last = lifetimes[buffer]
-        overlapping = sorted(
-            (offset, size) for offset, size, other in placed
-            if not (lifetimes[other][1] < first or last < lifetimes[other][0])
-        )
-        offset = 0
-        for other_offset, other_size in overlapping:
-            if offset + sizes[buffer] <= other_offset:
-                break
-            offset = max(offset, other_offset + other_size)
-        placed.append((offset, sizes[buffer], buffer))
-        end = max(end, offset + sizes[buffer])
-    return end
-
-
-def _profile_flatbuffer(data: bytes, name: str, argument: str, shown: str) -> MemoryProfile:
-    schema = tflite_schema()
-    model = read_flatbuffer(data, argument, shown)
-    if len(model.subgraphs) != 1:
-        raise invalid(argument, "a .tflite file with one subgraph (no control flow)", None,
-                      shown=f"{shown}, with {len(model.subgraphs)} subgraphs")
-    graph = model.subgraphs[0]
-    names = op_names(schema)
-    codes = [names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
-             for code in model.operatorCodes]
-
-    def constant(index: int) -> bool:
-        buffer = model.buffers[graph.tensors[index].buffer]
-        return (buffer.data is not None and len(buffer.data) > 0) or buffer.size > 1
-
-    weight_bytes: dict[str, int] = {}
-    activations: dict[int, list[int]] = {}  # tensor -> [first op, last op]
-    for index, tensor in enumerate(graph.tensors):
-        if constant(index):
-            dtype = _DTYPES.get(tensor.type, (str(tensor.type), 1))[0]
-            weight_bytes[dtype] = weight_bytes.get(dtype, 0) + _tensor_bytes(tensor)
-    last_op = len(graph.operators) - 1
-    for index in graph.inputs:
-        activations[int(index)] = [0, 0]
-    for position, op in enumerate(graph.operators):
-        for index in op.inputs:
-            if index >= 0 and not constant(index):
-                activations.setdefault(int(index), [position, position])[1] = position
-        for index in op.outputs:
-            activations.setdefault(int(index), [position, position])
-    for index in graph.outputs:
-        activations[int(index)][1] = last_op
-
-    tensors = sorted(activations)
-    sizes = [_align(_tensor_bytes(graph.tensors[index])) for index in tensors]
-    lifetimes = [tuple(activations[index]) for index in tensors]
-    activation_bytes = _greedy_plan(sizes, lifetimes)
-
-    ops = []
-    for position, op in enumerate(graph.operators):
-        output = graph.tensors[op.outputs[0]]
-        live = sum(size for size, (first, last) in zip(sizes, lifetimes) if first <= position <= last)
-        ops.append(OpMemory(
-            index=position, op=codes[op.opcodeIndex], layer=_layer_label(output.name.decode()),
-            output_shape=tuple(int(side) for side in output.shape),
-            output_bytes=_align(_tensor_bytes(output)), live_bytes=live,
-        ))
-    peak = max(ops, key=lambda row: row.live_bytes)
-
-    interpreter = _FIXED + _EVAL_TENSOR * len(graph.tensors) + _align(_NODE * len(ops))
-    interpreter += _IO_TENSOR * (len(graph.inputs) + len(graph.outputs))
-    for op, row in zip(graph.operators, ops):
-        interpreter += _OP_DATA
-        if row.op in _PER_CHANNEL_OPS:
-            channels = row.output_shape[-1] if row.output_shape else 1
-            interpreter += 2 * _align(4 * channels)
-
-    (input_tensor,) = (graph.tensors[index] for index in graph.inputs[:1])
-    input_dtype = _DTYPES.get(input_tensor.type, ("?", 0))[0]
-    quantization = None
-    q = input_tensor.quantization
-    if input_dtype in ("int8", "uint8", "int16") and q is not None and q.scale is not None:
-        quantization = (float(q.scale[0]), int(q.zeroPoint[0]))
-    return MemoryProfile(
-        model_name=name, file_bytes=len(data), weight_bytes=dict(sorted(weight_bytes.items())),
-        activation_bytes=activation_bytes, peak_live_bytes=peak.live_bytes, peak_op=peak,
-        interpreter_bytes=interpreter, ops=tuple(ops), input_dtype=input_dtype,
-        input_quantization=quantization,
-    )
 
 
 def memory_profile(source: Any, *, representative_data: Any = None) -> MemoryProfile:
@@ -326,8 +47,8 @@ def memory_profile(source: Any, *, representative_data: Any = None) -> MemoryPro
 
     Args:
         source: a ``.tflite`` file (path or bytes), or a Keras model, which is
-            first converted as `mobilenet.micro.to_micro` would (int8, int8
-            input and output) to a temporary file.
+            first converted as `mobilenet.export.micro.to_micro` would (int8,
+            int8 input and output) to a temporary file.
         representative_data: for a Keras model, calibration images; only the
             graph's shapes matter here, so without them random images in the
             model's input range are used.
@@ -354,30 +75,46 @@ def memory_profile(source: Any, *, representative_data: Any = None) -> MemoryPro
 
     if isinstance(source, keras.Model):
         return _profile_keras(source, representative_data)
-    if isinstance(source, (bytes, bytearray)):
-        return _profile_flatbuffer(bytes(source), "model", "source", f"source=<{len(source)} bytes>")
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise invalid("source", "a .tflite file or a keras.Model", None,
-                          shown=f"source={str(source)!r} (no such file)")
-        return _profile_flatbuffer(path.read_bytes(), path.name, "source", f"source={str(source)!r}")
-    raise invalid("source", "a .tflite file (path or bytes) or a keras.Model", source)
+    return profile_tflite(source)
 
 
 def _profile_keras(model: Any, representative_data: Any) -> MemoryProfile:
-    from mobilenet.export import pixel_input_range, to_tflite
+    from mobilenet.export.micro import to_micro
 
+    shape = tuple(model.input_shape[1:])
+    if any(side is None for side in shape):
+        raise invalid("source", "a model with a fixed input size", None,
+                      shown=f"a model of input shape {tuple(model.input_shape)}")
     if representative_data is None:
         low, high = pixel_input_range(model) or (-1.0, 1.0)
-        shape = tuple(model.input_shape[1:])
-        if any(side is None for side in shape):
-            raise invalid("source", "a model with a fixed input size", None,
-                          shown=f"a model of input shape {tuple(model.input_shape)}")
         representative_data = np.random.default_rng(0).uniform(low, high, (4, *shape)).astype("float32")
-    with tempfile.TemporaryDirectory() as folder:
-        # The file `mobilenet.micro.to_micro` writes, without its checks: int8 in and out.
-        path = to_tflite(model, Path(folder) / "model.tflite", "int8",
-                         representative_data=representative_data, io_type="int8")
-        result = _profile_flatbuffer(path.read_bytes(), model.name, "source", f"model {model.name!r}")
+    with tempfile.TemporaryDirectory() as folder, _as_if_trained(model):
+        # The file `to_micro` writes, without its checks (an untrained model's softmax scale).
+        path = to_micro(model, Path(folder) / "model.tflite", representative_data, check=False)
+        result = profile_tflite(path, name=model.name)
     return result
+
+
+@contextlib.contextmanager
+def _as_if_trained(model: Any) -> Iterator[None]:
+    """``model`` with every constant weight array (a fresh model's zero biases and BatchNorm
+    statistics) made varied for a while, then restored.
+
+    The converter shares identical constants between tensors and drops a zero
+    bias, and names a folded tensor after fewer ops: an untrained model's file
+    comes out some 6% smaller than the same network's once trained. With
+    varied values the file is the trained one's size (tests/test_memory.py).
+    """
+    changed = []
+    rng = np.random.default_rng(0)
+    for variable in model.weights:
+        value = np.asarray(variable.numpy())
+        if value.size > 1 and np.all(value == value.flat[0]):
+            changed.append((variable, value))
+            varied = value + rng.uniform(-0.25, 0.25, value.shape) * max(abs(float(value.flat[0])), 0.1)
+            variable.assign(varied.astype(value.dtype))
+    try:
+        yield
+    finally:
+        for variable, value in changed:
+            variable.assign(value)

@@ -55,6 +55,7 @@ __all__ = [
     "PUBLISHED_ALPHAS",
     "PUBLISHED_RESOLUTIONS",
     "block_filters",
+    "vww_model",
 ]
 
 _POOLINGS = (None, "avg", "max")
@@ -354,3 +355,40 @@ def MobileNetV1(
     if weights is not None:
         load_keras_applications_weights(model, weights, alpha=alpha, rows=rows, cols=cols)
     return model
+
+
+def vww_model(input_shape: tuple[int, int, int] = (96, 96, 3), **kwargs: Any) -> Any:
+    """The MobileNet of MLPerf Tiny's Visual Wake Words benchmark (person or not).
+
+    MLPerf Tiny's reference (mlcommons/tiny, ``vww_model.py``) is MobileNet V1
+    at width 0.25 on 96x96x3 images with 2 classes and plain ReLU after every
+    BatchNorm. This is `mobilenet.MobileNetV1` with those settings: the same
+    layers and channels, so the same 208,112 kernel weights, 2 classifier
+    biases and 10,944 BatchNorm values. The reference's convolutions also
+    carry biases (2,736 values, one per output channel), which the BatchNorm
+    right after each makes redundant; ours carry none, as in the paper, so it
+    counts 219,058 parameters against the reference's 221,794 (219,058 +
+    2,736). In an int8 file both become the same ops, since the converter
+    folds BatchNorm and any bias into one bias per channel.
+
+    Args:
+        input_shape: ``(96, 96, 3)``, or ``(96, 96, 1)`` for a grayscale
+            camera (no ImageNet weights exist for one channel; none are used).
+        **kwargs: any other `MobileNetV1` argument, such as
+            ``include_preprocessing=True`` for a model that takes pixels.
+
+    Returns:
+        A ``keras.Model``.
+
+    Example:
+
+    ```python
+    from mobilenet.model import vww_model
+
+    model = vww_model()                      # 96x96x3, 2 classes
+    gray = vww_model(input_shape=(96, 96, 1))
+    print(model.count_params())              # 219058
+    ```
+    """
+    settings = {"num_classes": 2, "activation": "relu", "name": "mlperf_tiny_vww", **kwargs}
+    return MobileNetV1(0.25, input_shape=input_shape, **settings)

@@ -604,13 +604,15 @@ def sweep_table(
     Returns:
         The table: mult-adds and parameters, and where the profiles have
         ``memory``, the int8 file's bytes (flash), its int8 weight bytes, the
-        tensor-arena estimate and the layer where activations peak.
+        tensor-arena estimate on a 64-bit host (with the offline memory plan
+        `to_micro` writes), the same for a 32-bit microcontroller (an
+        estimate) and the layer where activations peak.
     """
     keys = list(profiles[0][0]) if profiles else []
     with_memory = all(costs.memory is not None for _, costs in profiles)
     header = [*keys, "mult-adds", "params"]
     if with_memory:
-        header += ["flash bytes", "int8 weights", "arena bytes", "peak at"]
+        header += ["flash bytes", "int8 weights", "arena bytes", "32-bit arena (est.)", "peak at"]
     rows = []
     for settings, costs in profiles:
         row = [*(f"{settings[key]:g}" if isinstance(settings[key], float) else str(settings[key])
@@ -618,7 +620,8 @@ def sweep_table(
         if with_memory:
             memory = costs.memory
             row += [f"{memory.file_bytes:,}", f"{memory.weight_bytes.get('int8', 0):,}",
-                    f"{memory.arena_bytes:,}", f"{memory.peak_op.op} {memory.peak_op.layer}"]
+                    f"{memory.arena_bytes:,}", f"~{memory.arena_bytes_32bit:,}",
+                    f"{memory.peak_op.op} {memory.peak_op.layer}"]
         rows.append(row)
-    numeric = tuple(range(len(keys) + (5 if with_memory else 2)))
+    numeric = tuple(range(len(keys) + (6 if with_memory else 2)))
     return _table(header, rows, markdown, numeric_columns=numeric)

@@ -17,6 +17,7 @@ FLAGS = {
     "calibration_images": "--calibration-data", "representative_data": "--calibration-data",
     "calibration_dir": "--calibration-dir", "io_type": "--io-type", "rescale": "--rescale",
     "fold_bn": "--fold-bn", "images": "--verify-data", "verify_images": "--verify-data",
+    "memory_plan": "--memory-plan",
 }
 
 
@@ -76,6 +77,11 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--verify-data", metavar="IMAGES.npy",
                         help="images to verify on (implies --verify; default: the calibration "
                              "images)")
+    parser.add_argument("--memory-plan", choices=("offline", "greedy"), default=None,
+                        help="--target micro: offline writes our plan of the tensor arena into "
+                             "the file (activations packed to the most alive at one op), which "
+                             "TensorFlow Lite Micro uses instead of its greedy planner; greedy "
+                             "leaves the layout to that planner. Default: offline")
 
 
 def _load_images(path: str, rescale: float, flag: str):
@@ -202,7 +208,7 @@ ONNX_QUANTIZATIONS = ("float32", "int8")
 
 def run(args: argparse.Namespace) -> int:
     """``mobilenet export``: writes OUTPUT, and says its size, input type and agreement."""
-    from mobilenet.micro import C_SUFFIXES
+    from mobilenet.export.micro import C_SUFFIXES
 
     if args.target == "micro" or Path(args.output).suffix in C_SUFFIXES:
         return _run_micro_export(args)
@@ -239,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_micro_export(args: argparse.Namespace) -> int:
     """``mobilenet export ... --target micro`` (or a .cc OUTPUT): the file TFLite Micro runs."""
-    from mobilenet.micro import C_SUFFIXES
+    from mobilenet.export.micro import C_SUFFIXES
 
     suffix = Path(args.output).suffix
     if suffix not in (".tflite", *C_SUFFIXES):
@@ -263,13 +269,20 @@ def _run_micro_export(args: argparse.Namespace) -> int:
             f"and output. Received: --io-type={args.io_type}"
         )
     if args.model.endswith(".tflite"):
+        if args.memory_plan is not None:
+            raise UsageError(
+                "Invalid value for argument `--memory-plan`: a .tflite MODEL is written as it is, "
+                "with the plan it carries; plan it when exporting the .keras model. Received: "
+                f"--memory-plan={args.memory_plan}, MODEL={args.model!r}"
+            )
         return _c_array_from_tflite(args)
     calibration, verification = _export_images(args, "int8")
-    from mobilenet.micro import export_micro
+    from mobilenet.export.micro import export_micro
 
     try:
         result = export_micro(args.model, args.output, calibration, fold_bn=args.fold_bn,
-                              verify_images=verification)
+                              verify_images=verification,
+                              memory_plan=args.memory_plan or "offline")
     except InvalidArgument as error:
         # Whether images are needed is known only once the model is loaded.
         if error.argument != "representative_data" or calibration is not None:
@@ -285,8 +298,8 @@ def _run_micro_export(args: argparse.Namespace) -> int:
         print(f"wrote {result.tflite_path} ({result.file_bytes:,} bytes; int8 for TensorFlow "
               "Lite Micro, int8 input and output)")
     _print_micro_io(result.input_quantization, result.output_quantization)
-    print(f"tensor arena: {result.arena_bytes:,} bytes (estimate for TensorFlow Lite Micro; "
-          "`mobilenet profile FILE.tflite` shows where)")
+    _print_arena(result.memory)
+    print(f"ops: {', '.join(result.memory.op_kinds)}")
     if result.report is not None:
         report = result.report
         print(f"verified in TensorFlow Lite Micro on {report.num_images} images: top-1 "
@@ -299,12 +312,27 @@ def _run_micro_export(args: argparse.Namespace) -> int:
 
 def _print_c_array(source, header, variable: str, size: int) -> None:  # noqa: ANN001 - Paths
     print(f"wrote {source} and {header} (the int8 model as a 16-byte aligned C array of "
-          f"{size:,} bytes, `{variable}` and `{variable}_len`)")
+          f"{size:,} bytes, `{variable}` and `{variable}_len`; the header defines "
+          f"`{variable}_arena_size`, the input and output scale and zero point, the class names "
+          "and the ops to register)")
+
+
+def _print_arena(memory) -> None:  # noqa: ANN001 - a MemoryProfile
+    if memory.memory_plan == "offline":
+        plan = (f"the offline plan in the file, against {memory.greedy_activation_bytes:,} by "
+                "TensorFlow Lite Micro's greedy planner")
+    else:
+        plan = "TensorFlow Lite Micro's greedy planner; no plan in the file"
+    print(f"tensor arena: {memory.arena_bytes:,} bytes (estimate for TensorFlow Lite Micro on a "
+          f"64-bit host; about {memory.arena_bytes_32bit:,} on a 32-bit microcontroller, "
+          f"estimated): {memory.activation_bytes:,} of activations ({plan}; "
+          f"{memory.peak_live_bytes:,} alive at the peak op) and {memory.interpreter_bytes:,} "
+          "of interpreter records; `mobilenet profile FILE.tflite` shows where")
 
 
 def _c_array_from_tflite(args: argparse.Namespace) -> int:
     """``mobilenet export FILE.tflite model.cc``: an existing microcontroller file as a C array."""
-    from mobilenet import micro
+    from mobilenet.export import micro
 
     if Path(args.output).suffix not in micro.C_SUFFIXES:
         raise UsageError(
@@ -321,6 +349,11 @@ def _c_array_from_tflite(args: argparse.Namespace) -> int:
     source, header = micro.write_c_array(args.model, args.output)
     _print_c_array(source, header, micro.c_identifier(Path(args.output).stem), len(data))
     _print_micro_io(*micro.io_quantization(data))
+    from mobilenet.export.micro_memory import profile_tflite
+
+    memory = profile_tflite(data)
+    _print_arena(memory)
+    print(f"ops: {', '.join(memory.op_kinds)}")
     return 0
 
 

@@ -23,7 +23,8 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
             "Builds MobileNetV1(alpha, rho) and prints its mult-adds and parameters "
             "per layer, in total and per layer kind (paper Table 2). With --memory, also "
             "what it needs on a microcontroller in TensorFlow Lite Micro: flash (the int8 "
-            "file, weights by dtype) and RAM (the tensor arena a greedy planner lays out, "
+            "file, weights by dtype) and RAM (the tensor arena with the offline memory plan the "
+            "file carries, for a 64-bit host and, estimated, a 32-bit microcontroller; the ops; "
             "and the layer where activations peak). Several --alpha or --input-size values "
             "print one row per combination. Given MODEL (.keras or .tflite), profiles that."
         ),
@@ -100,9 +101,9 @@ def _profile_file(args: argparse.Namespace) -> int:
             f"Received: MODEL={args.model!r} and {given[0]}"
         )
     if args.model.endswith(".tflite"):
-        from mobilenet.memory import memory_profile
+        from mobilenet.export.micro_memory import profile_tflite
 
-        memory = memory_profile(args.model)
+        memory = profile_tflite(args.model)
         print(memory.to_json() if args.json else memory)
         return 0
     from mobilenet.profiler import profile

@@ -19,6 +19,10 @@ One module per concern, each adding what Keras and the converters lack:
   file with its Keras model on real images.
 - `mobilenet.export.keras_file`: `export_model`, what ``mobilenet export``
   does, from a ``.keras`` file to a verified file.
+- `mobilenet.export.micro`: `to_micro` writes the int8 file TensorFlow Lite
+  Micro runs (with an offline memory plan), `write_c_array` its C array, and
+  `run_micro` runs it in TFLM's interpreter; `mobilenet.export.micro_memory`
+  says how much flash and RAM it takes (`mobilenet.memory` for a Keras model).
 
 `fold_batchnorm` (`mobilenet.folding`), an inference-only copy of a model
 with every BatchNorm folded into the convolution before it, is re-exported
