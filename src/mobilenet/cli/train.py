@@ -73,10 +73,12 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--image-size", type=positive_int, default=None, metavar="N",
                         help="the model's square input side for a folder dataset: the paper's "
                         "224, 192, 160, 128 or any other (default: 224; CIFAR-10 is 32)")
-    parser.add_argument("--weights", metavar="imagenet|FILE", default=None,
+    parser.add_argument("--weights", metavar="imagenet|timm/NAME|FILE", default=None,
                         help="start from pretrained weights: imagenet (keras.applications' "
-                        "files, downloaded), their .h5 file, or a .keras model trained by "
-                        "mobilenet train on any classes; the classifier is new")
+                        "files, downloaded), their .h5 file, timm's (e.g. "
+                        "timm/mobilenetv1_100.ra4_e3600_r224_in1k, 75.4%% ImageNet top-1; "
+                        "needs mobilenet[timm]) or a timm .safetensors file, or a .keras "
+                        "model trained by mobilenet train on any classes; the classifier is new")
     parser.add_argument("--freeze-epochs", type=int, default=RECIPE.freeze_epochs, metavar="N",
                         help="with --weights: first train only the new classifier for N epochs, "
                         "the backbone frozen, then fine-tune every layer (default: "
@@ -193,10 +195,11 @@ def _train_folders(args: argparse.Namespace, output_dir) -> tuple:  # noqa: ANN0
     from mobilenet import training
     from mobilenet.datasets import load_image_folder
 
-    if args.weights not in (None, "imagenet") and not Path(args.weights).is_file():
+    if (args.weights not in (None, "imagenet") and not args.weights.startswith("timm/")
+            and not Path(args.weights).is_file()):
         raise UsageError(
-            "Invalid value for argument `--weights`: expected imagenet or an existing file. "
-            f"Received: --weights={args.weights!r} (no such file)"
+            "Invalid value for argument `--weights`: expected imagenet, a timm/ name or an "
+            f"existing file. Received: --weights={args.weights!r} (no such file)"
         )
     splits = load_image_folder(args.data_dir, validation_fraction=args.validation_fraction,
                                seed=args.seed, argument="data_dir")
