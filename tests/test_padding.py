@@ -84,3 +84,14 @@ def test_invalid_values(kwargs, argument):
     with pytest.raises(InvalidArgument) as caught:
         MobileNetV1(**kwargs)
     assert caught.value.argument == argument
+
+
+def test_a_symmetric_model_with_a_head_saves_and_loads(tmp_path):
+    model = MobileNetV1(0.25, input_shape=(64, 64, 3), padding="symmetric", head_filters=64,
+                        batch_norm_epsilon=1e-5, num_classes=5)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6, atol=1e-6)
+    assert loaded.get_layer("block_2_pad").padding == ((1, 1), (1, 1))
+    assert loaded.get_layer("head_bn").epsilon == 1e-5
