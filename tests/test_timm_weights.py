@@ -263,3 +263,16 @@ def test_a_timm_model_exports_to_litert(timm_files, tmp_path):
     agree_same = (quantized.argmax(-1) == expected_same.argmax(-1)).mean()
     assert agree >= 0.3 and agree > agree_same + 0.2
     assert np.abs(quantized - expected).mean() < np.abs(quantized - expected_same).mean()
+
+
+@pytest.mark.slow
+def test_a_timm_model_exports_to_onnx(timm_files, tmp_path):
+    """The float ONNX file of a timm model gives its probabilities (symmetric padding kept)."""
+    pytest.importorskip("onnxruntime")
+    from mobilenet.export import run_onnx, to_onnx
+
+    model = MobileNetV1(weights=timm_files["mobilenetv1_100h"], input_shape=(64, 64, 3),
+                        include_preprocessing=True)
+    images = RECIPE.seeded_pixels((4, 64, 64, 3), 9).astype("float32")
+    path = to_onnx(model, tmp_path / "timm.onnx")
+    np.testing.assert_allclose(run_onnx(path, images), np.asarray(model(images)), rtol=0, atol=5e-4)
