@@ -30,7 +30,7 @@ huggingface_hub (downloading) are the ``timm`` extra, imported when needed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -262,7 +262,7 @@ class TimmWeights:
     """
 
     path: str
-    tensors: dict[str, np.ndarray]
+    tensors: dict[str, np.ndarray] = field(repr=False)
     alpha: float
     head_filters: int | None
     num_classes: int | None
