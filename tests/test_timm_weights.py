@@ -276,3 +276,28 @@ def test_a_timm_model_exports_to_onnx(timm_files, tmp_path):
     images = RECIPE.seeded_pixels((4, 64, 64, 3), 9).astype("float32")
     path = to_onnx(model, tmp_path / "timm.onnx")
     np.testing.assert_allclose(run_onnx(path, images), np.asarray(model(images)), rtol=0, atol=5e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.tf_only
+def test_train_names_the_flag_of_a_timm_file_that_does_not_fit(timm_files, tmp_path):
+    """mobilenet train in a new process: a missing file and a width the file contradicts."""
+    import subprocess
+
+    from tests.console import console_script
+    from tests.image_folders import write_pets
+
+    write_pets(tmp_path / "pets", per_class=4)
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH")}
+
+    def train(*flags):
+        return subprocess.run([console_script(), "train", "--data-dir", "pets", "--image-size", "32",
+                               "--epochs", "1", "--output-dir", "run", *flags], capture_output=True,
+                              text=True, cwd=tmp_path, env=env, timeout=600)
+
+    missing = train("--weights", "missing.safetensors")
+    assert missing.returncode == 2 and "`--weights`" in missing.stderr and "missing.safetensors" in missing.stderr
+    wider = train("--weights", timm_files["mobilenetv1_125"], "--alpha", "1.0")
+    assert wider.returncode == 2, wider.stderr[-2000:]
+    assert "`--alpha`" in wider.stderr and "alpha=1.25" in wider.stderr
+    assert not (tmp_path / "run" / "final.keras").exists()
