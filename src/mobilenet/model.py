@@ -39,7 +39,15 @@ from mobilenet.architecture import (
     check_output_stride,
     layer_table,
 )
-from mobilenet.layers import DepthwiseSeparableConv2D
+from mobilenet.layers import DepthwiseSeparableConv2D, PointwiseConv2D
+from mobilenet.timm_weights import (
+    TIMM_BATCH_NORM_EPSILON,
+    TIMM_PADDING,
+    TimmWeights,
+    is_timm_weights,
+    load_timm_weights,
+    read_timm_weights,
+)
 from mobilenet.weights import (
     PUBLISHED_ALPHAS,
     PUBLISHED_RESOLUTIONS,
@@ -52,6 +60,7 @@ __all__ = [
     "STEM",
     "BlockSpec",
     "MobileNetV1",
+    "PADDINGS",
     "PUBLISHED_ALPHAS",
     "PUBLISHED_RESOLUTIONS",
     "block_filters",
@@ -59,14 +68,33 @@ __all__ = [
 ]
 
 _POOLINGS = (None, "avg", "max")
+#: The ``padding`` choices: TensorFlow's, and timm's (PyTorch's) one pixel on every side.
+PADDINGS = ("same", "symmetric")
+#: BatchNorm's epsilon without timm weights: Keras' and keras.applications'.
+DEFAULT_BATCH_NORM_EPSILON = 1e-3
+
+
+def _padded(x: Any, spec: LayerSpec, options: dict) -> tuple[Any, str]:
+    """``x`` padded as ``options["padding"]`` says before a 3x3 conv, and the conv's padding.
+
+    With ``"symmetric"``, a stride-2 layer gets an explicit one-pixel
+    ``ZeroPadding2D`` on every side (named ``{spec.name}_pad``) and a
+    ``"valid"`` convolution, as PyTorch's ``padding=1``. A stride-1 layer
+    needs none: TensorFlow's ``"same"`` pads a stride-1 3x3 kernel by its
+    dilation on every side, which is already symmetric.
+    """
+    if options["padding"] == "symmetric" and spec.strides > 1:
+        return keras.layers.ZeroPadding2D(1, name=f"{spec.name}_pad")(x), "valid"
+    return x, "same"
 
 
 def _conv_bn_act(x: Any, spec: LayerSpec, names: tuple[str, str, str], options: dict) -> Any:
     """A 3x3 convolution, BatchNorm and activation, named ``names``."""
     conv, bn, act = names
+    x, padding = _padded(x, spec, options)
     x = keras.layers.Conv2D(
         spec.filters, 3, strides=spec.strides, dilation_rate=spec.dilation,
-        padding="same", use_bias=False, name=conv,
+        padding=padding, use_bias=False, name=conv,
     )(x)
     x = keras.layers.BatchNormalization(
         momentum=options["batch_norm_momentum"], epsilon=options["batch_norm_epsilon"], name=bn
@@ -83,9 +111,22 @@ def _conv_block(x: Any, spec: LayerSpec, options: dict) -> Any:
 
 
 def _separable_block(x: Any, spec: LayerSpec, options: dict) -> Any:
+    x, padding = _padded(x, spec, options)
     return DepthwiseSeparableConv2D(
-        spec.filters, strides=spec.strides, dilation_rate=spec.dilation, name=spec.name, **options
+        spec.filters, strides=spec.strides, dilation_rate=spec.dilation, padding=padding,
+        name=spec.name, activation=options["activation"],
+        batch_norm_momentum=options["batch_norm_momentum"],
+        batch_norm_epsilon=options["batch_norm_epsilon"],
     )(x)
+
+
+def _head_conv(x: Any, filters: int, options: dict) -> Any:
+    """The 1x1 convolution, BatchNorm and activation after the last block (timm's ``conv_head``)."""
+    x = PointwiseConv2D(filters, use_bias=False, name="head_conv")(x)
+    x = keras.layers.BatchNormalization(
+        momentum=options["batch_norm_momentum"], epsilon=options["batch_norm_epsilon"], name="head_bn"
+    )(x)
+    return keras.layers.Activation(options["activation"], name="head_act")(x)
 
 
 #: The builder of each `LayerSpec.kind`: (tensor, spec, options) -> tensor.
@@ -162,7 +203,7 @@ def _resolve_input_shape(
 
 
 def MobileNetV1(
-    alpha: float = 1.0,
+    alpha: float | None = None,
     rho: float | None = None,
     num_classes: int = 1000,
     *,
@@ -181,8 +222,10 @@ def MobileNetV1(
     input_tensor: Any = None,
     name: str | None = None,
     batch_norm_momentum: float = 0.99,
-    batch_norm_epsilon: float = 1e-3,
+    batch_norm_epsilon: float | None = None,
     include_preprocessing: bool = False,
+    padding: str | None = None,
+    head_filters: int | None = None,
 ) -> keras.Model:
     """Builds MobileNet V1 (Howard et al. 2017) as a functional ``keras.Model``.
 
@@ -201,7 +244,9 @@ def MobileNetV1(
 
     Args:
         alpha: float > 0, the width multiplier: a layer with N channels in the
-            paper gets ``max(int(alpha * N), min_depth)``. Defaults to 1.0.
+            paper gets ``max(int(alpha * N), min_depth)``. Defaults to None:
+            1.0, or the width of timm ``weights`` (1.0 or 1.25), which
+            another alpha contradicts.
         rho: float > 0, the resolution multiplier: the input side is
             ``round(224 * rho)`` (rho = 1, 6/7, 5/7, 4/7 give 224, 192, 160,
             128). Leave it None to use ``input_shape``.
@@ -221,8 +266,16 @@ def MobileNetV1(
             path of a file of ``keras.applications.MobileNet`` weights (its
             legacy ``.h5`` downloads or a ``save_weights`` file). A feature
             extractor of open input size gets the 224 ImageNet file, as in
-            keras.applications. Weights load into any ``output_stride`` and
-            ``early_downsampling``: those change strides, not weights.
+            keras.applications. Or timm's weights (see docs/weights.md): a
+            Hub name of `mobilenet.timm_weights.TIMM_VARIANTS`, such as
+            ``"timm/mobilenetv1_100.ra4_e3600_r224_in1k"`` (75.4% top-1,
+            downloaded once into Keras' cache with huggingface_hub, the
+            ``timm`` extra), or the path of a timm MobileNet V1
+            ``.safetensors`` file; the file sets ``alpha`` and
+            ``head_filters``, and ``padding`` and ``batch_norm_epsilon``
+            default to timm's (``"symmetric"``, 1e-5), so that the model
+            gives timm's outputs. Weights load into any ``output_stride``
+            and ``early_downsampling``: those change strides, not weights.
         pooling: with ``include_top=False``: None (4D feature map), ``"avg"``
             or ``"max"`` (global pooling to a 2D tensor).
         dropout: float in [0, 1), dropout before the classifier. Defaults to
@@ -258,7 +311,8 @@ def MobileNetV1(
             MobileNet's). Defaults to 0.99 (Keras'); lower values (0.9) settle
             faster in short trainings.
         batch_norm_epsilon: float > 0, every BatchNorm's epsilon. Defaults to
-            1e-3 (Keras' and keras.applications').
+            None: 1e-3 (Keras' and keras.applications'), or timm's 1e-5 with
+            timm ``weights``.
         include_preprocessing: bool, whether the model starts with
             ``Rescaling(1/127.5, offset=-1)`` (layer ``preprocessing``), so
             that it takes pixels in [0, 255] (uint8 or float) and feeds the
@@ -267,6 +321,24 @@ def MobileNetV1(
             gives. This follows ``keras.applications.MobileNetV3``'s argument
             of the same name. Defaults to False, so that the input contract
             is keras.applications.MobileNet's: inputs already preprocessed.
+            timm's MobileNet V1 weights take the same range (mean and std
+            0.5).
+        padding: ``"same"`` or ``"symmetric"``, the padding of the 3x3
+            convolutions. ``"same"`` is TensorFlow's: a stride-2 layer at an
+            even side pads one row and column at the bottom and right only.
+            ``"symmetric"`` pads one on every side (PyTorch's
+            ``padding=1``, timm's): a stride-2 layer gets a ``ZeroPadding2D``
+            (``{name}_pad``) and a ``"valid"`` convolution. The two differ
+            only at stride-2 layers that see an even side; the output shapes
+            and mult-adds are the same at every input size (the extra row
+            and column are never read), and symmetric adds one pad op per
+            stride-2 layer (5 of them). Defaults to None: ``"same"``, or
+            ``"symmetric"`` with timm ``weights``.
+        head_filters: int >= 1 or None, the channels of a 1x1 convolution
+            (``head_conv``, with BatchNorm ``head_bn`` and activation
+            ``head_act``) after block 13, as timm's ``mobilenetv1_100h``
+            (1024). Defaults to None: no head conv, or what timm
+            ``weights`` hold.
 
     Returns:
         A ``keras.Model``.
@@ -295,7 +367,8 @@ def MobileNetV1(
         Howard et al., "MobileNets: Efficient Convolutional Neural Networks for
         Mobile Vision Applications", 2017, https://arxiv.org/abs/1704.04861
     """
-    alpha = check_number(alpha, "alpha", low=0, low_open=True)
+    if alpha is not None:
+        alpha = check_number(alpha, "alpha", low=0, low_open=True)
     min_depth = check_positive_int(min_depth, "min_depth")
     include_top = bool(include_top)
     rows, cols, channels = _resolve_input_shape(rho, input_shape, input_tensor, include_top)
@@ -310,13 +383,28 @@ def MobileNetV1(
     check_activation(activation, "activation")
     check_activation(classifier_activation, "classifier_activation")
     batch_norm_momentum = check_number(batch_norm_momentum, "batch_norm_momentum", low=0, high=1)
-    batch_norm_epsilon = check_number(batch_norm_epsilon, "batch_norm_epsilon", low=0, low_open=True)
+    if batch_norm_epsilon is not None:
+        batch_norm_epsilon = check_number(batch_norm_epsilon, "batch_norm_epsilon", low=0, low_open=True)
+    check_choice(padding, "padding", (None, *PADDINGS))
+    if head_filters is not None:
+        head_filters = check_positive_int(head_filters, "head_filters")
+    timm = None
     if weights is not None:
-        check_weights_request(
-            weights, alpha=alpha, rows=rows, cols=cols, channels=channels,
-            include_top=include_top, num_classes=num_classes, min_depth=min_depth,
-            separable=separable, shallow=shallow,
-        )
+        request = dict(rows=rows, cols=cols, channels=channels, include_top=include_top,
+                       num_classes=num_classes, min_depth=min_depth, separable=separable,
+                       shallow=shallow)
+        check_weights_request(weights, alpha=1.0 if alpha is None else alpha, **request)
+        if is_timm_weights(weights):
+            timm = read_timm_weights(weights)
+            timm.check_request(alpha=alpha, head_filters=head_filters, include_top=include_top,
+                               num_classes=num_classes)
+            alpha, head_filters = timm.alpha, timm.head_filters
+            check_weights_request(weights, alpha=alpha, **request)
+    alpha = 1.0 if alpha is None else alpha
+    if padding is None:
+        padding = TIMM_PADDING if timm is not None else "same"
+    if batch_norm_epsilon is None:
+        batch_norm_epsilon = TIMM_BATCH_NORM_EPSILON if timm is not None else DEFAULT_BATCH_NORM_EPSILON
 
     if input_tensor is None:
         inputs = keras.Input(shape=(rows, cols, channels), name="input")
@@ -333,9 +421,11 @@ def MobileNetV1(
         early_downsampling=early_downsampling, output_stride=output_stride,
     )
     options = dict(activation=activation, batch_norm_momentum=batch_norm_momentum,
-                   batch_norm_epsilon=batch_norm_epsilon)
+                   batch_norm_epsilon=batch_norm_epsilon, padding=padding)
     for spec in table:
         x = _BUILDERS[spec.kind](x, spec, options)
+    if head_filters is not None:
+        x = _head_conv(x, head_filters, options)
 
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -352,7 +442,9 @@ def MobileNetV1(
         name = f"mobilenet_v1_{alpha:.2f}_{rows if rows is not None else 'any'}"
     model = keras.Model(inputs, x, name=name)
 
-    if weights is not None:
+    if isinstance(timm, TimmWeights):
+        load_timm_weights(model, timm)
+    elif weights is not None:
         load_keras_applications_weights(model, weights, alpha=alpha, rows=rows, cols=cols)
     return model
 

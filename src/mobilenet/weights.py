@@ -82,7 +82,7 @@ def check_weights_request(
     argument to change, what would fit and what was received.
 
     Args:
-        weights: ``"imagenet"`` or a path (None needs no check).
+        weights: ``"imagenet"``, a timm Hub name or a path (None needs no check).
         alpha: the width multiplier.
         rows, cols, channels: the model's input shape (rows and cols may be None).
         include_top: whether the model has the classifier.
@@ -94,7 +94,8 @@ def check_weights_request(
         ValueError: naming the argument that makes the weights unusable.
     """
     if not isinstance(weights, (str, os.PathLike)):
-        raise invalid("weights", "None, 'imagenet' or the path of a weights file", weights)
+        raise invalid("weights", "None, 'imagenet', a timm Hub name or the path of a weights file",
+                      weights)
     if not separable or shallow:
         raise invalid(
             "weights",
