@@ -301,3 +301,31 @@ def test_train_names_the_flag_of_a_timm_file_that_does_not_fit(timm_files, tmp_p
     assert wider.returncode == 2, wider.stderr[-2000:]
     assert "`--alpha`" in wider.stderr and "alpha=1.25" in wider.stderr
     assert not (tmp_path / "run" / "final.keras").exists()
+
+
+@pytest.mark.slow
+def test_train_starts_from_timms_network_and_evaluates_as_timm(timm_files, tmp_path):
+    """train builds timm's network for timm's file (padding, epsilon, head conv), copies it, and its
+    model declares timm's evaluation crop and bicubic resize, which validation used."""
+    import dataclasses
+
+    from mobilenet.facts import read_facts
+    from mobilenet.training import RECIPE, train
+    from tests.image_folders import write_pets
+
+    write_pets(tmp_path / "pets", per_class=6)
+    recipe = dataclasses.replace(RECIPE, alpha=1.0, image_size=96, epochs=2, freeze_epochs=1,
+                                 batch_size=6, validation_fraction=0.0)
+    path = timm_files["mobilenetv1_100h"]
+    result = train(tmp_path / "pets", output_dir=tmp_path / "run", recipe=recipe, weights=path,
+                   verbose=0)
+    facts = read_facts(result.final_model_path)
+    assert (facts.crop_fraction, facts.interpolation) == (0.875, "bicubic")
+    assert facts.class_names == ("blue", "green", "red")
+    head = keras.saving.load_model(tmp_path / "run" / "head.keras")  # after the frozen epoch
+    timm = MobileNetV1(weights=path, include_top=False, input_shape=(96, 96, 3))
+    for layer in timm.layers:
+        if layer.weights:
+            for ours, theirs in zip(head.get_layer(layer.name).weights, layer.weights):
+                np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs), layer.name)
+    assert any(layer.name.endswith("_pad") for layer in head.layers)

@@ -425,9 +425,11 @@ def _folder_data(
         steps = _steps(len(train_folder), batch_size, drop_remainder)
     val_ds = None
     if splits.validation is not None:
+        # Validated as the model will be evaluated: the crop and resize it declares.
         val_ds = make_file_dataset(
             splits.validation, batch_size=max(batch_size, VALIDATION_BATCH_SIZE),
             cache=_resolve_cache("auto", splits.validation, image_size), **options,
+            crop_fraction=recipe.evaluation_crop(image_size), interpolation=recipe.interpolation,
         )
     return TrainingData(
         train=train_ds, validation=val_ds, steps_per_epoch=steps, num_train=len(train_folder),

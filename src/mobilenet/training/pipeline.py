@@ -202,6 +202,8 @@ def make_file_dataset(
     drop_remainder: bool = False,
     cache: str | None = None,
     shard: tuple[int, int] = (1, 0),
+    crop_fraction: float | None = None,
+    interpolation: str = "bilinear",
 ) -> Any:
     """A ``tf.data.Dataset`` that streams an image folder's files: decode, augment, batch.
 
@@ -243,6 +245,8 @@ def make_file_dataset(
         shard: ``(number of workers, this worker's index)``: the worker
             reads only every n-th file from its index, chosen before any
             file is read (`mobilenet.training.distribution.worker_shard`).
+        crop_fraction: evaluation's crop above 64 px (None: `Recipe.central_crop`).
+        interpolation: how evaluation resizes (`mobilenet.preprocessing.INTERPOLATIONS`).
 
     Returns:
         A batched, prefetched dataset of ``(float32 pixels 0-255, float32
@@ -330,8 +334,10 @@ def make_file_dataset(
             def center(data: Any, label: Any, orientation: Any) -> Any:
                 # The one evaluation transform (mobilenet.preprocessing), as `evaluate` and
                 # `mobilenet predict` feed images: validation scores what they will answer.
-                image = eval_transform(_decode(data, orientation), size=image_size,
-                                       crop_fraction=RECIPE.central_crop)
+                image = eval_transform(
+                    _decode(data, orientation), size=image_size, interpolation=interpolation,
+                    crop_fraction=RECIPE.central_crop if crop_fraction is None else crop_fraction,
+                )
                 return image, label
 
             dataset = skip_unreadable(dataset, center, listed)

@@ -128,6 +128,9 @@ class Recipe:
         crop_aspect_ratio: the crop's aspect ratio range (3/4 to 4/3).
         central_crop: the share of each side kept for evaluation of inputs
             above ``small_image_max`` (TF-Slim's 0.875: 224 from 256).
+        interpolation: how evaluation resizes its crop (`mobilenet.preprocessing`);
+            `train` takes the crop and interpolation of timm's weights when it
+            starts from them (bicubic).
         evaluation_batch_size: the batch size of evaluation and validation.
         auto_cache_bytes: ``cache="auto"`` keeps a file dataset in memory
             after its first epoch when it needs at most this many bytes there.
@@ -178,6 +181,7 @@ class Recipe:
     crop_area: tuple[float, float] = (0.08, 1.0)
     crop_aspect_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     central_crop: float = CENTRAL_CROP_FRACTION
+    interpolation: str = "bilinear"
     evaluation_batch_size: int = 256
     auto_cache_bytes: int = 64 * 2**20
     min_validation_images: int = 50

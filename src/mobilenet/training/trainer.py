@@ -155,6 +155,7 @@ def build_model(
     *,
     image_size: int = 32,
     class_names: Sequence[str] | None = None,
+    network: dict[str, Any] | None = None,
 ) -> keras.Model:
     """The MobileNet V1 that `train` builds for square images of side ``image_size``, taking pixels.
 
@@ -177,6 +178,10 @@ def build_model(
         image_size: int, the input side (32 for CIFAR-10).
         class_names: optional names of the classes, carried by the model
             (`mobilenet.class_names`); their number sets ``num_classes``.
+        network: optional further `mobilenet.MobileNetV1` arguments
+            (``padding``, ``batch_norm_epsilon``, ``head_filters``,
+            ``activation``): timm's network, for timm's weights
+            (`mobilenet.timm_weights.timm_model_options`).
 
     Returns:
         A ``keras.Model`` taking ``(image_size, image_size, 3)`` pixels,
@@ -211,6 +216,7 @@ def build_model(
         batch_norm_momentum=bn_momentum,
         shallow=shallow,
         name=f"mobilenet_v1_{alpha:g}{'_shallow' if shallow else ''}_{image_size}",
+        **(network or {}),
     )
     return with_class_names(model, class_names) if class_names is not None else model
 
@@ -307,6 +313,35 @@ def _load_pretrained(model: keras.Model, weights: Any, alpha: float) -> int:
     return copied
 
 
+def _timm_network(weights: Any, alpha: float) -> dict[str, Any] | None:
+    """timm's network (padding, BatchNorm epsilon, head conv) for timm's weights, else None.
+
+    The width stays the recipe's: a file of another width is refused when it
+    loads, naming ``alpha``, as keras.applications' files are.
+    """
+    from mobilenet.timm_weights import is_timm_weights, timm_model_options
+
+    if weights is None or not is_timm_weights(weights):
+        return None
+    options = timm_model_options(weights)
+    options.pop("alpha")
+    return options
+
+
+def _timm_recipe(recipe: Recipe, weights: Any) -> Recipe:
+    """The recipe, evaluating with timm's crop and interpolation when it starts from timm's weights."""
+    from mobilenet.timm_weights import find_timm_variant, is_timm_weights, timm_model_options
+
+    if weights is None or not is_timm_weights(weights):
+        return recipe
+    options = timm_model_options(weights)
+    variant = find_timm_variant(options["alpha"], options["head_filters"])
+    if variant is None:
+        return recipe
+    return dataclasses.replace(recipe, central_crop=variant.crop_fraction,
+                               interpolation=variant.interpolation)
+
+
 def _assign_by_path(model: keras.Model, source: keras.Model) -> None:
     """Gives ``model`` the weights of ``source``, matched by variable path.
 
@@ -342,7 +377,7 @@ def _prepare_model(
             model = build_model(
                 recipe.alpha, recipe.early_downsampling, recipe.dropout, data.num_classes,
                 recipe.bn_momentum, recipe.shallow, image_size=data.image_size,
-                class_names=data.class_names,
+                class_names=data.class_names, network=_timm_network(weights, recipe.alpha),
             )
             if weights is not None:
                 _load_pretrained(model, weights, recipe.alpha)
@@ -353,7 +388,8 @@ def _prepare_model(
         # The facts every file of the run carries (mobilenet.facts): the crop validation used,
         # which `evaluate`, `predict` and an app then use too.
         if image_model_facts(model) is not None:
-            model = with_facts(model, crop_fraction=recipe.evaluation_crop(data.image_size))
+            model = with_facts(model, crop_fraction=recipe.evaluation_crop(data.image_size),
+                               interpolation=recipe.interpolation)
     return model
 
 
@@ -584,7 +620,12 @@ def _fit_phases(
             callback_options["best"].restart()  # best.keras: the best quantization-aware epoch
         callbacks, budget = _callbacks(phase=phase, write_dir=write_dir, output_dir=output_dir,
                                        chief=chief, schedule=schedule, **callback_options)
-        with distribution.fit_scope(strategy):
+        with distribution.fit_scope(strategy), warnings.catch_warnings():
+            # A folder's pipeline leaves out files that will not decode, so tf.data cannot
+            # count its batches ahead: Keras learns an epoch's length from the first one and
+            # says "Your input ran out of data; interrupting training" when it ends, though
+            # training goes on through every epoch (and the steps of the schedule are known).
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(
                 data.train, initial_epoch=phase.start, epochs=phase.end,
                 # A tf.data pipeline ends each pass by itself; the per-worker shares
@@ -742,6 +783,7 @@ def train(
 
         tf.config.experimental.enable_op_determinism()
     # 1-2: data and model, both checked before anything is written.
+    recipe = _timm_recipe(recipe, weights)
     data_ = prepare_data(data, recipe=recipe, validation_data=validation_data,
                          class_names=class_names, model=model, strategy=strategy)
     model = _prepare_model(model, data_, recipe=recipe, weights=weights, strategy=strategy,
@@ -833,8 +875,9 @@ def _check_combination(recipe: Recipe, *, weights: Any, model: Any, strategy: An
             "time_budget", "None with several workers (each would cut the run by its own "
             "clock, and the workers would wait on each other)", recipe.time_budget,
         )
-    if weights is not None and weights != "imagenet" and not Path(weights).is_file():
-        raise invalid("weights", "'imagenet' or an existing file", weights,
+    hub_name = isinstance(weights, str) and weights.startswith("timm/")
+    if weights is not None and weights != "imagenet" and not hub_name and not Path(weights).is_file():
+        raise invalid("weights", "'imagenet', a timm/ name or an existing file", weights,
                       shown=f"weights={os.fspath(weights) if is_path(weights) else weights!r} "
                       "(no such file)")
     check_cache_folder(recipe.cache)
