@@ -5,7 +5,7 @@ folders of photo-sized JPEGs and PNGs under names with a space and a
 non-ASCII letter) and each way of training (float, fine-tuned from a
 ``--weights`` file, and with ``--qat-epochs``), a ``mobilenet train`` run is
 exported to every format (float and int8 ``.tflite``, float and int8
-``.onnx``, the microcontroller's ``.cc`` through TFLite Micro) with
+``.onnx``, the microcontroller's ``.cc`` C array, run in TFLite Micro) with
 ``--verify``, and each file is evaluated and asked to predict, one command per
 new process through the installed console script. Where the paths meet, the
 answers must agree:
@@ -125,7 +125,7 @@ def test_every_format_and_command_agree(kind_name, mode, data, float_runs, tmp_p
     files = {"keras": model}
     agreement = {}
     for name, flags in (("float.tflite", []), ("int8.tflite", ["--int8"]),
-                        ("float.onnx", []), ("int8.onnx", ["--int8"])):
+                        ("float.onnx", []), ("int8.onnx", ["--int8"]), ("micro.cc", [])):
         done = _run(["export", model, tmp_path / name, *flags, *calibration, "--verify"], tmp_path)
         found = re.search(r"top-1 agreement ([\d.]+)%", done.stdout)
         assert found, done.stdout
@@ -133,7 +133,8 @@ def test_every_format_and_command_agree(kind_name, mode, data, float_runs, tmp_p
         files[name] = tmp_path / name
     # Float files follow the Keras model to float precision; int8 ones to the class, mostly.
     assert agreement["float.tflite"] == agreement["float.onnx"] == 1.0, agreement
-    assert min(agreement["int8.tflite"], agreement["int8.onnx"]) >= 0.8, agreement
+    assert min(agreement["int8.tflite"], agreement["int8.onnx"], agreement["micro.cc"]) >= 0.8, \
+        agreement
 
     images = [str(path) for path in kind["files"]]
     answers = {}
@@ -149,7 +150,7 @@ def test_every_format_and_command_agree(kind_name, mode, data, float_runs, tmp_p
         for image in images:
             for label, probability in answers[name][image].items():
                 assert abs(probability - reference[image][label]) < 1e-3, (name, image, label)
-    for name in ("int8.tflite", "int8.onnx"):
+    for name in ("int8.tflite", "int8.onnx", "micro.cc"):
         same = np.mean([_top(answers[name][image]) == _top(reference[image]) for image in images])
         assert same >= agreement[name] - 0.15, (name, same, agreement[name])
 

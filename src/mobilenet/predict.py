@@ -76,7 +76,9 @@ __all__ = [
     "image_files",
 ]
 
-MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
+#: The model files `Classifier` reads: Keras, LiteRT, ONNX, and a microcontroller's C array
+#: (run in TensorFlow Lite Micro's interpreter).
+MODEL_SUFFIXES = (".keras", ".tflite", ".onnx", ".cc", ".cpp", ".c")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,10 +231,9 @@ class Classifier:
         self.runner = _load_runner(model, num_threads)
         self._set_shapes(self.runner.input_shape, self.runner.output_shape)
         # What the model or file says of itself: how to feed it, what it answers.
-        self.facts: ModelFacts = read_facts(
-            self.runner.model if isinstance(self.runner, KerasRunner) else self.runner.path,
-            argument="model",
-        )
+        source = self.runner.model if isinstance(self.runner, KerasRunner) else \
+            getattr(self.runner, "data", None) or self.runner.path  # a C array's flatbuffer
+        self.facts: ModelFacts = read_facts(source, argument="model")
         if rescale is None and not self.facts.takes_pixels:
             raise invalid(
                 "rescale", "", None,
@@ -412,12 +413,17 @@ def _load_runner(model: keras.Model | str | os.PathLike, num_threads: int | None
         return KerasRunner(model)
     file = Path(model)
     if file.suffix not in MODEL_SUFFIXES:
-        raise invalid("model", "a .keras, .tflite or .onnx file", str(model))
+        raise invalid("model", "a .keras, .tflite or .onnx file, or a C array (.cc, .cpp, .c)",
+                      str(model))
     if file.suffix == ".keras":
         from mobilenet.saving import load_model
 
         return KerasRunner(load_model(file, argument="model"))
     check_existing_file(model, "model", f"{file.suffix} file")
+    if file.suffix in (".cc", ".cpp", ".c"):
+        from mobilenet.export.micro import MicroRunner
+
+        return MicroRunner(file, argument="model")
     runner = LiteRTRunner if file.suffix == ".tflite" else ONNXRunner
     return runner(file, num_threads, argument="model")
 

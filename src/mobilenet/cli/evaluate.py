@@ -42,7 +42,8 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL",
-                        help="the model file to evaluate: .keras, .tflite or .onnx")
+                        help="the model file to evaluate: .keras, .tflite or .onnx, or a "
+                        "microcontroller's C array (.cc, .cpp, .c; run in TensorFlow Lite Micro)")
     add_data_options(parser)
     parser.add_argument(
         "--limit", type=positive_int, default=None, metavar="N",
@@ -71,7 +72,7 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - a keras.Model, or the pat
     from mobilenet.saving import load_model
 
     suffix = Path(args.model).suffix.lower()
-    if suffix in (".tflite", ".onnx"):
+    if suffix in (".tflite", ".onnx", ".cc", ".cpp", ".c"):
         from mobilenet._validation import check_existing_file
 
         if suffix == ".onnx":
@@ -79,6 +80,19 @@ def _load(args: argparse.Namespace):  # noqa: ANN202 - a keras.Model, or the pat
         check_existing_file(args.model, "model", f"{suffix} file")
         return args.model
     return load_model(args.model, argument="model")
+
+
+def _facts(model):  # noqa: ANN001, ANN202 - a keras.Model or a path; a ModelFacts
+    """The model's facts; a microcontroller's C array is read for its flatbuffer."""
+    from pathlib import Path
+
+    from mobilenet.facts import read_facts
+
+    if not isinstance(model, str) or Path(model).suffix.lower() not in (".cc", ".cpp", ".c"):
+        return read_facts(model, argument="model")
+    from mobilenet.export.micro import read_c_array
+
+    return read_facts(read_c_array(model), argument="model")
 
 
 def _evaluation_folder(args: argparse.Namespace):  # noqa: ANN202 - (ImageFolder, what)
@@ -99,14 +113,12 @@ def run(args: argparse.Namespace) -> int:
             check_output_file(path, flag)
     from mobilenet import training
     from mobilenet.datasets import CIFAR10_CLASS_NAMES
-    from mobilenet.facts import read_facts
-
     if args.plot and plots_missing():
         raise usage_error("--plot", "", args.plot, shown="", problem=plots_missing())
     if args.errors < 0:
         raise usage_error("--errors", "an integer >= 0", args.errors)
     model = _load(args)  # before any data download
-    facts = read_facts(model, argument="model")
+    facts = _facts(model)
     if not facts.takes_pixels:
         raise usage_error(
             "MODEL", "", args.model, shown="",

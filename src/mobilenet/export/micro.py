@@ -45,6 +45,7 @@ from mobilenet.export.micro_memory import (
 
 __all__ = [
     "C_SUFFIXES",
+    "MicroRunner",
     "MEMORY_PLANS",
     "MICRO_OPS",
     "MicroExport",
@@ -675,3 +676,47 @@ def _verify(path: Path, model: Any, images: Any, arena_bytes: int) -> MicroRepor
         litert_max_abs_diff=float(np.max(np.abs(micro - litert))),
         arena_bytes=arena_bytes,
     )
+
+
+class MicroRunner:
+    """A microcontroller's file in TensorFlow Lite Micro's interpreter, behind the `Runner` protocol.
+
+    What runs on the microcontroller, run here: ``mobilenet predict`` and
+    ``mobilenet evaluate`` read a ``.cc``/``.cpp``/``.c`` C array this library
+    wrote (or its ``.tflite``) through it, so the answers of the flashed
+    model can be checked against the ``.keras`` one. Needs the ``tflite-micro``
+    package (``pip install "mobilenet[micro]"``).
+
+    Args:
+        path: a C array (`write_c_array`) or an int8 ``.tflite`` file for TFLM.
+        num_threads: ignored (TFLM runs on one thread); here for the protocol.
+        argument: the name errors give ``path``.
+
+    Attributes:
+        data: the flatbuffer's bytes; the other attributes are those of
+        `mobilenet.export.Runner`.
+    """
+
+    runtime = "tflite-micro"
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, *,
+                 argument: str = "path") -> None:
+        from mobilenet.facts import tflite_facts
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise invalid(argument, "an existing C array or .tflite file", str(path))
+        self.data = read_c_array(path) if self.path.suffix in C_SUFFIXES else self.path.read_bytes()
+        check_micro(self.data)
+        facts = tflite_facts(self.data)
+        self.input_shape = (None, *facts.input_size, facts.channels)
+        self.output_shape = (None, facts.num_classes)
+        self.input_type, self.output_type = facts.input_type, facts.output_type
+        self.input_quantization = facts.input_quantization
+        self.outputs = facts.outputs
+        self.arena_size = profile_tflite(self.data).arena_bytes
+
+    def run(self, images: Any, batch_size: int = 32) -> np.ndarray:
+        """Float32 outputs for float ``images`` (quantized with the file's scale and zero point)."""
+        images = np.asarray(images, np.float32)
+        return np.asarray(run_micro(self.data, images, arena_size=self.arena_size), np.float32)

@@ -168,7 +168,8 @@ def evaluate(
 
     Args:
         model: a Keras classifier (as `train` makes), or the path of a
-            ``.keras``, ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime) file.
+            ``.keras``, ``.tflite`` (LiteRT) or ``.onnx`` (ONNX Runtime) file,
+            or of a microcontroller's C array (TensorFlow Lite Micro).
         x_test: uint8 (or float 0-255) images ``(n, rows, cols, 3)`` with
             ``y_test``, fed as they are when they have the model's input size,
             else brought to it by the evaluation transform (a model taking
@@ -206,7 +207,6 @@ def evaluate(
     """
     import keras
 
-    from mobilenet.facts import read_facts
     from mobilenet.predict import Classifier
 
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -218,7 +218,10 @@ def evaluate(
         from mobilenet.saving import load_model
 
         model = load_model(model)
-    facts = read_facts(model)
+    # Pixels go in as they are (rescale 1): a model that does not take pixels gets arrays
+    # unscaled, and is refused for image files below.
+    classifier = Classifier(model, num_threads=num_threads, rescale=1.0)
+    facts = classifier.facts
     num_classes = facts.num_classes
     paths = None
     if isinstance(x_test, (str, os.PathLike, ImageFolder)):
@@ -242,7 +245,6 @@ def evaluate(
                 getattr(model, "name", str(model)),
             )
         class_names = class_names if class_names is not None else folder.class_names
-        classifier = Classifier(model, num_threads=num_threads)
         probabilities = _predict_files(classifier, folder, batch_size, flip_tta)
         kept = ~np.isin(folder.files, folder.unreadable)  # what the pipeline left out, warned about
         labels, paths = folder.labels[kept], [path for path, keep in zip(folder.files, kept) if keep]
@@ -258,9 +260,6 @@ def evaluate(
             from mobilenet.preprocessing import load_images
 
             images = load_images(images, **facts.image_options())
-        # Arrays go in as they are: a model that does not take pixels gets them unscaled.
-        classifier = Classifier(model, num_threads=num_threads,
-                                rescale=None if facts.takes_pixels else 1.0)
         probabilities = _classify(classifier, images, batch_size, flip_tta)
     names = _resolve_names(num_classes, class_names, facts.class_names, default_class_names)
     return _report(np.asarray(probabilities), np.asarray(labels), names, top_k, paths, max_errors)
