@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 from mobilenet._validation import InvalidArgument, first_line
-from mobilenet.cli.common import UsageError, command_parser, error_message, number, require_onnx
+from mobilenet.cli.common import (
+    UsageError,
+    command_parser,
+    error_message,
+    number,
+    require_onnx,
+    usage_error,
+)
 from mobilenet.cli.data import is_folder_dataset
 
 
@@ -90,10 +97,8 @@ def _load_images(path: str, rescale: float, flag: str):
     try:
         images = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
-        raise UsageError(
-            f"Invalid value for argument `{flag}`: expected a .npy file of images "
-            f"(N, H, W, C). Received: {flag}={path!r} ({first_line(error)})"
-        ) from error
+        raise usage_error(flag, "a .npy file of images (N, H, W, C)", path,
+                          shown=f"{flag}={path!r} ({first_line(error)})") from error
     return images.astype("float32") * rescale
 
 
@@ -114,30 +119,30 @@ def _export_images(args: argparse.Namespace, quantization: str) -> tuple:
         args.flags = {**args.flags, "calibration_images": "--calibration-dir",
                       "representative_data": "--calibration-dir"}
     if args.calibration_dir and args.calibration_data:
-        raise UsageError(
-            "Invalid value for argument `--calibration-dir`: give it or --calibration-data, "
-            f"not both. Received: --calibration-dir={args.calibration_dir!r}, "
-            f"--calibration-data={args.calibration_data!r}"
+        raise usage_error(
+            "--calibration-dir", "", args.calibration_dir, problem="give it or --calibration-data, "
+            "not both", shown=f"--calibration-dir={args.calibration_dir!r}, "
+            f"--calibration-data={args.calibration_data!r}",
         )
     if args.verify_data:
         args.verify = True
     if args.calibration_data and quantization != "int8":
-        raise UsageError(
-            "Invalid value for argument `--calibration-data`: only int8 export is calibrated "
-            "(to verify a float file, give the images with --verify-data). Received: "
-            f"--calibration-data={args.calibration_data!r} with --quantization={quantization}"
+        raise usage_error(
+            "--calibration-data", "", args.calibration_data,
+            problem="only int8 export is calibrated (to verify a float file, give the images "
+            "with --verify-data)",
+            shown=f"--calibration-data={args.calibration_data!r} with --quantization={quantization}",
         )
     if args.calibration_dir and quantization != "int8" and not args.verify:
-        raise UsageError(
-            "Invalid value for argument `--calibration-dir`: only int8 export is calibrated; a "
-            "float file uses the folder's images only with --verify. Received: "
-            f"--calibration-dir={args.calibration_dir!r} with --quantization={quantization}"
+        raise usage_error(
+            "--calibration-dir", "", args.calibration_dir,
+            problem="only int8 export is calibrated; a float file uses the folder's images only "
+            "with --verify",
+            shown=f"--calibration-dir={args.calibration_dir!r} with --quantization={quantization}",
         )
     if args.verify and not (args.verify_data or args.calibration_data or args.calibration_dir):
-        raise UsageError(
-            "Invalid value for argument `--verify`: it needs images, from --verify-data, "
-            "--calibration-data or --calibration-dir. Received: none of them"
-        )
+        raise usage_error("--verify", "", True, shown="none of them", problem="it needs images, "
+                          "from --verify-data, --calibration-data or --calibration-dir")
     calibration = verification = None
     if args.calibration_dir:
         calibration, verification = _folder_export_images(args)
@@ -170,11 +175,10 @@ def _folder_export_images(args: argparse.Namespace) -> tuple:
 
     facts = read_facts(args.model, argument="model")
     if not facts.takes_pixels:
-        raise UsageError(
-            "Invalid value for argument `--calibration-dir`: its images are pixels 0-255, and "
-            f"{args.model} does not take pixels; give its own images with --calibration-data "
-            "and --rescale. Received: --calibration-dir="
-            f"{args.calibration_dir!r}"
+        raise usage_error(
+            "--calibration-dir", "", args.calibration_dir,
+            problem=f"its images are pixels 0-255, and {args.model} does not take pixels; give "
+            "its own images with --calibration-data and --rescale",
         )
     options = facts.image_options()
     if is_folder_dataset(args.calibration_dir, "--calibration-dir"):
@@ -193,10 +197,10 @@ def _folder_export_images(args: argparse.Namespace) -> tuple:
     try:
         (x_train, _), (x_test, _) = cifar10.load_cifar10(args.calibration_dir)
     except (OSError, ValueError) as error:
-        raise UsageError(
-            "Invalid value for argument `--calibration-dir`: expected a folder per class or "
-            f"a folder holding CIFAR-10. Received: --calibration-dir={args.calibration_dir!r} "
-            f"({first_line(error)})"
+        raise usage_error(
+            "--calibration-dir", "a folder per class or a folder holding CIFAR-10",
+            args.calibration_dir,
+            shown=f"--calibration-dir={args.calibration_dir!r} ({first_line(error)})",
         ) from error
     return load_images(x_train[:CALIBRATION_IMAGES], **options), load_images(x_test, **options)
 
@@ -214,10 +218,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_micro_export(args)
     quantization = "int8" if args.int8 else args.quantization
     if args.output.endswith(".onnx") and quantization not in ONNX_QUANTIZATIONS:
-        raise UsageError(
-            "Invalid value for argument `--quantization`: expected float32 or int8 for an "
-            f".onnx OUTPUT. Received: --quantization={quantization}"
-        )
+        raise usage_error("--quantization", "float32 or int8 for an .onnx OUTPUT", quantization,
+                          shown=f"--quantization={quantization}")
     calibration, verification = _export_images(args, quantization)
     from mobilenet import export
 
@@ -249,31 +251,29 @@ def _run_micro_export(args: argparse.Namespace) -> int:
 
     suffix = Path(args.output).suffix
     if suffix not in (".tflite", *C_SUFFIXES):
-        raise UsageError(
-            "Invalid value for argument `OUTPUT`: expected a .tflite file or a .cc, .cpp or .c "
-            f"C array for a microcontroller. Received: OUTPUT={args.output!r}"
-        )
+        raise usage_error("OUTPUT", "a .tflite file or a .cc, .cpp or .c C array for a "
+                          "microcontroller", args.output)
     if args.target == "litert":
-        raise UsageError(
-            "Invalid value for argument `--target`: a C array OUTPUT is for a microcontroller; "
-            f"use --target micro or a .tflite OUTPUT. Received: --target=litert, OUTPUT={args.output!r}"
+        raise usage_error(
+            "--target", "", "litert", shown=f"--target=litert, OUTPUT={args.output!r}",
+            problem="a C array OUTPUT is for a microcontroller; use --target micro or a .tflite "
+            "OUTPUT",
         )
     if args.quantization not in ("float32", "int8"):
-        raise UsageError(
-            "Invalid value for argument `--quantization`: a microcontroller file is int8. "
-            f"Received: --quantization={args.quantization}"
-        )
+        raise usage_error("--quantization", "", args.quantization,
+                          problem="a microcontroller file is int8",
+                          shown=f"--quantization={args.quantization}")
     if args.io_type not in (None, "int8"):
-        raise UsageError(
-            "Invalid value for argument `--io-type`: TensorFlow Lite Micro takes int8 input "
-            f"and output. Received: --io-type={args.io_type}"
-        )
+        raise usage_error("--io-type", "", args.io_type,
+                          problem="TensorFlow Lite Micro takes int8 input and output",
+                          shown=f"--io-type={args.io_type}")
     if args.model.endswith(".tflite"):
         if args.memory_plan is not None:
-            raise UsageError(
-                "Invalid value for argument `--memory-plan`: a .tflite MODEL is written as it is, "
-                "with the plan it carries; plan it when exporting the .keras model. Received: "
-                f"--memory-plan={args.memory_plan}, MODEL={args.model!r}"
+            raise usage_error(
+                "--memory-plan", "", args.memory_plan,
+                problem="a .tflite MODEL is written as it is, with the plan it carries; plan it "
+                "when exporting the .keras model",
+                shown=f"--memory-plan={args.memory_plan}, MODEL={args.model!r}",
             )
         return _c_array_from_tflite(args)
     calibration, verification = _export_images(args, "int8")
@@ -287,10 +287,10 @@ def _run_micro_export(args: argparse.Namespace) -> int:
         # Whether images are needed is known only once the model is loaded.
         if error.argument != "representative_data" or calibration is not None:
             raise
-        raise UsageError(
-            "Invalid value for argument `--calibration-data`: an int8 file for a microcontroller "
-            "is calibrated on real images, unless the model was trained quantization-aware; "
-            "give --calibration-data or --calibration-dir. Received: neither"
+        raise usage_error(
+            "--calibration-data", "", None, shown="neither",
+            problem="an int8 file for a microcontroller is calibrated on real images, unless the "
+            "model was trained quantization-aware; give --calibration-data or --calibration-dir",
         ) from error
     if result.source_path is not None:
         _print_c_array(result.source_path, result.header_path, result.variable, result.file_bytes)
@@ -335,17 +335,15 @@ def _c_array_from_tflite(args: argparse.Namespace) -> int:
     from mobilenet.export import micro
 
     if Path(args.output).suffix not in micro.C_SUFFIXES:
-        raise UsageError(
-            "Invalid value for argument `OUTPUT`: from a .tflite MODEL only a C array "
-            f"(.cc, .cpp, .c) is written. Received: OUTPUT={args.output!r}"
-        )
+        raise usage_error("OUTPUT", "", args.output,
+                          problem="from a .tflite MODEL only a C array (.cc, .cpp, .c) is written")
 
     try:
         data = micro.check_micro(args.model)
     except InvalidArgument as error:  # not a flatbuffer: the message names its argument already
         raise UsageError(error_message(error, {"path": "MODEL"})) from error
     except ValueError as error:  # a flatbuffer that TFLite Micro cannot run
-        raise UsageError(f"Invalid value for argument `MODEL`: {first_line(error)}") from error
+        raise usage_error("MODEL", "", args.model, shown="", problem=first_line(error)) from error
     source, header = micro.write_c_array(args.model, args.output)
     _print_c_array(source, header, micro.c_identifier(Path(args.output).stem), len(data))
     _print_micro_io(*micro.io_quantization(data))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mobilenet.cli.common import UsageError, command_parser, number
+from mobilenet.cli.common import command_parser, number, usage_error
 
 
 #: The library's argument names -> the flags of `profile` that set them.
@@ -56,10 +56,9 @@ def run(args: argparse.Namespace) -> int:
     if args.model is not None:
         return _profile_file(args)
     if args.input_size is not None and args.rho is not None:
-        raise UsageError(
-            "Arguments `--rho` and `--input-size` both set the input size; give one of "
-            f"them. Received: --rho={args.rho}, --input-size={args.input_size[0]}"
-        )
+        raise usage_error("--rho", "", args.rho,
+                          problem="`--rho` and `--input-size` both set the input size; give one "
+                          "of them", shown=f"--rho={args.rho}, --input-size={args.input_size[0]}")
     from mobilenet.model import MobileNetV1
     from mobilenet.profiler import profile
 
@@ -96,10 +95,8 @@ def _profile_file(args: argparse.Namespace) -> int:
         ("--conv", args.conv, False), ("--shallow", args.shallow, False),
     ) if value != default]
     if given:
-        raise UsageError(
-            f"Invalid value for argument `{given[0]}`: it builds a model, and MODEL is given. "
-            f"Received: MODEL={args.model!r} and {given[0]}"
-        )
+        raise usage_error(given[0], "", args.model, problem="it builds a model, and MODEL is given",
+                          shown=f"MODEL={args.model!r} and {given[0]}")
     if args.model.endswith(".tflite"):
         from mobilenet.export.micro_memory import profile_tflite
 
