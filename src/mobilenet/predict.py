@@ -63,11 +63,13 @@ from mobilenet._validation import (
     is_real,
 )
 from mobilenet.export.calibration import pixel_input_range
+from mobilenet.export.openvino import OpenVINORunner, fastest_onnx_runtime
 from mobilenet.export.runtimes import OUTPUTS, KerasRunner, LiteRTRunner, ONNXRunner, Runner
 from mobilenet.images import IMAGE_SUFFIXES, read_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "RUNTIMES",
     "ClassScore",
     "Classifier",
     "Prediction",
@@ -76,6 +78,13 @@ __all__ = [
 ]
 
 MODEL_SUFFIXES = (".keras", ".tflite", ".onnx")
+
+#: The values of `Classifier`'s ``runtime``: ``"auto"`` or a runtime that reads the model.
+RUNTIMES = ("auto", "keras", "litert", "onnxruntime", "openvino")
+
+#: The runtimes that read each kind of model; ``"auto"`` takes the first, or for an
+#: ``.onnx`` file the one `mobilenet.export.fastest_onnx_runtime` names.
+_READERS = {".keras": ("keras",), ".tflite": ("litert",), ".onnx": ("onnxruntime", "openvino")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,13 +179,22 @@ class Classifier:
         outputs: ``"probabilities"``, ``"logits"`` (given a softmax) or None
             (the default): what the model outputs, read from the model (see
             the module docstring).
+        runtime: ``"auto"`` (the default), ``"keras"``, ``"litert"``,
+            ``"onnxruntime"`` or ``"openvino"`` (the optional ``openvino``
+            extra, float32 unless its file is int8): the runtime that runs
+            the model. ``"auto"`` takes the model's own (Keras for a
+            ``keras.Model`` or ``.keras`` file, LiteRT for ``.tflite``) and,
+            for an ``.onnx`` file, which OpenVINO and ONNX Runtime both read,
+            the one `mobilenet.export.fastest_onnx_runtime` names for this
+            CPU. A runtime that cannot read the model is an error.
 
     Attributes:
         input_size: ``(height, width)`` images are resized to.
         channels: 1, 3 or 4, the channels images are decoded to.
         num_classes: int.
         class_names: tuple of str, one per class.
-        runtime: ``"keras"``, ``"litert"`` or ``"onnxruntime"``.
+        runtime: ``"keras"``, ``"litert"``, ``"onnxruntime"`` or ``"openvino"``:
+            the runtime that runs the model.
         outputs: ``"probabilities"`` or ``"logits"``.
         runner: the `mobilenet.export.Runner` that runs the model.
 
@@ -213,6 +231,7 @@ class Classifier:
         num_threads: int | None = None,
         class_names: Sequence[str] | None = None,
         outputs: str | None = None,
+        runtime: str = "auto",
     ) -> None:
         if rescale is not None and not is_real(rescale):
             raise invalid("rescale", "a number or None", rescale)
@@ -221,10 +240,11 @@ class Classifier:
         if num_threads is not None:
             num_threads = check_positive_int(num_threads, "num_threads")
         check_choice(outputs, "outputs", (None, *OUTPUTS))
+        check_choice(runtime, "runtime", RUNTIMES)
         self.rescale = rescale
         self.offset = float(offset)
         self.num_threads = num_threads
-        self.runner = _load_runner(model, num_threads)
+        self.runner = _load_runner(model, num_threads, runtime)
         if isinstance(self.runner, KerasRunner) and rescale is None:
             if pixel_input_range(self.runner.model) is None:
                 raise invalid(
@@ -362,6 +382,7 @@ def classify(
     num_threads: int | None = None,
     class_names: Sequence[str] | None = None,
     outputs: str | None = None,
+    runtime: str = "auto",
 ) -> list[Prediction]:
     """Classifies image files and folders with a model or a model file.
 
@@ -391,7 +412,7 @@ def classify(
     """
     classifier = Classifier(
         model, rescale=rescale, offset=offset, num_threads=num_threads, class_names=class_names,
-        outputs=outputs,
+        outputs=outputs, runtime=runtime,
     )
     return classifier.classify(paths, top=top, batch_size=batch_size)
 
@@ -399,19 +420,28 @@ def classify(
 # ---------------------------------------------------------------- helpers
 
 
-def _load_runner(model: keras.Model | str | os.PathLike, num_threads: int | None) -> Runner:
-    """The runner of ``model``: a Keras model, or a .keras, .tflite or .onnx file."""
-    if isinstance(model, keras.Model):
-        return KerasRunner(model)
-    file = Path(model)
-    if file.suffix not in MODEL_SUFFIXES:
+def _load_runner(
+    model: keras.Model | str | os.PathLike, num_threads: int | None, runtime: str = "auto"
+) -> Runner:
+    """The runner of ``model`` in ``runtime``: a Keras model, or a .keras, .tflite or .onnx file."""
+    file = None if isinstance(model, keras.Model) else Path(model)
+    if file is not None and file.suffix not in MODEL_SUFFIXES:
         raise invalid("model", "a .keras, .tflite or .onnx file", str(model))
-    if file.suffix == ".keras":
+    readers = _READERS[".keras" if file is None else file.suffix]
+    if runtime == "auto":
+        runtime = fastest_onnx_runtime() if file is not None and file.suffix == ".onnx" else readers[0]
+    elif runtime not in readers:
+        kind = "a keras.Model" if file is None else f"a {file.suffix} file"
+        raise invalid("runtime", f"'auto' or {' or '.join(map(repr, readers))} for {kind}",
+                      runtime)
+    if runtime == "keras":
+        if file is None:
+            return KerasRunner(model)
         from mobilenet.saving import load_model
 
         return KerasRunner(load_model(file, argument="model"))
     check_existing_file(model, "model", f"{file.suffix} file")
-    runner = LiteRTRunner if file.suffix == ".tflite" else ONNXRunner
+    runner = {"litert": LiteRTRunner, "onnxruntime": ONNXRunner, "openvino": OpenVINORunner}[runtime]
     return runner(file, num_threads, argument="model")
 
 
