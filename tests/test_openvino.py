@@ -167,3 +167,19 @@ def test_int8_file_in_openvino_agrees_with_onnx_runtime(cifar10_subset_dir, tmp_
     by_keras = model.predict(images, verbose=0).argmax(-1)
     assert np.mean(by_openvino == by_onnx_runtime) >= 0.97
     assert np.mean(by_openvino == by_keras) >= 0.95
+
+
+@needs_openvino
+def test_export_verify_runtime_openvino(files, tmp_path, capsys, monkeypatch):
+    folder, model, images = files
+    ran = []
+    run = OpenVINORunner.run
+    monkeypatch.setattr(OpenVINORunner, "run", lambda self, *a, **k: ran.append(1) or run(self, *a, **k))
+    model.save(tmp_path / "model.keras")
+    np.save(tmp_path / "images.npy", images[:16])
+    assert main(["export", str(tmp_path / "model.keras"), str(tmp_path / "model.onnx"), "--verify",
+                 "--verify-data", str(tmp_path / "images.npy"),
+                 "--verify-runtime", "openvino"]) == 0
+    printed = capsys.readouterr().out
+    assert "verified on 16 images in openvino: top-1 agreement 100.00%" in printed
+    assert ran, "OpenVINO did not run the file"

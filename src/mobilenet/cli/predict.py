@@ -6,7 +6,14 @@ import argparse
 import sys
 
 from mobilenet._validation import InvalidArgument
-from mobilenet.cli.common import UsageError, command_parser, number, positive_int, require_onnx
+from mobilenet.cli.common import (
+    UsageError,
+    command_parser,
+    number,
+    positive_int,
+    require_onnx,
+    require_openvino,
+)
 
 #: `mobilenet.predict.RUNTIMES`, written out so that `mobilenet --help` imports no runtime.
 RUNTIMES = ("auto", "keras", "litert", "onnxruntime", "openvino")
@@ -115,13 +122,3 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_SOME_FAILED
     return 0
-
-
-def require_openvino(flag: str) -> None:
-    """A UsageError naming ``flag`` when the optional `openvino` extra is missing."""
-    from mobilenet.export.openvino import import_openvino
-
-    try:
-        import_openvino()
-    except ImportError as error:
-        raise UsageError(f"Invalid value for argument `{flag}`: {error}") from error
