@@ -670,6 +670,28 @@ def peer_in_child(kind: str, path: str, args: argparse.Namespace) -> dict | str:
     return json.loads(results[-1][len(CHILD_RESULT):])
 
 
+def peer_loop(args: argparse.Namespace) -> dict:
+    """The ``--child-loop`` rows (JSON ``{label: [kind, file]}``) in this process, taking turns."""
+    steps = {}
+    for label, (kind, path) in json.loads(args.child_loop).items():
+        step, images, _ = peer_step(kind, path, args.threads)
+        steps[label] = (step, images)
+    return interleaved_rates(steps, args.repeats, args.min_seconds * 2)
+
+
+def peer_loop_in_child(rows: dict, files: dict, args: argparse.Namespace) -> dict | str:
+    spec = {label: [kind, str(files[file]) if file else ""] for label, (file, kind) in rows.items()}
+    command = [sys.executable, str(Path(__file__).resolve()), "--child-loop", json.dumps(spec),
+               "--threads", str(args.threads), "--repeats", str(args.repeats),
+               "--min-seconds", str(args.min_seconds)]
+    child = subprocess.run(command, capture_output=True, text=True, check=False)
+    results = [line for line in child.stdout.splitlines() if line.startswith(CHILD_RESULT)]
+    if child.returncode != 0 or not results:
+        last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed (exit {child.returncode}: {last[:150]})"
+    return json.loads(results[-1][len(CHILD_RESULT):])
+
+
 def peer_files(bench: Bench) -> dict[str, Path]:
     """Our float32 and int8 files of MobileNetV1 (224x224, alpha 1.0, 1000 classes, random weights)."""
     import importlib.util
@@ -721,20 +743,21 @@ def peers(bench: Bench) -> str:
             precision[label] = result["precision"]
             progress(f"round {round_ + 1}: {label}: {result['rate']:.1f} img/s ({result['precision']})")
     peak8, how = int8_peak(bench)
-    # The same rows again, in this one process, taking turns run by run: on a shared
-    # CPU their ratios are steadier than those of processes minutes apart.
-    steps = {}
-    for label, (file, kind) in rows.items():
-        step, images, precision[label] = peer_step(kind, str(files[file]) if file else "",
-                                                   args.threads)
-        steps[label] = (step, images)
-    together = interleaved_rates(steps, args.repeats, args.min_seconds * 2)
-    reference = together.get("ONNX Runtime float32") or next(iter(together.values()))
+    # The same rows again, in one child process, taking turns run by run: on a shared CPU
+    # their ratios are steadier than those of processes minutes apart. Not timm: with
+    # torch, TensorFlow, LiteRT and OpenVINO in one process, that process crashed (SIGSEGV).
+    looped = {label: spec for label, spec in rows.items() if not spec[1].startswith("timm")}
+    together = peer_loop_in_child(looped, files, args)
+    if isinstance(together, str):
+        progress(f"one loop: {together}")
+        together = {}
+    reference = together.get("ONNX Runtime float32") or next(iter(together.values()), 1.0)
     table = []
     for label in rows:
-        loop = f"{together[label]:.1f} | {together[label] / reference:.2f}x"
+        loop = (f"{together[label]:.1f} | {together[label] / reference:.2f}x"
+                if label in together else " | ")
         if not runs[label]:
-            table.append(f"| {label} | {precision[label]} | | | {loop} | |")
+            table.append(f"| {label} | {precision.get(label, '')} | | | {loop} | |")
             continue
         rate = statistics.median(runs[label])
         int8 = "int8" in label
@@ -1081,6 +1104,7 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-peer", help=argparse.SUPPRESS)
     parser.add_argument("--peer-file", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--child-loop", help=argparse.SUPPRESS)
     parser.add_argument("--child-gemm", choices=("tensorflow", "numpy"), help=argparse.SUPPRESS)
     parser.add_argument("--gemm-size", type=int, default=4096, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1095,6 +1119,9 @@ def main(argv=None) -> int:
     args = parse_arguments(argv)
     if args.child:  # the training step under another TensorFlow setting, for the parent
         print(CHILD_RESULT + json.dumps(training_rates(args)), flush=True)
+        return 0
+    if args.child_loop:  # the peers taking turns in one process
+        print(CHILD_RESULT + json.dumps(peer_loop(args)), flush=True)
         return 0
     if args.child_peer:  # one runtime of the peers section, alone in this process
         print(CHILD_RESULT + json.dumps(peer_child(args)), flush=True)

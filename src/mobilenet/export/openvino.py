@@ -30,7 +30,7 @@ import numpy as np
 from mobilenet._validation import check_choice, check_positive_int, first_line, invalid
 
 __all__ = [
-    "BF16_FLAGS",
+    "AVX512_FLAG",
     "OPENVINO_EXTRA_HINT",
     "OPENVINO_PRECISIONS",
     "OpenVINORunner",
@@ -201,27 +201,28 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-#: The CPU flags of bfloat16 instructions, where `fastest_onnx_runtime` picks OpenVINO.
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+#: The CPU flag of AVX-512, where `fastest_onnx_runtime` picks OpenVINO.
+AVX512_FLAG = "avx512f"
 
 
 def fastest_onnx_runtime(flags: frozenset[str] | None = None) -> str:
     """The runtime that runs our ``.onnx`` files fastest on this CPU: ``"openvino"`` or ``"onnxruntime"``.
 
     The rule `mobilenet predict --runtime auto` follows, from the
-    measurements in ``benchmarks/RESULTS.md`` (issue 33): OpenVINO when it is
-    installed and the CPU has bfloat16 instructions (`BF16_FLAGS`: AVX-512
-    BF16 or AMX), else ONNX Runtime. On a 2-core AMD EPYC with AVX-512 VNNI
-    and BF16, OpenVINO ran the int8 file as fast as ONNX Runtime (376 against
-    371 img/s, MobileNet V1 at 224x224, batch 1) and the float file 2x as
-    fast, in its own default precision there, bfloat16. On an Intel Xeon with
-    AVX-512 VNNI and no BF16, ONNX Runtime ran both files 2-5x as fast as
-    OpenVINO; on AVX2-only x86 and on ARM, OpenVINO was not measured.
+    measurements in ``benchmarks/RESULTS.md`` (issue 33; MobileNet V1 at
+    224x224, batch 1, 2 threads): OpenVINO when it is installed and the CPU
+    is x86 with AVX-512 (`AVX512_FLAG`), else ONNX Runtime. On an Intel Xeon
+    with AVX-512 VNNI (no BF16), OpenVINO ran the float file 1.2-1.3x and the
+    int8 file 1.15-1.25x as fast as ONNX Runtime, taking turns in one
+    process; on an AMD EPYC with AVX-512 VNNI and BF16 it ran the int8 file
+    as fast and the float file 2x as fast (in bfloat16, its default there).
+    On AVX2-only x86 and on ARM it was not measured, and ONNX Runtime's int8
+    kernels led on an AVX2-only EPYC.
 
     Args:
         flags: the CPU's feature flags (None: this CPU's, `cpu_flags`).
     """
     flags = cpu_flags() if flags is None else flags
-    if any(flag in flags for flag in BF16_FLAGS) and importlib.util.find_spec("openvino"):
+    if AVX512_FLAG in flags and importlib.util.find_spec("openvino") is not None:
         return "openvino"
     return "onnxruntime"
