@@ -68,7 +68,8 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="what runs the model: auto (the default) takes the file's own "
                              "runtime, and for a .onnx file the one measured fastest on this "
-                             "kind of CPU (OpenVINO, when installed, on x86 with AVX-512; "
+                             "kind of CPU (OpenVINO, when installed, on CPUs with bfloat16 "
+                             "instructions, AVX-512 BF16 or AMX; "
                              "else ONNX Runtime); openvino needs the `openvino` extra")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON list, one object per image (path, top, error, and "

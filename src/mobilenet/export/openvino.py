@@ -30,7 +30,7 @@ import numpy as np
 from mobilenet._validation import check_choice, check_positive_int, first_line, invalid
 
 __all__ = [
-    "AVX512_FLAG",
+    "BF16_FLAGS",
     "OPENVINO_EXTRA_HINT",
     "OPENVINO_PRECISIONS",
     "OpenVINORunner",
@@ -201,28 +201,29 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-#: The CPU flag of AVX-512, where `fastest_onnx_runtime` picks OpenVINO.
-AVX512_FLAG = "avx512f"
+#: The CPU flags of bfloat16 instructions, where `fastest_onnx_runtime` picks OpenVINO.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def fastest_onnx_runtime(flags: frozenset[str] | None = None) -> str:
-    """The runtime that runs our ``.onnx`` files fastest on this CPU: ``"openvino"`` or ``"onnxruntime"``.
+    """The runtime to run our ``.onnx`` files in on this CPU: ``"openvino"`` or ``"onnxruntime"``.
 
     The rule `mobilenet predict --runtime auto` follows, from the
     measurements in ``benchmarks/RESULTS.md`` (issue 33; MobileNet V1 at
     224x224, batch 1, 2 threads): OpenVINO when it is installed and the CPU
-    is x86 with AVX-512 (`AVX512_FLAG`), else ONNX Runtime. On an Intel Xeon
-    with AVX-512 VNNI (no BF16), OpenVINO ran the float file 1.2-1.3x and the
-    int8 file 1.15-1.25x as fast as ONNX Runtime, taking turns in one
-    process; on an AMD EPYC with AVX-512 VNNI and BF16 it ran the int8 file
-    as fast and the float file 2x as fast (in bfloat16, its default there).
-    On AVX2-only x86 and on ARM it was not measured, and ONNX Runtime's int8
-    kernels led on an AVX2-only EPYC.
+    has bfloat16 instructions (`BF16_FLAGS`: AVX-512 BF16 or AMX), else ONNX
+    Runtime. On an AMD EPYC with AVX-512 VNNI and BF16, OpenVINO ran the int8
+    file as fast as ONNX Runtime and the float file 2x as fast (in bfloat16,
+    its default there). On an Intel Xeon with AVX-512 VNNI and no BF16 its
+    lead was small and fragile: 1.15-1.3x ONNX Runtime's speed with the
+    cores to itself, but 0.2-0.5x with other processes busy on them, where
+    ONNX Runtime held up. On AVX2-only x86 and on ARM it was not measured,
+    and ONNX Runtime's int8 kernels led on an AVX2-only EPYC.
 
     Args:
         flags: the CPU's feature flags (None: this CPU's, `cpu_flags`).
     """
     flags = cpu_flags() if flags is None else flags
-    if AVX512_FLAG in flags and importlib.util.find_spec("openvino") is not None:
+    if any(flag in flags for flag in BF16_FLAGS) and importlib.util.find_spec("openvino"):
         return "openvino"
     return "onnxruntime"
