@@ -30,7 +30,8 @@ ISA_FLAGS = (
 ONEDNN_ON_LOG = "oneDNN custom operations are on"
 ONEDNN_VARIABLE = "TF_ENABLE_ONEDNN_OPTS"
 #: Versions printed in the headers (distribution names).
-PACKAGES = ("tensorflow", "keras", "numpy", "onnxruntime", "onnx", "tf2onnx", "ai-edge-litert")
+PACKAGES = ("tensorflow", "keras", "numpy", "onnxruntime", "onnx", "tf2onnx", "ai-edge-litert",
+            "openvino", "torch", "timm")
 
 
 # --------------------------------------------------------------------------- timing

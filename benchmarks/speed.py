@@ -32,12 +32,24 @@ the CPU it runs on:
    ``model.export(path, format="onnx")`` of our model (which keeps
    ``PointwiseConv2D``'s matmul form), `mobilenet.export.to_onnx` float32 and
    ``to_onnx(..., "int8")``, against our Keras model.
-5. ``int8``: a CIFAR-10 model (``--model``, or trained here with
+5. ``peers``: one model (ours, 224x224, alpha 1.0, 1000 classes, batch 1)
+   in every runtime, each in its own child process, the processes taking
+   turns (``--peer-rounds`` rounds, medians): LiteRT, ONNX Runtime and
+   OpenVINO (the optional ``openvino`` extra) on our float32 and int8 files,
+   our Keras model, and timm's ``mobilenetv1_100`` on PyTorch, eager, when
+   torch and timm are installed (the ``benchmark`` extra), which also gets a
+   training row (96x96, batch 64, SGD) beside ours. float32 rows get their
+   share of the float32 GEMM peak; int8 rows their share of the int8 peak
+   where the CPU's flags give it: 4x the float32 peak with AVX-512 VNNI (one
+   VPDPBUSD does 64 int8 multiply-adds where one FMA does 16 float32, on the
+   same ports), none otherwise. OpenVINO's float precision
+   (``INFERENCE_PRECISION_HINT``) is read back from the compiled model.
+6. ``int8``: a CIFAR-10 model (``--model``, or trained here with
    `mobilenet.cifar10.train` on the shared subset's training batches), written
    to LiteRT and ONNX files, int8 calibrated on 500 training images; top-1
    agreement of each file with the Keras model on the subset's 1,000 test
    images, split by the float model's top-1 margin, and test accuracy.
-6. ``predict``: `mobilenet.predict.Classifier` (what ``mobilenet predict``
+7. ``predict``: `mobilenet.predict.Classifier` (what ``mobilenet predict``
    runs) over a folder of PNG files (CIFAR-10 test images, written at 64x64
    so that each is decoded and resized back to 32x32) with the ``.keras``
    file and its LiteRT and ONNX files, float32 and int8: images/s from file to
@@ -81,6 +93,10 @@ from typing import Any, Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# PyTorch's OpenMP threads spin at every barrier: on 2 cores shared with other processes timm's
+# model then ran 0.25 img/s instead of 27 (benchmarks/RESULTS.md). Passive waiting, like ONNX
+# Runtime's spin-wait off (`mobilenet.export.ONNXRunner`), before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from _common import (  # noqa: E402  (benchmarks/_common.py)
     ISA_FLAGS,
@@ -97,7 +113,7 @@ from _common import (  # noqa: E402  (benchmarks/_common.py)
 )
 
 DEFAULT_CIFAR10 = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
-SECTIONS = ("inference", "training", "litert", "onnx", "int8", "predict")
+SECTIONS = ("inference", "training", "litert", "onnx", "peers", "int8", "predict")
 #: The line a `--child` run prints its result on (JSON after it).
 CHILD_RESULT = "speed.py child result: "
 
@@ -545,6 +561,230 @@ def onnx_runtime(bench: Bench) -> str:
     )
 
 
+# --------------------------------------------------------------------------- peers, one process each
+
+#: The peers' rows: label -> (file kind, what runs it). File kinds: see `peer_files`.
+PEERS = {
+    "LiteRT int8": ("int8.tflite", "litert"),
+    "OpenVINO int8 (our QDQ .onnx)": ("int8.onnx", "openvino"),
+    "ONNX Runtime int8": ("int8.onnx", "onnxruntime"),
+    "OpenVINO float32 (our .onnx)": ("float32.onnx", "openvino"),
+    "OpenVINO float, its default precision (our .onnx)": ("float32.onnx", "openvino-default"),
+    "LiteRT float32": ("float32.tflite", "litert"),
+    "ONNX Runtime float32": ("float32.onnx", "onnxruntime"),
+    "our Keras model (tf.function)": ("", "keras"),
+    "timm mobilenetv1_100, PyTorch eager": ("", "timm"),
+}
+#: Training rows (96x96, batch 64), run only where timm is installed.
+PEER_TRAINING = {"ours, Keras train_on_batch (SGD)": "keras-train",
+                 "timm mobilenetv1_100, PyTorch (SGD)": "timm-train"}
+#: Multiply-adds per instruction, int8 over float32, by the flag that brings the int8 kernel.
+INT8_PER_FLOAT32 = {"avx512_vnni": 4}
+
+
+def has_timm() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("torch", "timm"))
+
+
+def int8_peak(bench: Bench) -> tuple[float, str]:
+    """This CPU's int8 multiply-add peak in GOP/s, from its flags and the float32 peak (or nan)."""
+    _, flags = cpu_model_and_flags()
+    if "amx_int8" in flags:
+        return float("nan"), "AMX: its tile rate is not derived here"
+    for flag, factor in INT8_PER_FLOAT32.items():
+        if flag in flags:
+            return factor * bench.peak_gflops, f"{factor}x the float32 peak ({flag})"
+    return float("nan"), "no VNNI: not derived"
+
+
+def peer_step(kind: str, path: str, threads: int) -> tuple[Callable[[], Any], int, str]:
+    """``(step, images per step, precision)`` for one peer row, in this (child) process."""
+    import numpy as np
+
+    if kind in ("keras", "keras-train"):
+        from mobilenet import MobileNetV1
+
+        if kind == "keras":
+            return keras_step(MobileNetV1(1.0, input_shape=(224, 224, 3)), 1, 224), 1, "float32"
+        import keras
+
+        model = MobileNetV1(1.0, input_shape=(96, 96, 3), num_classes=1000)
+        model.compile(keras.optimizers.SGD(0.01, momentum=0.9), "sparse_categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x, y = rng.random((64, 96, 96, 3), np.float32), rng.integers(0, 1000, 64)
+        return lambda: model.train_on_batch(x, y), 64, "float32"
+    if kind in ("timm", "timm-train"):
+        import timm
+        import torch
+
+        torch.set_num_threads(threads)
+        model = timm.create_model("mobilenetv1_100", pretrained=False, num_classes=1000)
+        if kind == "timm":
+            model.eval()
+            x = torch.rand(1, 3, 224, 224)
+
+            def infer():
+                with torch.inference_mode():
+                    return model(x)
+            return infer, 1, "float32"
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x, y = torch.rand(64, 3, 96, 96), torch.randint(0, 1000, (64,))
+
+        def train():
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        return train, 64, "float32"
+    from mobilenet.export import LiteRTRunner, ONNXRunner, OpenVINORunner
+
+    if kind == "litert":
+        runner = LiteRTRunner(path, threads)
+    elif kind == "onnxruntime":
+        runner = ONNXRunner(path, threads)
+    else:
+        runner = OpenVINORunner(path, threads, precision=None if kind == "openvino-default" else "f32")
+    x = random_input(runner, 1)
+    precision = getattr(runner, "precision", "int8" if "int8" in Path(path).name else "float32")
+    return lambda: runner.run(x, 1), 1, precision
+
+
+def peer_child(args: argparse.Namespace) -> dict:
+    """Times one peer (``--child-peer KIND``) alone in this process: images/s, median of runs."""
+    step, images, precision = peer_step(args.child_peer, args.peer_file, args.threads)
+    rate = interleaved_rates({"peer": (step, images)}, args.repeats, args.min_seconds)["peer"]
+    return {"rate": rate, "precision": precision}
+
+
+def peer_in_child(kind: str, path: str, args: argparse.Namespace) -> dict | str:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child-peer", kind,
+               "--peer-file", path, "--threads", str(args.threads), "--repeats",
+               str(args.repeats), "--min-seconds", str(args.min_seconds)]
+    child = subprocess.run(command, capture_output=True, text=True, check=False)
+    results = [line for line in child.stdout.splitlines() if line.startswith(CHILD_RESULT)]
+    if child.returncode != 0 or not results:
+        last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed (exit {child.returncode}: {last[:150]})"
+    return json.loads(results[-1][len(CHILD_RESULT):])
+
+
+def peer_loop(args: argparse.Namespace) -> dict:
+    """The ``--child-loop`` rows (JSON ``{label: [kind, file]}``) in this process, taking turns."""
+    steps = {}
+    for label, (kind, path) in json.loads(args.child_loop).items():
+        step, images, _ = peer_step(kind, path, args.threads)
+        steps[label] = (step, images)
+    return interleaved_rates(steps, args.repeats, args.min_seconds * 2)
+
+
+def peer_loop_in_child(rows: dict, files: dict, args: argparse.Namespace) -> dict | str:
+    spec = {label: [kind, str(files[file]) if file else ""] for label, (file, kind) in rows.items()}
+    command = [sys.executable, str(Path(__file__).resolve()), "--child-loop", json.dumps(spec),
+               "--threads", str(args.threads), "--repeats", str(args.repeats),
+               "--min-seconds", str(args.min_seconds)]
+    child = subprocess.run(command, capture_output=True, text=True, check=False)
+    results = [line for line in child.stdout.splitlines() if line.startswith(CHILD_RESULT)]
+    if child.returncode != 0 or not results:
+        last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed (exit {child.returncode}: {last[:150]})"
+    return json.loads(results[-1][len(CHILD_RESULT):])
+
+
+def peer_files(bench: Bench) -> dict[str, Path]:
+    """Our float32 and int8 files of MobileNetV1 (224x224, alpha 1.0, 1000 classes, random weights)."""
+    import importlib.util
+
+    import numpy as np
+
+    from mobilenet import MobileNetV1, export
+
+    model = MobileNetV1(1.0, input_shape=(224, 224, 3), num_classes=1000)
+    calibration = np.random.default_rng(1).random((32, 224, 224, 3), np.float32)
+    files = {name: bench.folder / f"peer_{name}" for name in
+             ("float32.tflite", "int8.tflite", "float32.onnx", "int8.onnx")}
+    export.to_tflite(model, files["float32.tflite"])
+    export.to_tflite(model, files["int8.tflite"], "int8", representative_data=calibration)
+    if importlib.util.find_spec("onnxruntime"):
+        export.to_onnx(model, files["float32.onnx"])
+        export.to_onnx(model, files["int8.onnx"], "int8", representative_data=calibration)
+    return files
+
+
+def peers(bench: Bench) -> str:
+    import importlib.util
+
+    import keras
+
+    from mobilenet import MobileNetV1
+
+    args = bench.args
+    files = peer_files(bench)
+    cost = mult_adds(MobileNetV1(1.0, input_shape=(224, 224, 3)))
+    keras.backend.clear_session()
+    rows = {label: spec for label, spec in PEERS.items()
+            if (spec[1] not in ("timm",) or has_timm())
+            and (not spec[1].startswith("openvino") or importlib.util.find_spec("openvino"))
+            and (not spec[0] or files[spec[0]].is_file())}
+    training = PEER_TRAINING if has_timm() else {}
+    runs: dict[str, list] = {label: [] for label in (*rows, *training)}
+    order = [(label, *spec) for label, spec in rows.items()] + [
+        (label, "", kind) for label, kind in training.items()]
+    precision = {}
+    for round_ in range(args.peer_rounds):
+        turn = order[round_ % len(order):] + order[:round_ % len(order)]
+        for label, file, kind in turn:
+            result = peer_in_child(kind, str(files[file]) if file else "", args)
+            if isinstance(result, str):
+                progress(f"{label}: {result}")
+                continue
+            runs[label].append(result["rate"])
+            precision[label] = result["precision"]
+            progress(f"round {round_ + 1}: {label}: {result['rate']:.1f} img/s ({result['precision']})")
+    peak8, how = int8_peak(bench)
+    # The same rows again, in one child process, taking turns run by run: on a shared CPU
+    # their ratios are steadier than those of processes minutes apart. Not timm: with
+    # torch, TensorFlow, LiteRT and OpenVINO in one process, that process crashed (SIGSEGV).
+    looped = {label: spec for label, spec in rows.items() if not spec[1].startswith("timm")}
+    together = peer_loop_in_child(looped, files, args)
+    if isinstance(together, str):
+        progress(f"one loop: {together}")
+        together = {}
+    reference = together.get("ONNX Runtime float32") or next(iter(together.values()), 1.0)
+    table = []
+    for label in rows:
+        loop = (f"{together[label]:.1f} | {together[label] / reference:.2f}x"
+                if label in together else " | ")
+        if not runs[label]:
+            table.append(f"| {label} | {precision.get(label, '')} | | | {loop} | |")
+            continue
+        rate = statistics.median(runs[label])
+        int8 = "int8" in label
+        share = (f"{rate * 2 * cost / (peak8 * 1e9):.1%} of int8" if int8 and peak8 == peak8
+                 else "" if int8 else bench.share(rate, cost))
+        table.append(f"| {label} | {precision[label]} | {rate:.1f} | "
+                     f"{' / '.join(f'{r:.1f}' for r in runs[label])} | {loop} | {share} |")
+    text = (
+        f"Batch 1, 224x224, alpha 1.0, 1000 classes, random weights; each row in its own "
+        f"process, the processes taking turns, {args.peer_rounds} rounds (median, and each "
+        f"round's figure), then all in one process, taking turns run by run (\"one loop\", "
+        f"and its ratio to ONNX Runtime float32); {args.threads} threads. int8 peak: "
+        + (f"{peak8:.0f} GOP/s, {how}" if peak8 == peak8 else how) + ".\n\n"
+        "| runtime | precision | img/s (own process) | rounds | img/s (one loop) | ratio (one loop) "
+        "| share of peak |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(table)
+    )
+    if training:
+        lines = [f"| {label} | {statistics.median(runs[label]):.1f} |" if runs[label]
+                 else f"| {label} | failed |" for label in training]
+        text += ("\n\nTraining step, 96x96, batch 64, 1000 classes, SGD with momentum, the same "
+                 "turns:\n\n| model | img/s |\n|---|---|\n" + "\n".join(lines))
+    else:
+        text += "\n\n(timm rows: torch and timm are not installed: `pip install \".[benchmark]\"`.)"
+    return text
+
+
 # --------------------------------------------------------------------------- a trained CIFAR-10 model
 
 #: The files of the CIFAR-10 model: suffix and quantization.
@@ -679,6 +919,7 @@ def int8_agreement(bench: Bench, cifar: CifarModel) -> str:
             f"| {report.max_abs_diff:.4f} | {np.mean(outputs.argmax(-1) == y_test):.1%} |"
         )
         progress(rows[-1])
+    rows += openvino_agreement(bench, cifar, x_test, probabilities, clear, y_test)
     return (
         f"The model: {cifar.description}; Keras float test accuracy {float_accuracy:.1%} on "
         f"{len(y_test):,} test images. int8 calibrated on 500 training images, as pixels. "
@@ -688,6 +929,39 @@ def int8_agreement(bench: Bench, cifar: CifarModel) -> str:
         "| agreement, margin < 0.1 | max abs diff (probabilities) | test accuracy |\n"
         "|---|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
+
+
+def openvino_agreement(bench: Bench, cifar: CifarModel, x_test, probabilities, clear,
+                       y_test) -> list[str]:
+    """The int8 table's rows for the ONNX files in OpenVINO: float32, bfloat16 asked, int8."""
+    import importlib.util
+
+    import numpy as np
+
+    from mobilenet.export import OpenVINORunner
+    from mobilenet.export.verification import compare
+
+    if importlib.util.find_spec("openvino") is None:
+        return ["| OpenVINO (not installed) | | | | | | | |"]
+    rows = []
+    for label, file, precision in (("OpenVINO float32", "ONNX float32", "f32"),
+                                   ("OpenVINO float, its default", "ONNX float32", None),
+                                   ("OpenVINO float, bf16 asked", "ONNX float32", "bf16"),
+                                   ("OpenVINO int8", "ONNX int8", "f32")):
+        path = cifar.file(file)
+        runner = OpenVINORunner(path, bench.args.threads, precision=precision)
+        report = compare(runner, cifar.model(), x_test)
+        outputs = runner.run(x_test)
+        agree = outputs.argmax(-1) == probabilities.argmax(-1)
+        rows.append(
+            f"| {label} (compiled: {runner.precision}) | {report.input_type} "
+            f"| {path.stat().st_size / 1e6:.3f} | {report.top1_agreement:.1%} "
+            f"| {np.mean(agree[clear]):.1%} "
+            f"| {np.mean(agree[~clear]) if (~clear).any() else float('nan'):.1%} "
+            f"| {report.max_abs_diff:.4f} | {np.mean(outputs.argmax(-1) == y_test):.1%} |"
+        )
+        progress(rows[-1])
+    return rows
 
 
 def write_images(bench: Bench, cifar: CifarModel, count: int, size: int) -> Path:
@@ -825,7 +1099,12 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--predict-size", type=int, default=64,
                         help="side of the PNG files the predict section reads (default: "
                         "%(default)s; 32 skips the resize)")
+    parser.add_argument("--peer-rounds", type=int, default=2,
+                        help="rounds of the peers section, each runtime once per round")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-peer", help=argparse.SUPPRESS)
+    parser.add_argument("--peer-file", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--child-loop", help=argparse.SUPPRESS)
     parser.add_argument("--child-gemm", choices=("tensorflow", "numpy"), help=argparse.SUPPRESS)
     parser.add_argument("--gemm-size", type=int, default=4096, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -840,6 +1119,12 @@ def main(argv=None) -> int:
     args = parse_arguments(argv)
     if args.child:  # the training step under another TensorFlow setting, for the parent
         print(CHILD_RESULT + json.dumps(training_rates(args)), flush=True)
+        return 0
+    if args.child_loop:  # the peers taking turns in one process
+        print(CHILD_RESULT + json.dumps(peer_loop(args)), flush=True)
+        return 0
+    if args.child_peer:  # one runtime of the peers section, alone in this process
+        print(CHILD_RESULT + json.dumps(peer_child(args)), flush=True)
         return 0
     if args.child_gemm:  # a GEMM peak under another setting, for the parent
         peak = matmul_peak if args.child_gemm == "tensorflow" else numpy_matmul_peak
@@ -857,6 +1142,7 @@ def main(argv=None) -> int:
                      keras_training),
         "litert": ("LiteRT vs our Keras model", litert),
         "onnx": ("ONNX Runtime: Keras' export vs to_onnx, float32 and int8", onnx_runtime),
+        "peers": ("Peers: one model in every runtime, each in its own process", peers),
         "int8": ("int8 agreement on the CIFAR-10 subset's test images", int8_agreement),
         "predict": ("`mobilenet predict` per runtime", predict_throughput),
     }

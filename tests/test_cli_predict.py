@@ -106,6 +106,7 @@ def test_an_onnx_model_without_the_extra_is_a_usage_error(work, capsys, monkeypa
     folder, _ = work
     (folder / "model.onnx").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if not installed
-    assert main(["predict", str(folder / "model.onnx"), str(folder / "images")]) == 2
+    assert main(["predict", str(folder / "model.onnx"), str(folder / "images"),
+                 "--runtime", "onnxruntime"]) == 2
     err = capsys.readouterr().err
     assert "`MODEL`" in err and 'pip install "mobilenet[onnx]"' in err

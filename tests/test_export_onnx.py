@@ -83,12 +83,14 @@ def test_int8_file_is_per_channel_qdq_with_a_pixel_input(files, cifar):
     weights = [node for node in graph.node
                if node.op_type == "DequantizeLinear" and constants.get(node.input[0]) is not None
                and constants[node.input[0]].dtype == np.int8 and constants[node.input[0]].ndim == 4]
-    assert len(weights) == 3
+    assert len(weights) == 2  # the depthwise and pointwise convs
     assert all(constants[node.input[1]].size > 1 for node in weights)  # one scale per channel
-    # The input's int8 range is exactly the pixels': scale 1, zero point -128.
-    (first,) = [node for node in graph.node
-                if node.op_type == "QuantizeLinear" and node.input[0] == graph.input[0].name]
-    assert constants[first.input[1]] == 1.0 and constants[first.input[2]] == -128
+    # The stem conv stays float32, its weights and its input (the pixels): nothing quantizes
+    # the input, and the first conv's weights are a float initializer.
+    assert not [node for node in graph.node if graph.input[0].name in node.input
+                and node.op_type == "QuantizeLinear"]
+    stem = next(node for node in graph.node if node.op_type == "Conv")
+    assert constants[stem.input[1]].dtype == np.float32
     # 7-bit weights (reduce_range), so that no CPU's int8 kernel saturates.
     assert all(np.abs(constants[node.input[0]].astype(int)).max() <= 64 for node in weights)
 

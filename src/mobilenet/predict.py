@@ -62,6 +62,7 @@ from mobilenet._validation import (
     invalid,
     is_real,
 )
+from mobilenet.export.openvino import OpenVINORunner, fastest_onnx_runtime
 from mobilenet.export.runtimes import KerasRunner, LiteRTRunner, ONNXRunner, Runner
 from mobilenet.facts import OUTPUTS, ModelFacts, read_facts
 from mobilenet.images import IMAGE_SUFFIXES
@@ -69,6 +70,7 @@ from mobilenet.preprocessing import load_image
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "RUNTIMES",
     "ClassScore",
     "Classifier",
     "Prediction",
@@ -79,6 +81,15 @@ __all__ = [
 #: The model files `Classifier` reads: Keras, LiteRT, ONNX, and a microcontroller's C array
 #: (run in TensorFlow Lite Micro's interpreter).
 MODEL_SUFFIXES = (".keras", ".tflite", ".onnx", ".cc", ".cpp", ".c")
+
+#: The values of `Classifier`'s ``runtime``: ``"auto"`` or a runtime that reads the model.
+RUNTIMES = ("auto", "keras", "litert", "onnxruntime", "openvino", "tflite-micro")
+
+#: The runtimes that read each kind of model; ``"auto"`` takes the first, or for an
+#: ``.onnx`` file the one `mobilenet.export.fastest_onnx_runtime` names.
+_READERS = {".keras": ("keras",), ".tflite": ("litert", "tflite-micro"),
+            ".onnx": ("onnxruntime", "openvino"), ".cc": ("tflite-micro",),
+            ".cpp": ("tflite-micro",), ".c": ("tflite-micro",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,13 +183,22 @@ class Classifier:
         outputs: ``"probabilities"``, ``"logits"`` (given a softmax) or None
             (the default): what the model outputs, read from the model (see
             the module docstring).
+        runtime: ``"auto"`` (the default), ``"keras"``, ``"litert"``,
+            ``"onnxruntime"`` or ``"openvino"`` (the optional ``openvino``
+            extra, float32 unless its file is int8): the runtime that runs
+            the model. ``"auto"`` takes the model's own (Keras for a
+            ``keras.Model`` or ``.keras`` file, LiteRT for ``.tflite``) and,
+            for an ``.onnx`` file, which OpenVINO and ONNX Runtime both read,
+            the one `mobilenet.export.fastest_onnx_runtime` names for this
+            CPU. A runtime that cannot read the model is an error.
 
     Attributes:
         input_size: ``(height, width)`` images are resized to.
         channels: 1, 3 or 4, the channels images are decoded to.
         num_classes: int.
         class_names: tuple of str, one per class.
-        runtime: ``"keras"``, ``"litert"`` or ``"onnxruntime"``.
+        runtime: ``"keras"``, ``"litert"``, ``"onnxruntime"``, ``"openvino"`` or
+            ``"tflite-micro"``: the runtime that runs the model.
         facts: the model's `mobilenet.facts.ModelFacts`: how images are
             cropped and resized for it, and what it answers.
         outputs: ``"probabilities"`` or ``"logits"``.
@@ -217,6 +237,7 @@ class Classifier:
         num_threads: int | None = None,
         class_names: Sequence[str] | None = None,
         outputs: str | None = None,
+        runtime: str = "auto",
     ) -> None:
         if rescale is not None and not is_real(rescale):
             raise invalid("rescale", "a number or None", rescale)
@@ -225,10 +246,11 @@ class Classifier:
         if num_threads is not None:
             num_threads = check_positive_int(num_threads, "num_threads")
         check_choice(outputs, "outputs", (None, *OUTPUTS))
+        check_choice(runtime, "runtime", RUNTIMES)
         self.rescale = rescale
         self.offset = float(offset)
         self.num_threads = num_threads
-        self.runner = _load_runner(model, num_threads)
+        self.runner = _load_runner(model, num_threads, runtime)
         self._set_shapes(self.runner.input_shape, self.runner.output_shape)
         # What the model or file says of itself: how to feed it, what it answers.
         source = self.runner.model if isinstance(self.runner, KerasRunner) else \
@@ -370,6 +392,7 @@ def classify(
     num_threads: int | None = None,
     class_names: Sequence[str] | None = None,
     outputs: str | None = None,
+    runtime: str = "auto",
 ) -> list[Prediction]:
     """Classifies image files and folders with a model or a model file.
 
@@ -399,7 +422,7 @@ def classify(
     """
     classifier = Classifier(
         model, rescale=rescale, offset=offset, num_threads=num_threads, class_names=class_names,
-        outputs=outputs,
+        outputs=outputs, runtime=runtime,
     )
     return classifier.classify(paths, top=top, batch_size=batch_size)
 
@@ -407,24 +430,33 @@ def classify(
 # ---------------------------------------------------------------- helpers
 
 
-def _load_runner(model: keras.Model | str | os.PathLike, num_threads: int | None) -> Runner:
-    """The runner of ``model``: a Keras model, or a .keras, .tflite or .onnx file."""
-    if isinstance(model, keras.Model):
-        return KerasRunner(model)
-    file = Path(model)
-    if file.suffix not in MODEL_SUFFIXES:
+def _load_runner(
+    model: keras.Model | str | os.PathLike, num_threads: int | None, runtime: str = "auto"
+) -> Runner:
+    """The runner of ``model`` in ``runtime``: a Keras model, or a .keras, .tflite or .onnx file."""
+    file = None if isinstance(model, keras.Model) else Path(model)
+    if file is not None and file.suffix not in MODEL_SUFFIXES:
         raise invalid("model", "a .keras, .tflite or .onnx file, or a C array (.cc, .cpp, .c)",
                       str(model))
-    if file.suffix == ".keras":
+    readers = _READERS[".keras" if file is None else file.suffix]
+    if runtime == "auto":
+        runtime = fastest_onnx_runtime() if file is not None and file.suffix == ".onnx" else readers[0]
+    elif runtime not in readers:
+        kind = "a keras.Model" if file is None else f"a {file.suffix} file"
+        raise invalid("runtime", f"'auto' or {' or '.join(map(repr, readers))} for {kind}",
+                      runtime)
+    if runtime == "keras":
+        if file is None:
+            return KerasRunner(model)
         from mobilenet.saving import load_model
 
         return KerasRunner(load_model(file, argument="model"))
     check_existing_file(model, "model", f"{file.suffix} file")
-    if file.suffix in (".cc", ".cpp", ".c"):
+    if runtime == "tflite-micro":
         from mobilenet.export.micro import MicroRunner
 
         return MicroRunner(file, argument="model")
-    runner = LiteRTRunner if file.suffix == ".tflite" else ONNXRunner
+    runner = {"litert": LiteRTRunner, "onnxruntime": ONNXRunner, "openvino": OpenVINORunner}[runtime]
     return runner(file, num_threads, argument="model")
 
 

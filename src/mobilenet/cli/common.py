@@ -175,6 +175,16 @@ def require_onnx(flag: str, *packages: str) -> None:
         raise usage_error(flag, "", None, shown="", problem=str(error)) from error
 
 
+def require_openvino(flag: str) -> None:
+    """A UsageError naming ``flag`` when the optional `openvino` extra is missing."""
+    from mobilenet.export.openvino import import_openvino
+
+    try:
+        import_openvino()
+    except ImportError as error:
+        raise UsageError(f"Invalid value for argument `{flag}`: {error}") from error
+
+
 #: Warnings addressed to the developers of the code that triggers them.
 DEVELOPER_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 

@@ -13,6 +13,7 @@ from mobilenet.cli.common import (
     number,
     require_onnx,
     usage_error,
+    require_openvino,
 )
 from mobilenet.cli.data import is_folder_dataset
 
@@ -25,6 +26,7 @@ FLAGS = {
     "calibration_dir": "--calibration-dir", "io_type": "--io-type", "rescale": "--rescale",
     "fold_bn": "--fold-bn", "images": "--verify-data", "verify_images": "--verify-data",
     "memory_plan": "--memory-plan",
+    "onnx_runtime": "--verify-runtime",
 }
 
 
@@ -81,6 +83,10 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--verify", action="store_true",
                         help="run the file in LiteRT (or ONNX Runtime) and report agreement "
                              "with the Keras model")
+    parser.add_argument("--verify-runtime", choices=("onnxruntime", "openvino"),
+                        default="onnxruntime",
+                        help="what runs an .onnx file for --verify (default: onnxruntime; "
+                             "openvino needs the `openvino` extra)")
     parser.add_argument("--verify-data", metavar="IMAGES.npy",
                         help="images to verify on (implies --verify; default: the calibration "
                              "images)")
@@ -225,11 +231,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output.endswith(".onnx"):
         require_onnx("OUTPUT", "onnx", "onnxruntime", "tf2onnx")
+        if verification is not None and args.verify_runtime == "openvino":
+            require_openvino("--verify-runtime")
     result = export.export_model(
         args.model, args.output,
         quantization=None if quantization == "float32" else quantization,
         calibration_images=calibration, io_type=args.io_type or "uint8", fold_bn=args.fold_bn,
-        verify_images=verification,
+        verify_images=verification, onnx_runtime=args.verify_runtime,
     )
     size = result.path.stat().st_size
     print(f"wrote {result.path} ({size:,} bytes, {size / 1e6:.2f} MB; {quantization}"
@@ -239,7 +247,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"input: {result.input_type}, scale {scale:g}, zero point {zero_point}")
     if result.report is not None:
         report = result.report
-        print(f"verified on {report.num_images} images: top-1 agreement "
+        runtime = f" in {args.verify_runtime}" if args.output.endswith(".onnx") else ""
+        print(f"verified on {report.num_images} images{runtime}: top-1 agreement "
               f"{report.top1_agreement:.2%}, max abs difference {report.max_abs_diff:.4g} "
               f"(input {report.input_type}, output {report.output_type})")
     return 0

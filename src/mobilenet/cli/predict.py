@@ -6,7 +6,17 @@ import argparse
 import sys
 
 from mobilenet._validation import InvalidArgument
-from mobilenet.cli.common import UsageError, command_parser, number, positive_int, require_onnx
+from mobilenet.cli.common import (
+    UsageError,
+    command_parser,
+    number,
+    positive_int,
+    require_onnx,
+    require_openvino,
+)
+
+#: `mobilenet.predict.RUNTIMES`, written out so that `mobilenet --help` imports no runtime.
+RUNTIMES = ("auto", "keras", "litert", "onnxruntime", "openvino")
 
 
 #: Exit status of `predict` when some image files could not be read (the others were printed).
@@ -17,6 +27,7 @@ EXIT_SOME_FAILED = 1
 FLAGS = {
     "model": "MODEL", "paths": "IMAGE_OR_FOLDER", "top": "--top", "batch_size": "--batch-size",
     "num_threads": "--threads", "rescale": "--rescale", "offset": "--offset",
+    "runtime": "--runtime",
 }
 
 
@@ -54,8 +65,15 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
                              "pixels (e.g. 1/255 for [0, 1]); needed for such a .keras model")
     parser.add_argument("--offset", type=number, default=0.0, metavar="OFFSET",
                         help="added after --rescale (e.g. -1 with --rescale 1/127.5 for [-1, 1])")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="what runs the model: auto (the default) takes the file's own "
+                             "runtime, and for a .onnx file the one measured fastest on this "
+                             "kind of CPU (OpenVINO, when installed, on CPUs with bfloat16 "
+                             "instructions, AVX-512 BF16 or AMX; "
+                             "else ONNX Runtime); openvino needs the `openvino` extra")
     parser.add_argument("--json", action="store_true",
-                        help="print a JSON list, one object per image (path, top, error)")
+                        help="print a JSON list, one object per image (path, top, error, and "
+                             "runtime: the runtime that answered)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,11 +86,18 @@ def run(args: argparse.Namespace) -> int:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     from mobilenet.predict import Classifier
 
-    if args.model.endswith(".onnx"):
+    runtime = args.runtime
+    if args.model.endswith(".onnx") and runtime == "auto":
+        from mobilenet.export import fastest_onnx_runtime
+
+        runtime = fastest_onnx_runtime()
+    if args.model.endswith(".onnx") and runtime == "onnxruntime":
         require_onnx("MODEL", "onnxruntime")
+    if runtime == "openvino":
+        require_openvino("--runtime")
     try:
         classifier = Classifier(args.model, rescale=args.rescale, offset=args.offset,
-                                num_threads=args.threads)
+                                num_threads=args.threads, runtime=runtime)
     except InvalidArgument as error:
         if error.argument != "rescale" or args.rescale is not None:
             raise
@@ -84,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
         ) from error
     results = classifier.classify(args.paths, top=args.top, batch_size=args.batch_size)
     if args.json:
-        print(json.dumps([result.to_dict() for result in results], indent=2))
+        print(json.dumps([{**result.to_dict(), "runtime": classifier.runtime}
+                          for result in results], indent=2))
     for result in results:
         if result.error is not None:
             print(f"mobilenet predict: error: {result.error}", file=sys.stderr)

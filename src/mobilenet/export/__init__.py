@@ -15,6 +15,10 @@ One module per concern, each adding what Keras and the converters lack:
   `ONNXRunner`, `KerasRunner`): load once, run batches, say the input type
   and quantization and whether the outputs are probabilities; `run_tflite`
   and `run_onnx` run a file once.
+- `mobilenet.export.openvino`: `OpenVINORunner` runs the same ``.onnx``
+  files in OpenVINO (the optional ``openvino`` extra), float32 unless asked
+  otherwise; `fastest_onnx_runtime` says which of the two runs them fastest
+  on this CPU.
 - `mobilenet.export.verification`: `verify_tflite` and `verify_onnx` compare a
   file with its Keras model on real images.
 - `mobilenet.export.keras_file`: `export_model`, what ``mobilenet export``
@@ -39,6 +43,7 @@ from mobilenet.export.calibration import pixel_input_range
 from mobilenet.export.keras_file import ExportResult, export_model
 from mobilenet.export.litert import QUANTIZATIONS, to_tflite
 from mobilenet.export.onnx import ONNX_QUANTIZATIONS, to_onnx
+from mobilenet.export.openvino import OpenVINORunner, fastest_onnx_runtime
 from mobilenet.export.runtimes import (
     KerasRunner,
     LiteRTRunner,
@@ -57,10 +62,12 @@ __all__ = [
     "KerasRunner",
     "LiteRTRunner",
     "ONNXRunner",
+    "OpenVINORunner",
     "Runner",
     "TFLiteReport",
     "VerificationReport",
     "export_model",
+    "fastest_onnx_runtime",
     "fold_batchnorm",
     "pixel_input_range",
     "run_onnx",

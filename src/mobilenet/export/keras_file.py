@@ -7,11 +7,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mobilenet._validation import invalid
+from mobilenet._validation import check_choice, invalid
 from mobilenet.export.calibration import pixel_input_range
 from mobilenet.export.common import writable_target
 from mobilenet.export.litert import to_tflite
 from mobilenet.export.onnx import to_onnx
+from mobilenet.export.openvino import OpenVINORunner
 from mobilenet.export.runtimes import LiteRTRunner, ONNXRunner
 from mobilenet.export.verification import VerificationReport, compare
 from mobilenet.folding import fold_batchnorm
@@ -45,6 +46,7 @@ def export_model(
     io_type: str = "uint8",
     fold_bn: bool = False,
     verify_images: Any = None,
+    onnx_runtime: str = "onnxruntime",
 ) -> ExportResult:
     """Exports a saved ``.keras`` model to a LiteRT or ONNX file and optionally verifies it.
 
@@ -64,6 +66,9 @@ def export_model(
         io_type: as in `to_tflite`; ignored for ONNX.
         fold_bn: bool, fold every BatchNorm into the conv before it first.
         verify_images: optional images to verify the file on.
+        onnx_runtime: ``"onnxruntime"`` (the default) or ``"openvino"`` (the
+            optional ``openvino`` extra): what runs an ``.onnx`` file for
+            verification; ignored for LiteRT.
 
     Returns:
         An `ExportResult`.
@@ -81,6 +86,7 @@ def export_model(
     """
     from mobilenet.saving import load_model
 
+    check_choice(onnx_runtime, "onnx_runtime", ("onnxruntime", "openvino"))
     suffix = Path(output_path).suffix
     if suffix not in (".tflite", ".onnx"):
         raise invalid("output_path", "a .tflite (LiteRT) or .onnx file name", str(output_path))
@@ -93,7 +99,7 @@ def export_model(
     source = fold_batchnorm(model) if fold_bn else model
     if suffix == ".onnx":
         path = to_onnx(source, output_path, quantization, representative_data=calibration_images)
-        runner = ONNXRunner(path)
+        runner = OpenVINORunner(path) if onnx_runtime == "openvino" else ONNXRunner(path)
     else:
         path = to_tflite(
             source, output_path, quantization,

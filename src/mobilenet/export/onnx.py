@@ -32,7 +32,7 @@ from mobilenet.export.common import (
     writable_target,
 )
 
-__all__ = ["ONNX_QUANTIZATIONS", "quantize_int8", "to_onnx"]
+__all__ = ["ONNX_QUANTIZATIONS", "quantize_int8", "stem_nodes", "to_onnx"]
 
 #: The values `to_onnx` accepts for ``quantization``.
 ONNX_QUANTIZATIONS = (None, "int8")
@@ -52,15 +52,16 @@ def to_onnx(
     Conversion goes through Keras' own ``model.export(..., format="onnx")``,
     which on TensorFlow drives ``tf2onnx``; int8 goes through ONNX Runtime's
     static quantization (``quantize_static``: QDQ format, int8 activations,
-    weights per output channel in 7 bits, ``reduce_range``), calibrated on
-    ``representative_data`` (see `quantize_int8`). The 7-bit weights keep the
-    int8 kernels of x86 CPUs without VNNI (AVX2 only) from saturating, so the
-    file gives the same answers on every CPU.
+    weights per output channel in 7 bits, ``reduce_range``; the stem conv and
+    the input in float), calibrated on ``representative_data`` (see
+    `quantize_int8`). The 7-bit weights keep the int8 kernels of x86 CPUs
+    without VNNI (AVX2 only) from saturating, so the file gives the same
+    answers on every CPU.
     The file is written to a temporary name in the same folder and moved into
     place only when everything succeeded. Its input is float32 with a free
     batch size, the model's input as it is (pixels 0-255 for a model that
-    takes pixels); an int8 file quantizes it inside, and for a model that
-    takes pixels the input's int8 range is exactly 0-255 (scale 1). The file
+    takes pixels); an int8 file quantizes the stem conv's output, its input
+    and the stem conv itself staying float32. The file
     carries the model's class names, if it has any (`mobilenet.class_names`).
 
     Needs the optional ``onnx`` extra: ``pip install "mobilenet[onnx]"``.
@@ -179,18 +180,44 @@ def quantize_int8(float_path: str, int8_path: str, calibration: Images, work: st
     # 7-bit weights (reduce_range): x86 CPUs without VNNI (AVX2 only)
     # multiply uint8 activations by int8 weights with VPMADDUBSW, which
     # adds each pair of products into an int16 and saturates; 8-bit
-    # weights overflow it (the stem conv's dense pixel input on 2.7% of
-    # its pairs), and the file then answers differently there than on
-    # VNNI or ARM CPUs (91% against 98% top-1 agreement with Keras).
-    # With |w| <= 64 no pair can pass 2 x 255 x 64 < 2**15, so every CPU
-    # computes the same integers (benchmarks/int8_agreement.py).
+    # weights overflow it, and the file then answers differently there
+    # than on VNNI or ARM CPUs (91% against 98% top-1 agreement with
+    # Keras). With |w| <= 64 no pair can pass 2 x 255 x 64 < 2**15, so
+    # every CPU computes the same integers (benchmarks/int8_agreement.py).
+    # The stem conv stays float, its input too: its input is the pixels,
+    # dense over the whole int8 range, and rounding them and its 7-bit
+    # weights cost the most agreement. In float it took a trained CIFAR-10
+    # model from 97.3% to 98.6% top-1 agreement on an Intel Xeon with VNNI
+    # (LiteRT's int8 file: 98.6%), and from 97.1% to 97.5% on an AVX2-only
+    # AMD EPYC, as fast (benchmarks/int8_onnx_settings.py, RESULTS.md).
     ort_quantization.quantize_static(
         prepared, int8_path, calibration_reader(calibration, input_name),
         quant_format=ort_quantization.QuantFormat.QDQ, per_channel=True,
         reduce_range=True,
         activation_type=ort_quantization.QuantType.QInt8,
         weight_type=ort_quantization.QuantType.QInt8,
+        nodes_to_exclude=stem_nodes(graph),
     )
+
+
+def stem_nodes(graph: Any) -> list[str]:
+    """The names of the stem conv (an ONNX graph's first ``Conv``) and of every node it depends on.
+
+    `quantize_int8` keeps them all in float: with a quantized input ONNX
+    Runtime's graph optimizer would quantize a float conv's weights itself,
+    to 8 bits, which saturate on CPUs without VNNI. For our files these are
+    the input's rescaling (``Mul``, ``Add``), its ``Transpose`` and the conv.
+    """
+    producers = {output: node for node in graph.node for output in node.output}
+    first = next((node for node in graph.node if node.op_type == "Conv"), None)
+    names: list[str] = []
+    pending = [first] if first is not None else []
+    while pending:
+        node = pending.pop()
+        if node.name not in names:
+            names.append(node.name)
+            pending += [producers[name] for name in node.input if name in producers]
+    return names
 
 
 #: Ops that pass their input's values through unchanged, and so its quantization.
