@@ -427,7 +427,7 @@ def test_a_closed_output_pipe_is_a_quiet_exit(work, command):
 
 #: Command modules that still hand-write "Invalid value for argument" into a `UsageError`
 #: (the old form); each goes once its command raises `usage_error`. The list only shrinks.
-HAND_WRITTEN_USAGE_ERRORS = {"predict.py"}
+HAND_WRITTEN_USAGE_ERRORS: set[str] = set()
 
 
 def _hand_writing(folder: Path) -> set[str]:

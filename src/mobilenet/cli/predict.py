@@ -7,12 +7,12 @@ import sys
 
 from mobilenet._validation import InvalidArgument
 from mobilenet.cli.common import (
-    UsageError,
     command_parser,
     number,
     positive_int,
     require_onnx,
     require_openvino,
+    usage_error,
 )
 
 #: `mobilenet.predict.RUNTIMES`, written out so that `mobilenet --help` imports no runtime.
@@ -101,11 +101,11 @@ def run(args: argparse.Namespace) -> int:
     except InvalidArgument as error:
         if error.argument != "rescale" or args.rescale is not None:
             raise
-        raise UsageError(
-            "Invalid value for argument `--rescale`: the model does not take pixels (its "
-            "first layer is not a Rescaling), so say what its input is: pixels * --rescale "
-            "+ --offset, e.g. --rescale 1/255 for [0, 1], or --rescale 1/127.5 --offset -1 "
-            "for [-1, 1]. Received: no --rescale"
+        raise usage_error(
+            "--rescale", "", None, shown="no --rescale",
+            problem="the model does not take pixels 0-255 (it says not, or its first layer is "
+            "not a Rescaling), so say what its input is: pixels * --rescale + --offset, e.g. "
+            "--rescale 1/255 for [0, 1], or --rescale 1/127.5 --offset -1 for [-1, 1]",
         ) from error
     results = classifier.classify(args.paths, top=args.top, batch_size=args.batch_size)
     if args.json:
