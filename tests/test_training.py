@@ -214,7 +214,7 @@ def test_interrupted_run_resumes_at_the_right_epoch(cifar10_subset_dir, tmp_path
          "file path prefix in an existing folder. Received: cache='/nonexistent/dir/cache' "
          "(no folder '/nonexistent/dir')"),
         (dict(epochs=3, freeze_epochs=3, weights="imagenet"), "`freeze_epochs`: expected fewer than epochs (3)"),
-        (dict(weights="nowhere.h5"), "`weights`: expected 'imagenet' or an existing file"),
+        (dict(weights="nowhere.h5"), "`weights`: expected 'imagenet', a timm/ name or an existing file"),
         (dict(recipe={"epochs": 1}), "`recipe`: expected a mobilenet.training.Recipe"),
     ],
 )
