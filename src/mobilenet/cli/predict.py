@@ -7,6 +7,7 @@ import sys
 
 from mobilenet._validation import InvalidArgument
 from mobilenet.cli.common import UsageError, command_parser, number, positive_int, require_onnx
+from mobilenet.images import IMAGE_SUFFIXES
 
 
 #: Exit status of `predict` when some image files could not be read (the others were printed).
@@ -41,8 +42,8 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", metavar="MODEL", help="the .keras, .tflite or .onnx model file")
     parser.add_argument("paths", metavar="IMAGE_OR_FOLDER", nargs="+",
-                        help="image files, or folders searched recursively for .jpg, .jpeg, "
-                             ".png, .gif and .bmp files")
+                        help="image files, or folders searched recursively for "
+                             f"{', '.join(IMAGE_SUFFIXES)} files (any case)")
     parser.add_argument("--top", type=positive_int, default=5, metavar="K",
                         help="classes to print per image (default: 5)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
