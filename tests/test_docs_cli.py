@@ -36,7 +36,6 @@ COMMAND_BLOCKS = ("console", "bash", "sh", "shell")
 _FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _CODE_SPAN = re.compile(r"(?<!`)`([^`\n]+(?:\n[^`\n]+)*)`(?!`)")
 _COMMAND = re.compile(r"\bmobilenet\s+([a-z]+)\b")
-_FLAG = re.compile(r"(?<![\w-])(--?[a-zA-Z][\w-]*)")
 _ERROR_LINE = re.compile(r"mobilenet [a-z]+: error:")
 _SCRIPT = re.compile(r"\bpython3? (?:-m )?[\w/.-]+\.py\b")
 #: The command a bare flag is read against: any of them.
