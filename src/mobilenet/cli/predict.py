@@ -14,9 +14,10 @@ from mobilenet.cli.common import (
     require_openvino,
     usage_error,
 )
+from mobilenet.images import IMAGE_SUFFIXES
 
 #: `mobilenet.predict.RUNTIMES`, written out so that `mobilenet --help` imports no runtime.
-RUNTIMES = ("auto", "keras", "litert", "onnxruntime", "openvino")
+RUNTIMES = ("auto", "keras", "litert", "onnxruntime", "openvino", "tflite-micro")
 
 
 #: Exit status of `predict` when some image files could not be read (the others were printed).
@@ -50,10 +51,12 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
             "(each named on stderr, the others printed); 2 for a usage error"
         ),
     )
-    parser.add_argument("model", metavar="MODEL", help="the .keras, .tflite or .onnx model file")
+    parser.add_argument("model", metavar="MODEL",
+                        help="the .keras, .tflite or .onnx model file, or a microcontroller's C array "
+                        "(.cc, .cpp, .c)")
     parser.add_argument("paths", metavar="IMAGE_OR_FOLDER", nargs="+",
-                        help="image files, or folders searched recursively for .jpg, .jpeg, "
-                             ".png, .gif and .bmp files")
+                        help="image files, or folders searched recursively for "
+                             f"{', '.join(IMAGE_SUFFIXES)} files (any case)")
     parser.add_argument("--top", type=positive_int, default=5, metavar="K",
                         help="classes to print per image (default: 5)")
     parser.add_argument("--batch-size", type=positive_int, default=32, metavar="N",
@@ -70,7 +73,9 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
                              "runtime, and for a .onnx file the one measured fastest on this "
                              "kind of CPU (OpenVINO, when installed, on CPUs with bfloat16 "
                              "instructions, AVX-512 BF16 or AMX; "
-                             "else ONNX Runtime); openvino needs the `openvino` extra")
+                             "else ONNX Runtime); openvino needs the `openvino` extra; "
+                             "tflite-micro runs a microcontroller's C array (.cc, .cpp, .c) "
+                             "or int8 .tflite in TensorFlow Lite Micro")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON list, one object per image (path, top, error, and "
                              "runtime: the runtime that answered)")

@@ -154,11 +154,13 @@ def add_command(subcommands: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "examples:\n"
-            "  mobilenet train --data-dir ../shared/data/cifar10-subset --epochs 15\n"
+            "  mobilenet train --data-dir ../shared/data/cifar10-subset --epochs 15 "
+            "--output-dir runs/c10\n"
             "  mobilenet train --data-dir photos/ --image-size 160 --weights imagenet "
-            "--freeze-epochs 3 --epochs 20\n"
-            "  mobilenet train --data-dir photos/ --weights imagenet --epochs 10 --qat-epochs 2"
-            "   # then: mobilenet export runs/cifar10/final.keras model.tflite --int8\n"
+            "--freeze-epochs 3 --epochs 20 --output-dir runs/photos\n"
+            "  mobilenet train --data-dir photos/ --weights imagenet --epochs 10 --qat-epochs 2 "
+            "--output-dir runs/photos\n"
+            "   # then: mobilenet export runs/photos/final.keras photos_int8.tflite --int8\n"
             "  mobilenet train --data-dir ~/data --output-dir runs/full --epochs 60 --resume   # after a kill\n"
             "  mobilenet train --strategy mirrored --mixed-precision --batch-size 256"
         ),

@@ -694,7 +694,7 @@ class MicroRunner:
 
     Attributes:
         data: the flatbuffer's bytes; the other attributes are those of
-        `mobilenet.export.Runner`.
+            `mobilenet.export.Runner`.
     """
 
     runtime = "tflite-micro"
