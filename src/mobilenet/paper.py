@@ -318,6 +318,8 @@ def reproduce_paper_tables(tables: Iterable[str] = TABLES) -> PaperTables:
     Example:
 
     ```python
+    from mobilenet import reproduce_paper_tables
+
     tables = reproduce_paper_tables()
     tables["table_8"].cell("1.0 MobileNet-224", "mult-adds").exact  # 568_740_352
     ```

@@ -26,7 +26,7 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     ```python
     import keras
-    from mobilenet.cifar10 import WarmupCosineDecay
+    from mobilenet.schedules import WarmupCosineDecay
 
     optimizer = keras.optimizers.SGD(WarmupCosineDecay(0.1, 100, 3000), momentum=0.9)
     ```

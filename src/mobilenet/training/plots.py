@@ -42,7 +42,7 @@ def plot_history(history: list[dict[str, float]], path: str | os.PathLike) -> Pa
     Example:
 
     ```python
-    from mobilenet.cifar10 import plot_history
+    from mobilenet.training import plot_history
 
     history = [  # as in `train(...).history` or history.json
         {"epoch": 1, "loss": 2.1, "accuracy": 0.25, "val_loss": 1.9, "val_accuracy": 0.31},
@@ -78,10 +78,11 @@ def plot_confusion_matrix(report: EvaluationReport, path: str | os.PathLike) -> 
     Example:
 
     ```python
-    from mobilenet.cifar10 import build_model, evaluate, load_cifar10, plot_confusion_matrix
+    from mobilenet.datasets import CIFAR10_CLASS_NAMES, load_cifar10
+    from mobilenet.training import build_model, evaluate, plot_confusion_matrix
 
     _, (x_test, y_test) = load_cifar10("../shared/data/cifar10-subset")
-    model = build_model(alpha=0.25)  # untrained here; use your trained model
+    model = build_model(alpha=0.25, class_names=CIFAR10_CLASS_NAMES)  # untrained: use yours
     plot_confusion_matrix(evaluate(model, x_test[:100], y_test[:100]), "confusion.png")
     ```
     """
@@ -121,10 +122,12 @@ def save_plots(
     Example:
 
     ```python
-    from mobilenet.cifar10 import build_model, evaluate, load_cifar10, save_plots
+    from mobilenet.datasets import CIFAR10_CLASS_NAMES, load_cifar10
+    from mobilenet.training import build_model, evaluate, save_plots
 
     _, (x_test, y_test) = load_cifar10("../shared/data/cifar10-subset")
-    report = evaluate(build_model(alpha=0.25), x_test[:100], y_test[:100])
+    model = build_model(alpha=0.25, class_names=CIFAR10_CLASS_NAMES)
+    report = evaluate(model, x_test[:100], y_test[:100])
     history = [{"epoch": 1, "loss": 2.1, "accuracy": 0.25}, {"epoch": 2, "loss": 1.7, "accuracy": 0.38}]
     save_plots(history, report, "runs/cifar10")  # runs/cifar10/curves.png and confusion.png
     ```
