@@ -170,7 +170,10 @@ def test_int8_file_in_openvino_agrees_with_onnx_runtime(cifar10_subset_dir, tmp_
     by_onnx_runtime = ONNXRunner(path).run(images).argmax(-1)
     by_keras = model.predict(images, verbose=0).argmax(-1)
     assert np.mean(by_openvino == by_onnx_runtime) >= 0.97
-    assert np.mean(by_openvino == by_keras) >= 0.95
+    # Against the float model, OpenVINO's int8 answers are as good as ONNX Runtime's: this weakly
+    # trained model has many near ties, so the int8 file itself agrees with it on about 90%
+    # (88-91% measured, see test_int8_onnx_agreement.py), whichever runtime runs it.
+    assert np.mean(by_openvino == by_keras) >= np.mean(by_onnx_runtime == by_keras) - 0.03
 
 
 @needs_openvino
