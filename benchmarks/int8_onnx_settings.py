@@ -48,8 +48,8 @@ from int8_agreement import (  # noqa: E402
 )
 from speed import cpu_model_and_flags, load_line, versions  # noqa: E402
 
-NOW = "S8S8, 7-bit weights (reduce_range; to_onnx now)"
-FLOAT_STEM = "(a) stem conv in float, 7-bit weights elsewhere"
+NOW = "S8S8, 7-bit weights everywhere (reduce_range; to_onnx before issue 33)"
+FLOAT_STEM = "(a) stem conv in float, 7-bit weights elsewhere (to_onnx now)"
 FLOAT_STEM_8BIT = "(b) stem conv in float, 8-bit weights elsewhere"
 RECOMMENDED = ("(d) stem conv in float, 7-bit weights in pointwise convs and classifier, "
                "8-bit depthwise")
