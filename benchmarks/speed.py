@@ -76,7 +76,6 @@ for int8 and predict, and up to 6 to train the CIFAR-10 model unless
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform

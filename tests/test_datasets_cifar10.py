@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 

@@ -17,7 +17,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.micro_data import VEHICLES

@@ -179,7 +179,6 @@ def _random_resized_crop(image: Any, seed: Any, image_size: int, recipe: Any) ->
 
 def cache_bytes(folder: Any, image_size: int) -> int:
     """What `make_file_dataset` holds in memory when it caches ``folder`` at ``image_size``."""
-    import os
 
     from mobilenet.training.recipe import RECIPE
 
