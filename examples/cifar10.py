@@ -10,8 +10,8 @@ models (runs/cifar10-example/best.keras, final.keras) take pixels as they come,
 
 import argparse
 import dataclasses
-import os
 
+from mobilenet import without_tensorflow_log
 from mobilenet.training.recipe import RECIPE  # the recipe's defaults, without loading TensorFlow
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,18 +31,19 @@ args = parser.parse_args()
 recipe = dataclasses.replace(RECIPE, epochs=args.epochs, alpha=args.alpha, batch_size=args.batch_size,
                              validation_fraction=args.validation_fraction, seed=args.seed)
 
-# TensorFlow prints its C++ start-up notices when imported, unless told not to.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from mobilenet import training  # noqa: E402
+# TensorFlow prints its C++ start-up notices when imported: hide them, as `mobilenet` does
+# (TF_CPP_MIN_LOG_LEVEL no longer hides those printed at import).
+with without_tensorflow_log():
+    from mobilenet import training
 
-# CIFAR-10's arrays, with its class names and test images: the door every dataset takes.
-data = training.load_data(args.data_dir, limit=args.limit)
-print(f"{len(data.train[0])} training images, {len(data.test[0])} test images")
+    # CIFAR-10's arrays, with its class names and test images: the door every dataset takes.
+    data = training.load_data(args.data_dir, limit=args.limit)
+    print(f"{len(data.train[0])} training images, {len(data.test[0])} test images")
 
-result = training.train(data, output_dir=args.output_dir, recipe=recipe, resume=args.resume)
-x_test, y_test = data.test
-report = training.evaluate(result.model, x_test, y_test)  # raw uint8 pixels, as a user has them
-for name, accuracy in report.per_class_accuracy.items():
-    print(f"  {name:<11}{accuracy:6.1%}")
-print(f"test accuracy: {report.accuracy:.2%}")
-training.save_plots(result.history, report, args.output_dir)  # PNGs when matplotlib is installed
+    result = training.train(data, output_dir=args.output_dir, recipe=recipe, resume=args.resume)
+    x_test, y_test = data.test
+    report = training.evaluate(result.model, x_test, y_test)  # raw uint8 pixels, as a user has them
+    for name, accuracy in report.per_class_accuracy.items():
+        print(f"  {name:<11}{accuracy:6.1%}")
+    print(f"test accuracy: {report.accuracy:.2%}")
+    training.save_plots(result.history, report, args.output_dir)  # PNGs when matplotlib is installed

@@ -30,6 +30,7 @@ _EXPORTS = {
     "LayerCost": "mobilenet.profiler",
     "reproduce_paper_tables": "mobilenet.paper",
     "load_model": "mobilenet.saving",
+    "without_tensorflow_log": "mobilenet._tf_log",
     "InvalidArgument": "mobilenet.errors",
 }
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from mobilenet.paper import reproduce_paper_tables
     from mobilenet.profiler import LayerCost, ModelProfile, profile
     from mobilenet.saving import load_model
+    from mobilenet._tf_log import without_tensorflow_log
 
 _registration.install()
 

@@ -61,7 +61,7 @@ def without_tensorflow_log() -> Iterator[None]:
     Example:
 
     ```python
-    from mobilenet._tf_log import without_tensorflow_log
+    from mobilenet import without_tensorflow_log
 
     with without_tensorflow_log():
         import tensorflow as tf  # its start-up notices are not shown
