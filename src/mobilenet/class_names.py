@@ -39,9 +39,12 @@ __all__ = [
     "ONNX_METADATA_KEY",
     "TFLITE_METADATA_NAME",
     "get_class_names",
+    "read_tflite_metadata",
     "with_class_names",
     "write_onnx_class_names",
+    "write_onnx_metadata",
     "write_tflite_class_names",
+    "write_tflite_metadata",
 ]
 
 #: The name of the `ClassNames` layer `with_class_names` adds.
@@ -110,16 +113,26 @@ def _from_keras_config(config: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _from_tflite(path: Path) -> tuple[str, ...] | None:
-    from tensorflow.lite.tools import flatbuffer_utils
+def read_tflite_metadata(model: Any, name: str) -> Any:
+    """The JSON value of a ``.tflite`` file's metadata entry ``name``, or None.
 
-    model = flatbuffer_utils.read_model_from_bytearray(path.read_bytes())
+    Args:
+        model: the file's bytes, or its parsed ``ModelT`` (``flatbuffer_utils``).
+        name: the entry's name (`TFLITE_METADATA_NAME`, ``mobilenet.facts``).
+    """
+    if isinstance(model, (bytes, bytearray)):
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
     for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if name == TFLITE_METADATA_NAME:
-            data = bytes(model.buffers[entry.buffer].data)
-            return _names(json.loads(data.decode("utf-8")))
+        entry_name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        if entry_name == name:
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode("utf-8"))
     return None
+
+
+def _from_tflite(path: Path) -> tuple[str, ...] | None:
+    return _names(read_tflite_metadata(path.read_bytes(), TFLITE_METADATA_NAME))
 
 
 def _from_onnx(path: Path) -> tuple[str, ...] | None:
@@ -164,10 +177,14 @@ def get_class_names(model: Any) -> tuple[str, ...] | None:
     return None
 
 
-def write_tflite_class_names(path: str | os.PathLike, names: Sequence[str]) -> Path:
-    """Adds (or replaces) the class names in the metadata of the ``.tflite`` file at ``path``.
+def write_tflite_metadata(path: str | os.PathLike, entries: dict[str, Any]) -> Path:
+    """Adds (or replaces) metadata entries, each a JSON value, in the ``.tflite`` file at ``path``.
 
-    The file is rewritten atomically; its graph and weights are unchanged.
+    One atomic rewrite for all of them; the graph and weights are unchanged.
+
+    Args:
+        path: the ``.tflite`` file.
+        entries: entry name -> a JSON-serializable value.
     """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
@@ -176,28 +193,28 @@ def write_tflite_class_names(path: str | os.PathLike, names: Sequence[str]) -> P
 
     path = Path(path)
     model = flatbuffer_utils.read_model_from_bytearray(path.read_bytes())
-    data = json.dumps(list(names)).encode("utf-8")
-    entries = [
+    kept = [
         entry for entry in (model.metadata or [])
-        if (entry.name.decode() if isinstance(entry.name, bytes) else entry.name)
-        != TFLITE_METADATA_NAME
+        if (entry.name.decode() if isinstance(entry.name, bytes) else entry.name) not in entries
     ]
-    buffer = schema.BufferT()
-    buffer.data = list(data)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = TFLITE_METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [*entries, entry]
+    for name, value in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = list(json.dumps(value).encode("utf-8"))
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        kept.append(entry)
+    model.metadata = kept
     with atomic_target(path) as temporary:
         Path(temporary).write_bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     return path
 
 
-def write_onnx_class_names(path: str | os.PathLike, names: Sequence[str]) -> Path:
-    """Adds (or replaces) the class names in the ``metadata_props`` of the ``.onnx`` file at ``path``.
+def write_onnx_metadata(path: str | os.PathLike, props: dict[str, Any]) -> Path:
+    """Adds (or replaces) ``metadata_props``, each a JSON value, in the ``.onnx`` file at ``path``.
 
-    The file is rewritten atomically; its graph and weights are unchanged.
+    One atomic rewrite for all of them; the graph and weights are unchanged.
     """
     import onnx
 
@@ -205,10 +222,27 @@ def write_onnx_class_names(path: str | os.PathLike, names: Sequence[str]) -> Pat
 
     path = Path(path)
     model = onnx.load(str(path))
-    kept = [prop for prop in model.metadata_props if prop.key != ONNX_METADATA_KEY]
+    kept = [prop for prop in model.metadata_props if prop.key not in props]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    model.metadata_props.add(key=ONNX_METADATA_KEY, value=json.dumps(list(names)))
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=json.dumps(value))
     with atomic_target(path) as temporary:
         onnx.save(model, temporary)
     return path
+
+
+def write_tflite_class_names(path: str | os.PathLike, names: Sequence[str]) -> Path:
+    """Adds (or replaces) the class names in the metadata of the ``.tflite`` file at ``path``.
+
+    The file is rewritten atomically; its graph and weights are unchanged.
+    """
+    return write_tflite_metadata(path, {TFLITE_METADATA_NAME: list(names)})
+
+
+def write_onnx_class_names(path: str | os.PathLike, names: Sequence[str]) -> Path:
+    """Adds (or replaces) the class names in the ``metadata_props`` of the ``.onnx`` file at ``path``.
+
+    The file is rewritten atomically; its graph and weights are unchanged.
+    """
+    return write_onnx_metadata(path, {ONNX_METADATA_KEY: list(names)})

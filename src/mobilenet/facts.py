@@ -326,14 +326,6 @@ def _tflite_model(data: bytes) -> Any:
     return flatbuffer_utils.read_model_from_bytearray(bytearray(data))
 
 
-def _tflite_metadata(model: Any, name: str) -> Any:
-    for entry in model.metadata or []:
-        entry_name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        if entry_name == name:
-            return json.loads(bytes(model.buffers[entry.buffer].data).decode("utf-8"))
-    return None
-
-
 def _tflite_type(code: int) -> str:
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -387,7 +379,7 @@ def tflite_facts(data: bytes) -> ModelFacts:
     Raises:
         ValueError: not a LiteRT model with one image input and one output.
     """
-    from mobilenet.class_names import TFLITE_METADATA_NAME
+    from mobilenet.class_names import TFLITE_METADATA_NAME, read_tflite_metadata
     from mobilenet.preprocessing import default_crop_fraction
 
     model = _tflite_model(data)
@@ -402,8 +394,8 @@ def tflite_facts(data: bytes) -> ModelFacts:
         "tflite", [int(side) for side in source.shape], [int(side) for side in target.shape],
         input_type, input_quantization, output_type, _tflite_quantization(target, output_type),
         tflite_outputs(model),
-        _tflite_metadata(model, METADATA_NAME) or {},
-        _tflite_metadata(model, TFLITE_METADATA_NAME), default_crop_fraction,
+        read_tflite_metadata(model, METADATA_NAME) or {},
+        read_tflite_metadata(model, TFLITE_METADATA_NAME), default_crop_fraction,
     )
 
 
@@ -447,30 +439,17 @@ def _file_facts(
 def write_tflite_facts(path: str | os.PathLike, facts: ModelFacts | dict[str, Any]) -> Path:
     """Writes (or replaces) the declared facts in the metadata of the ``.tflite`` file at ``path``.
 
-    The file is rewritten atomically; its graph and weights are unchanged.
+    The class names go in their own entry too (`mobilenet.class_names`), for
+    readers that know only that one; the file is rewritten once, atomically,
+    its graph and weights unchanged.
     """
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    from mobilenet._files import atomic_target
+    from mobilenet.class_names import TFLITE_METADATA_NAME, write_tflite_metadata
 
     declared = facts.declared() if isinstance(facts, ModelFacts) else dict(facts)
-    path = Path(path)
-    model = _tflite_model(path.read_bytes())
-    entries = [
-        entry for entry in (model.metadata or [])
-        if (entry.name.decode() if isinstance(entry.name, bytes) else entry.name) != METADATA_NAME
-    ]
-    buffer = schema.BufferT()
-    buffer.data = list(json.dumps(declared).encode("utf-8"))
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [*entries, entry]
-    with atomic_target(path) as temporary:
-        Path(temporary).write_bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-    return path
+    entries = {METADATA_NAME: declared}
+    if declared.get("class_names"):
+        entries[TFLITE_METADATA_NAME] = declared["class_names"]
+    return write_tflite_metadata(path, entries)
 
 
 # --------------------------------------------------------------------------- ONNX
@@ -523,22 +502,16 @@ def onnx_outputs(graph: Any) -> str:
 def write_onnx_facts(path: str | os.PathLike, facts: ModelFacts | dict[str, Any]) -> Path:
     """Writes (or replaces) the declared facts in the ``metadata_props`` of the ``.onnx`` file at ``path``.
 
-    The file is rewritten atomically; its graph and weights are unchanged.
+    The class names go in their own entry too (`mobilenet.class_names`); the
+    file is rewritten once, atomically, its graph and weights unchanged.
     """
-    import onnx
-
-    from mobilenet._files import atomic_target
+    from mobilenet.class_names import ONNX_METADATA_KEY, write_onnx_metadata
 
     declared = facts.declared() if isinstance(facts, ModelFacts) else dict(facts)
-    path = Path(path)
-    model = onnx.load(str(path))
-    kept = [prop for prop in model.metadata_props if prop.key != METADATA_NAME]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    model.metadata_props.add(key=METADATA_NAME, value=json.dumps(declared))
-    with atomic_target(path) as temporary:
-        onnx.save(model, temporary)
-    return path
+    props = {METADATA_NAME: declared}
+    if declared.get("class_names"):
+        props[ONNX_METADATA_KEY] = declared["class_names"]
+    return write_onnx_metadata(path, props)
 
 
 # --------------------------------------------------------------------------- any

@@ -200,9 +200,9 @@ def to_tflite(
     with atomic_target(target, suffix=".tflite") as temporary:
         with pointwise_written_as_conv(converted, pointwise_as_conv):
             converted.export(temporary, format="litert", verbose=False, **settings)
-        if names is not None:  # the file carries them (mobilenet.class_names)
-            write_tflite_class_names(temporary, names)
-        if facts is not None:  # how to feed it and read it (mobilenet.facts)
+        if facts is not None:  # how to feed it and read it, class names too (mobilenet.facts)
             write_tflite_facts(temporary, facts)
+        elif names is not None:  # a model that is no image classifier: its names alone
+            write_tflite_class_names(temporary, names)
     return target
 

@@ -153,10 +153,10 @@ def to_onnx(
             _integer_weights(float_path, temporary, per_channel)
         elif calibration is not None:
             quantize_int8(float_path, temporary, calibration, work)
-        if names is not None:  # the file carries them (mobilenet.class_names)
-            write_onnx_class_names(temporary, names)
-        if facts is not None:  # how to feed it and read it (mobilenet.facts)
+        if facts is not None:  # how to feed it and read it, class names too (mobilenet.facts)
             write_onnx_facts(temporary, facts)
+        elif names is not None:  # a model that is no image classifier: its names alone
+            write_onnx_class_names(temporary, names)
     return target
 
 
